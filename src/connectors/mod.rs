@@ -1,0 +1,1 @@
+//! Connectors, one folder each; they depend only on the SDK.

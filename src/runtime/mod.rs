@@ -1,0 +1,1 @@
+//! The actor runtime: the connector manager, one supervisor per connector, one actor per task.

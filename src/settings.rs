@@ -1,0 +1,299 @@
+//! Settings: one TOML file, `TRIBUTARY_…` environment overrides, and `DATABASE_URL`.
+//!
+//! Precedence, lowest first: built-in defaults, the settings file, `TRIBUTARY_SECTION__KEY`
+//! variables, `DATABASE_URL`, then command-line flags (applied by the CLI). Every struct
+//! denies unknown keys, so a typo is an error that names the key instead of a silently
+//! ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The settings file `serve` and `migrate` read when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
+
+/// Why settings could not be loaded; the message names the file or variable and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file given on the command line does not exist.
+    #[error("settings file {path}: not found")]
+    NotFound { path: PathBuf },
+    /// A key is unknown, has the wrong type, or holds a bad value.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the service can be configured with.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the embedded PostgreSQL cluster (and other local state) lives.
+    pub data_dir: PathBuf,
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// The PostgreSQL server, or the embedded one when `url` is empty.
+    pub database: DatabaseSettings,
+    /// The embedded PostgreSQL cluster used when no database URL is set.
+    pub embedded: EmbeddedSettings,
+    /// The storage actor's group commit.
+    pub storage: StorageSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Connectors declared in the file, reconciled at boot.
+    pub connectors: Vec<DeclaredConnector>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// The address the API listens on.
+    pub bind: SocketAddr,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; empty means no cross-origin request is allowed.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// A `postgres://` URL; empty runs the embedded cluster. `DATABASE_URL` overrides it.
+    pub url: String,
+    /// The size of the connection pool shared by API reads and the storage actor.
+    pub max_connections: usize,
+    /// How long an API read or a health check waits for the database.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// Embedded PostgreSQL settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedSettings {
+    /// The directory holding `initdb` and `postgres`; empty means search the usual places.
+    pub bin_dir: PathBuf,
+    /// The port number naming the cluster's Unix socket (it listens on no TCP port).
+    pub port: u16,
+}
+
+/// Storage actor settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// The most writes coalesced into one transaction.
+    pub batch_size: usize,
+    /// How long the actor waits for more writes before committing a batch that is not full.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `tributary=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// A connector declared in the settings file, identified by (provider, name).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredConnector {
+    /// The provider, e.g. `DUMMY-PAY`.
+    pub provider: String,
+    /// The connector's unique name.
+    pub name: String,
+    /// The connector's configuration, as the install API takes it.
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            embedded: EmbeddedSettings::default(),
+            storage: StorageSettings::default(),
+            log: LogSettings::default(),
+            connectors: Vec::new(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_timeout: Duration::from_secs(5),
+            max_body_bytes: 256 * 1024,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        Self {
+            bin_dir: PathBuf::new(),
+            port: 5432,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from `path` (which must exist when `required`), the environment and defaults.
+    pub fn load(path: &Path, required: bool) -> Result<Self, SettingsError> {
+        if required && !path.is_file() {
+            return Err(SettingsError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::from_figment(Self::figment(path))
+    }
+
+    /// The layered providers, exposed so tests can inspect or extend them.
+    pub fn figment(path: &Path) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("TRIBUTARY_").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                figment = figment.merge(("database.url", url));
+            }
+        }
+        figment
+    }
+
+    /// Extracts and validates settings from a figment.
+    pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract().map_err(|e| {
+            SettingsError::Invalid(
+                e.into_iter()
+                    .map(|e| describe(&e))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values serde cannot: ranges and non-empty fields.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, problem: &str| {
+            Err(SettingsError::Invalid(format!("key `{key}`: {problem}")))
+        };
+        if self.database.max_connections < 2 {
+            return bad("database.max_connections", "must be at least 2");
+        }
+        if self.database.timeout.is_zero() {
+            return bad("database.timeout", "must be greater than zero");
+        }
+        if self.storage.batch_size == 0 {
+            return bad("storage.batch_size", "must be at least 1");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        if !self.database.url.is_empty()
+            && !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return bad(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.connectors.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return bad(&format!("connectors[{i}].name"), "must not be empty");
+            }
+            if !seen.insert((c.provider.to_ascii_uppercase(), c.name.clone())) {
+                return bad(
+                    &format!("connectors[{i}]"),
+                    &format!("connector {}/{} is declared twice", c.provider, c.name),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the service runs its own PostgreSQL.
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database.url.is_empty()
+    }
+}
+
+/// One figment error as "<source>: key `a.b`: problem".
+fn describe(e: &figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        String::new()
+    } else {
+        format!("key `{}`: ", e.path.join("."))
+    };
+    let source = match e.metadata.as_ref() {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => format!("{}: ", p.display()),
+            _ => format!("{}: ", md.name),
+        },
+        None => String::new(),
+    };
+    format!("{source}{key}{}", e.kind)
+}

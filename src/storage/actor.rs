@@ -1,0 +1,351 @@
+//! The `Storage` actor: the single writer to PostgreSQL.
+//!
+//! Every write is a typed command ([`WriteCommand`]) sent as a [`Write`] message. Commands
+//! queue while a transaction is in flight; the next transaction takes everything queued (up to
+//! `batch_size`) — group commit — and each sender gets its own result only after the commit,
+//! so an acknowledged write is durable.
+//!
+//! Failure isolation: a batch first runs optimistically as one plain transaction. If one
+//! command fails, the batch is rolled back and run again with a savepoint around each command,
+//! so the failing command gets its error and every other command still commits. If the commit
+//! itself fails, every sender of the batch gets the error and nothing of the batch is applied.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::LocalBoxFuture;
+use tokio::sync::oneshot;
+use tokio_postgres::Transaction;
+
+use super::{Pool, StorageError};
+
+/// A write the storage actor can apply inside its batch transaction.
+///
+/// `apply` may run twice (once optimistically, once isolated after another command failed),
+/// always in a transaction that is rolled back in between, so it must not keep side effects
+/// outside the database.
+pub trait WriteCommand: Send + 'static {
+    /// What the sender gets back after the commit.
+    type Output: Send + 'static;
+    /// Runs the command's statements in `tx`.
+    fn apply(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> impl Future<Output = Result<Self::Output, StorageError>>;
+}
+
+/// The message carrying a command to the actor.
+pub struct Write<C: WriteCommand>(pub C);
+
+impl<C: WriteCommand> Message for Write<C> {
+    type Result = Result<C::Output, StorageError>;
+}
+
+/// Counters kept by the actor, read by tests and the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct StorageStats {
+    /// Transactions committed.
+    pub transactions: AtomicU64,
+    /// Commands acknowledged as committed.
+    pub writes: AtomicU64,
+    /// Commands that failed (their own error or their batch's).
+    pub failed_writes: AtomicU64,
+    /// Batches re-run with savepoints because one command failed.
+    pub isolated_batches: AtomicU64,
+}
+
+/// A queued command with its reply channel, type-erased so one queue holds every kind.
+trait PendingWrite {
+    /// Runs the command, keeping its output for [`PendingWrite::finish`].
+    fn apply<'a>(
+        &'a mut self,
+        tx: &'a Transaction<'a>,
+    ) -> LocalBoxFuture<'a, Result<(), StorageError>>;
+    /// Marks the command as failed by its own error.
+    fn fail(&mut self, error: StorageError);
+    /// Sends the outcome: the command's own result, or `batch_error` when the batch failed.
+    fn finish(self: Box<Self>, batch_error: Option<StorageError>, stats: &StorageStats);
+}
+
+struct Pending<C: WriteCommand> {
+    command: C,
+    outcome: Option<Result<C::Output, StorageError>>,
+    reply: oneshot::Sender<Result<C::Output, StorageError>>,
+}
+
+impl<C: WriteCommand> PendingWrite for Pending<C> {
+    fn apply<'a>(
+        &'a mut self,
+        tx: &'a Transaction<'a>,
+    ) -> LocalBoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let output = self.command.apply(tx).await?;
+            self.outcome = Some(Ok(output));
+            Ok(())
+        })
+    }
+
+    fn fail(&mut self, error: StorageError) {
+        self.outcome = Some(Err(error));
+    }
+
+    fn finish(self: Box<Self>, batch_error: Option<StorageError>, stats: &StorageStats) {
+        let outcome = match (batch_error, self.outcome) {
+            (Some(e), _) => Err(e),
+            (None, Some(outcome)) => outcome,
+            (None, None) => Err(StorageError::Stopped),
+        };
+        let counter = if outcome.is_ok() {
+            &stats.writes
+        } else {
+            &stats.failed_writes
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        // The sender may have given up waiting; the write is committed all the same.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// The single-writer actor. Start it with [`StorageHandle::start`].
+pub struct Storage {
+    pool: Pool,
+    batch_size: usize,
+    linger: Duration,
+    queue: VecDeque<Box<dyn PendingWrite>>,
+    /// A batch is being committed (or lingering); new writes wait for the next one.
+    busy: bool,
+    stats: Arc<StorageStats>,
+}
+
+impl Actor for Storage {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Writes queue up behind a slow commit; a larger mailbox keeps senders from blocking.
+        ctx.set_mailbox_capacity(self.batch_size.max(16));
+    }
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        // Never drop queued writes: keep running until the queue is empty.
+        if self.busy || !self.queue.is_empty() {
+            Running::Continue
+        } else {
+            Running::Stop
+        }
+    }
+}
+
+impl<C: WriteCommand> Handler<Write<C>> for Storage {
+    type Result = ResponseFuture<Result<C::Output, StorageError>>;
+
+    fn handle(&mut self, msg: Write<C>, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        self.queue.push_back(Box::new(Pending {
+            command: msg.0,
+            outcome: None,
+            reply,
+        }));
+        self.schedule_batch(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(StorageError::Stopped)) })
+    }
+}
+
+/// Waits until every write queued before it is committed (used at shutdown).
+pub struct Drain;
+
+impl Message for Drain {
+    type Result = ();
+}
+
+impl Handler<Drain> for Storage {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Drain, ctx: &mut Self::Context) -> Self::Result {
+        // A no-op command queued last is acknowledged only after everything before it.
+        let (reply, rx) = oneshot::channel();
+        self.queue.push_back(Box::new(Pending {
+            command: Noop,
+            outcome: None,
+            reply,
+        }));
+        self.schedule_batch(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// A command that writes nothing; used as a barrier by [`Drain`].
+struct Noop;
+
+impl WriteCommand for Noop {
+    type Output = ();
+    async fn apply(&self, _tx: &Transaction<'_>) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// Starts the next batch unless one is in flight (it will pick up the queue when done).
+    fn schedule_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.queue.is_empty() {
+            return;
+        }
+        self.busy = true;
+        if !self.linger.is_zero() && self.queue.len() < self.batch_size {
+            ctx.run_later(self.linger, |act, ctx| act.commit_batch(ctx));
+        } else {
+            self.commit_batch(ctx);
+        }
+    }
+
+    fn commit_batch(&mut self, ctx: &mut Context<Self>) {
+        let take = self.queue.len().min(self.batch_size);
+        let batch: Vec<Box<dyn PendingWrite>> = self.queue.drain(..take).collect();
+        let pool = self.pool.clone();
+        let stats = self.stats.clone();
+        let work = async move { run_batch(&pool, batch, &stats).await };
+        ctx.spawn(work.into_actor(self).map(|(), act, ctx| {
+            act.busy = false;
+            act.schedule_batch(ctx);
+        }));
+    }
+}
+
+/// Commits one batch and answers every sender.
+async fn run_batch(pool: &Pool, mut batch: Vec<Box<dyn PendingWrite>>, stats: &StorageStats) {
+    let mut client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let error = StorageError::pool("committing a batch", e);
+            tracing::warn!(%error, writes = batch.len(), "storage batch failed");
+            batch
+                .into_iter()
+                .for_each(|p| p.finish(Some(error.clone()), stats));
+            return;
+        }
+    };
+    let mut result = apply_all(&mut client, &mut batch, false).await;
+    if let Err(BatchFailure::Command) = result {
+        if batch.len() > 1 {
+            stats.isolated_batches.fetch_add(1, Ordering::Relaxed);
+            result = apply_all(&mut client, &mut batch, true).await;
+        } else {
+            // A lone failing command: its own error is its outcome.
+            result = Ok(());
+        }
+    }
+    let batch_error = match result {
+        Ok(()) => None,
+        Err(BatchFailure::Command) => None,
+        Err(BatchFailure::Transaction(e)) => {
+            tracing::warn!(error = %e, writes = batch.len(), "storage batch failed");
+            Some(e)
+        }
+    };
+    batch
+        .into_iter()
+        .for_each(|p| p.finish(batch_error.clone(), stats));
+}
+
+enum BatchFailure {
+    /// A command failed (its error is recorded on it); the transaction was rolled back.
+    Command,
+    /// The transaction itself failed (connection, commit); nothing was applied.
+    Transaction(StorageError),
+}
+
+/// Applies every command in one transaction; with `isolate`, each inside its own savepoint so
+/// a failing command is rolled back alone.
+async fn apply_all(
+    client: &mut deadpool_postgres::Client,
+    batch: &mut [Box<dyn PendingWrite>],
+    isolate: bool,
+) -> Result<(), BatchFailure> {
+    let tx_err = |e| BatchFailure::Transaction(StorageError::db("committing a batch", e));
+    let mut tx = client.transaction().await.map_err(tx_err)?;
+    let mut committed_any = !isolate;
+    for pending in batch.iter_mut() {
+        if !isolate {
+            if let Err(e) = pending.apply(&tx).await {
+                pending.fail(e);
+                // The rollback happens when `tx` is dropped.
+                return Err(BatchFailure::Command);
+            }
+            continue;
+        }
+        let savepoint = tx.savepoint("write").await.map_err(tx_err)?;
+        match pending.apply(&savepoint).await {
+            Ok(()) => {
+                savepoint.commit().await.map_err(tx_err)?;
+                committed_any = true;
+            }
+            Err(e) => {
+                if e.is_transient() {
+                    // The connection itself is broken: the whole batch fails.
+                    return Err(BatchFailure::Transaction(e));
+                }
+                pending.fail(e);
+                savepoint.rollback().await.map_err(tx_err)?;
+            }
+        }
+    }
+    if committed_any {
+        tx.commit().await.map_err(tx_err)?;
+    }
+    Ok(())
+}
+
+/// A cheap, clonable handle to the storage actor and the read pool.
+#[derive(Clone)]
+pub struct StorageHandle {
+    addr: Addr<Storage>,
+    pool: Pool,
+    stats: Arc<StorageStats>,
+}
+
+impl StorageHandle {
+    /// Starts the storage actor on its own arbiter thread, so writes are never queued behind
+    /// other actors' work. Must be called inside an actix System.
+    pub fn start(pool: Pool, batch_size: usize, linger: Duration) -> Self {
+        let stats = Arc::new(StorageStats::default());
+        let actor_pool = pool.clone();
+        let actor_stats = stats.clone();
+        let addr = Storage::start_in_arbiter(&Arbiter::new().handle(), move |_| Storage {
+            pool: actor_pool,
+            batch_size: batch_size.max(1),
+            linger,
+            queue: VecDeque::new(),
+            busy: false,
+            stats: actor_stats,
+        });
+        Self { addr, pool, stats }
+    }
+
+    /// Sends a write and waits until it is committed (or has failed).
+    pub async fn write<C: WriteCommand>(&self, command: C) -> Result<C::Output, StorageError> {
+        self.addr
+            .send(Write(command))
+            .await
+            .map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Waits until every write sent before this call is committed or failed.
+    pub async fn drain(&self) {
+        let _ = self.addr.send(Drain).await;
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The actor's counters.
+    pub fn stats(&self) -> &StorageStats {
+        &self.stats
+    }
+}

@@ -1,0 +1,5 @@
+//! Write commands: every write to PostgreSQL is one of these, applied by the storage actor
+//! inside its group-commit transaction. One file per table family.
+
+pub mod connectors;
+pub mod kv;

@@ -1,0 +1,85 @@
+//! The connection pool, creating the service's database, and the health probe.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::StorageError;
+
+/// The pool every read (and the storage actor) takes connections from.
+pub type Pool = deadpool_postgres::Pool;
+
+/// Parses a `postgres://` URL, naming the problem when it is malformed.
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, StorageError> {
+    tokio_postgres::Config::from_str(url).map_err(|e| StorageError::Unavailable {
+        context: "parsing the database URL".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Builds a pool for `url`. Connections are made lazily; `timeout` bounds connecting and
+/// waiting for a free connection, so a dead database fails fast instead of hanging requests.
+pub fn connect(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, StorageError> {
+    let mut config = parse_url(url)?;
+    config.connect_timeout(timeout);
+    config.application_name("tributary");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .build()
+        .map_err(|e| StorageError::Unavailable {
+            context: "building the connection pool".into(),
+            message: e.to_string(),
+        })
+}
+
+/// Creates `database` on the server behind `admin_url` unless it exists (used for the
+/// embedded cluster, whose only database at first is `postgres`).
+pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), StorageError> {
+    let config = parse_url(admin_url)?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| StorageError::db("connecting to create the database", e))?;
+    let conn = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+        .await
+        .map_err(|e| StorageError::db("looking up the database", e))?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| StorageError::db("creating the database", e))?;
+    }
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// Answers whether the database accepts queries right now.
+pub async fn ping(pool: &Pool) -> Result<(), StorageError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StorageError::pool("health check", e))?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| StorageError::db("health check", e))?;
+    Ok(())
+}

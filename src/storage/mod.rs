@@ -1,0 +1,23 @@
+//! Storage: the PostgreSQL side of Tributary.
+//!
+//! - [`actor`]: the `Storage` actor, the single writer that group-commits typed write commands;
+//! - [`commands`]: the write commands themselves, one file per table family;
+//! - [`database`]: the connection pool, database creation and the health probe;
+//! - [`migrate`]: the SQL migrations under `migrations/`, applied under an advisory lock;
+//! - [`instance_lock`]: the session lock that keeps a second `serve` off the same database;
+//! - [`embedded`]: the private PostgreSQL cluster used when no database URL is given.
+//!
+//! Reads go straight to the pool; every write goes through the actor.
+
+pub mod actor;
+pub mod commands;
+pub mod database;
+pub mod embedded;
+pub mod instance_lock;
+pub mod migrate;
+
+mod error;
+
+pub use actor::{StorageHandle, StorageStats, WriteCommand};
+pub use database::Pool;
+pub use error::StorageError;
