@@ -8,14 +8,14 @@ use std::net::TcpListener;
 use std::time::Instant;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, AppState};
 use crate::settings::Settings;
 use crate::storage::instance_lock::{self, InstanceLock};
-use crate::storage::{database, migrate, StorageError, StorageHandle};
+use crate::storage::{StorageError, StorageHandle, database, migrate};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +52,8 @@ impl Application {
             settings.database.timeout,
         )?;
         migrate::run(&pool).await?;
-        let storage = StorageHandle::start(
-            pool,
-            settings.storage.batch_size,
-            settings.storage.linger,
-        );
+        let storage =
+            StorageHandle::start(pool, settings.storage.batch_size, settings.storage.linger);
 
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
@@ -147,7 +144,7 @@ impl Application {
 
 /// Resolves on SIGINT or SIGTERM.
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {

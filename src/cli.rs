@@ -4,11 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
-use crate::settings::{Settings, DEFAULT_CONFIG_PATH};
+use crate::settings::{DEFAULT_CONFIG_PATH, Settings};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use crate::storage::{database, migrate};
 use crate::telemetry;
@@ -90,7 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::CheckConfig { file } => {
-            Settings::load(&file, true).with_context(|| format!("{}", file.display()))?;
+            Settings::load(&file, true)?;
             println!("{}: ok", file.display());
             Ok(())
         }

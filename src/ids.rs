@@ -2,8 +2,8 @@
 //! Deterministic ids make ingestion idempotent without a read, and keep Formance clients, which
 //! treat ids as opaque strings, working unchanged.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The settings file `serve` and `migrate` read when no `--config` is given.
@@ -247,6 +247,9 @@ impl Settings {
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad("log.level", "is not a valid tracing filter (e.g. \"info\")");
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");

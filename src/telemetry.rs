@@ -3,7 +3,7 @@
 //! Task and connector ids reach every line through tracing spans, so the format only has to
 //! print the current span context.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::settings::{LogFormat, LogSettings};
 

@@ -1,6 +1,6 @@
 //! `/_live`, `/_health` and `/_info`: liveness, readiness (the database answers) and version.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;

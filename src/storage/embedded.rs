@@ -17,10 +17,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User};
 
 /// How long to wait for the server to accept connections after it is started.
@@ -41,13 +41,19 @@ pub enum EmbeddedError {
     )]
     BinariesNotFound { searched: String },
     /// We run as root and there is no unprivileged `postgres` user to run the server as.
-    #[error("running as root requires a `postgres` system user to run the embedded PostgreSQL as (PostgreSQL refuses to run as root); create one or set DATABASE_URL")]
+    #[error(
+        "running as root requires a `postgres` system user to run the embedded PostgreSQL as (PostgreSQL refuses to run as root); create one or set DATABASE_URL"
+    )]
     NoPostgresUser,
     /// The cluster directory cannot be reached by the user the server runs as.
-    #[error("the embedded PostgreSQL directory {path} is not reachable by the `postgres` user: {reason}. Choose a --data-dir outside a private directory such as /root")]
+    #[error(
+        "the embedded PostgreSQL directory {path} is not reachable by the `postgres` user: {reason}. Choose a --data-dir outside a private directory such as /root"
+    )]
     NotTraversable { path: PathBuf, reason: String },
     /// The cluster directory path is too long for a Unix socket.
-    #[error("data directory {path} is too long for a Unix socket path (at most {MAX_SOCKET_PATH} bytes): choose a shorter --data-dir")]
+    #[error(
+        "data directory {path} is too long for a Unix socket path (at most {MAX_SOCKET_PATH} bytes): choose a shorter --data-dir"
+    )]
     PathTooLong { path: PathBuf },
     /// A filesystem operation failed.
     #[error("{action} {path}: {source}")]
@@ -80,7 +86,8 @@ pub struct EmbeddedPostgres {
     cluster_dir: PathBuf,
     port: u16,
     pid: Pid,
-    exited: mpsc::Receiver<()>,
+    /// Fires when the postmaster exits (a Mutex only to make the handle `Sync`).
+    exited: Mutex<mpsc::Receiver<()>>,
     stopped: bool,
 }
 
@@ -115,7 +122,7 @@ impl EmbeddedPostgres {
             cluster_dir,
             port: config.port,
             pid,
-            exited,
+            exited: Mutex::new(exited),
             stopped: false,
         };
         server.wait_ready()?;
@@ -152,10 +159,14 @@ impl EmbeddedPostgres {
             if kill(self.pid, signal).is_err() {
                 break; // already gone
             }
-            match self.exited.recv_timeout(STOP_TIMEOUT) {
+            let exited = self.exited.lock().unwrap_or_else(|e| e.into_inner());
+            match exited.recv_timeout(STOP_TIMEOUT) {
                 Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    tracing::warn!(?signal, "embedded PostgreSQL did not stop in time; escalating")
+                    tracing::warn!(
+                        ?signal,
+                        "embedded PostgreSQL did not stop in time; escalating"
+                    )
                 }
             }
         }
@@ -166,7 +177,12 @@ impl EmbeddedPostgres {
         let deadline = Instant::now() + READY_TIMEOUT;
         let pid_file = self.cluster_dir.join("postmaster.pid");
         loop {
-            if self.exited.try_recv().is_ok() {
+            let exited = self
+                .exited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .try_recv();
+            if exited.is_ok() {
                 return Err(self.start_failed("the server exited during startup".into()));
             }
             if let Ok(text) = std::fs::read_to_string(&pid_file) {
@@ -218,7 +234,7 @@ fn find_binaries(configured: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
                 Some((major, e.path().join("bin")))
             })
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versions.into_iter().map(|(_, p)| p));
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -332,7 +348,11 @@ fn stop_leftover(dir: &Path) {
     let Ok(text) = std::fs::read_to_string(dir.join("postmaster.pid")) else {
         return;
     };
-    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
         return;
     };
     let pid = Pid::from_raw(pid);
@@ -342,7 +362,10 @@ fn stop_leftover(dir: &Path) {
     if !is_postgres {
         return;
     }
-    tracing::warn!(pid = pid.as_raw(), "stopping a leftover embedded PostgreSQL");
+    tracing::warn!(
+        pid = pid.as_raw(),
+        "stopping a leftover embedded PostgreSQL"
+    );
     let _ = kill(pid, Signal::SIGINT);
     let deadline = Instant::now() + STOP_TIMEOUT;
     while Instant::now() < deadline && kill(pid, None).is_ok() {

@@ -81,8 +81,10 @@ impl StorageError {
 
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Unavailable { .. } | StorageError::Stopped)
-            || matches!(self, StorageError::Database { code, .. }
+        matches!(
+            self,
+            StorageError::Unavailable { .. } | StorageError::Stopped
+        ) || matches!(self, StorageError::Database { code, .. }
                 if code == "40001" || code == "40P01")
     }
 

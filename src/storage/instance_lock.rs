@@ -5,8 +5,8 @@
 
 use tokio_postgres::NoTls;
 
-use super::database::parse_url;
 use super::StorageError;
+use super::database::parse_url;
 
 /// Advisory lock key of a serving instance ("tributary-serve").
 const INSTANCE_LOCK: i64 = 0x7472_6962_7365_7276;

@@ -1,1 +1,12 @@
+//! Integration tests: one binary, so the PostgreSQL server and the migrated template are built
+//! once per run (see `helpers`).
 
+mod helpers;
+
+mod cli;
+mod embedded;
+mod health;
+mod instance_lock;
+mod migrations;
+mod settings;
+mod storage_actor;

@@ -1,0 +1,292 @@
+//! The `tributary` binary end to end: serve on the embedded database, SIGTERM and SIGKILL,
+//! restart with data, second-process refusal, check-config exit codes.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::embedded::{process_exists, wait_gone};
+use crate::helpers::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn tributary() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn serve(data_dir: &Path, port: u16, database_url: Option<&str>) -> Child {
+    let mut cmd = tributary();
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(data_dir);
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.spawn().expect("spawn tributary serve")
+}
+
+/// GET a path with a plain HTTP/1.0 request; returns the status code.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_healthy(child: &mut Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if http_status(port, "/api/payments/_health") == Some(200) {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("tributary exited early with {status}: {}", stderr(child));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tributary did not become healthy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr(child: &mut Child) -> String {
+    let mut out = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut out);
+    }
+    out
+}
+
+fn postmaster_pid(data_dir: &Path) -> u32 {
+    let text =
+        std::fs::read_to_string(data_dir.join("postgres/postmaster.pid")).expect("postmaster.pid");
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid")
+}
+
+fn signal(child: &Child, sig: Signal) {
+    kill(Pid::from_raw(child.id() as i32), sig).expect("signal");
+}
+
+fn run_sql(url: &str, sql: &str) -> Vec<String> {
+    let url = url.to_string();
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            client
+                .simple_query(&sql)
+                .await
+                .expect("sql")
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .expect("sql thread")
+}
+
+fn embedded_url(data_dir: &Path) -> String {
+    let dir = data_dir.join("postgres");
+    let encoded: String = dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c == '/' {
+                "%2F".to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    format!("postgresql://postgres@{encoded}:5432/tributary")
+}
+
+#[test]
+fn serve_on_the_embedded_database_survives_sigterm_and_sigkill() {
+    let dir = tempfile::Builder::new()
+        .prefix("tributary-serve-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let port = free_port();
+
+    // Cold start, write a marker, SIGTERM: exit 0 within 10 s, no postgres left behind.
+    let mut child = serve(dir.path(), port, None);
+    wait_healthy(&mut child, port);
+    let pg = postmaster_pid(dir.path());
+    run_sql(
+        &embedded_url(dir.path()),
+        "INSERT INTO connectors (id, reference, provider, name, config)
+         VALUES ('marker', gen_random_uuid(), 'DUMMY-PAY', 'marker', '{}')",
+    );
+    signal(&child, Signal::SIGTERM);
+    let status =
+        wait_exit(&mut child, Duration::from_secs(10)).expect("exit within 10 s of SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        stderr(&mut child)
+    );
+    assert!(
+        !process_exists(pg),
+        "postgres {pg} outlived a SIGTERMed service"
+    );
+
+    // Warm start finds the data again; SIGKILL takes postgres down with it.
+    let mut child = serve(dir.path(), port, None);
+    wait_healthy(&mut child, port);
+    let names = run_sql(&embedded_url(dir.path()), "SELECT name FROM connectors");
+    assert_eq!(names, vec!["marker"]);
+    let pg = postmaster_pid(dir.path());
+    signal(&child, Signal::SIGKILL);
+    let _ = child.wait();
+    assert!(
+        wait_gone(pg, Duration::from_secs(10)),
+        "postgres {pg} outlived a SIGKILLed service"
+    );
+
+    // And the next start after a SIGKILL succeeds.
+    let mut child = serve(dir.path(), port, None);
+    wait_healthy(&mut child, port);
+    let pg = postmaster_pid(dir.path());
+    signal(&child, Signal::SIGINT);
+    let status =
+        wait_exit(&mut child, Duration::from_secs(10)).expect("exit within 10 s of SIGINT");
+    assert!(status.success());
+    assert!(!process_exists(pg));
+}
+
+#[actix_rt::test]
+async fn a_second_serve_on_the_same_database_refuses_to_start() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db.url.clone();
+    let path = dir.path().to_path_buf();
+    let (first_port, second_port) = (free_port(), free_port());
+    let outcome = actix_rt::task::spawn_blocking(move || {
+        let mut first = serve(&path, first_port, Some(&url));
+        wait_healthy(&mut first, first_port);
+        let mut second = serve(&path, second_port, Some(&url));
+        let status = wait_exit(&mut second, Duration::from_secs(20));
+        let message = stderr(&mut second);
+        signal(&first, Signal::SIGTERM);
+        let first_status = wait_exit(&mut first, Duration::from_secs(10));
+        (status, message, first_status)
+    })
+    .await
+    .expect("blocking");
+    let (status, message, first_status) = outcome;
+    let status = status.expect("the second serve should exit, not run");
+    assert!(!status.success());
+    assert!(
+        message.contains("another Tributary process"),
+        "stderr: {message}"
+    );
+    assert!(first_status.is_some_and(|s| s.success()));
+}
+
+#[test]
+fn check_config_exits_zero_on_a_valid_file_and_names_the_key_otherwise() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tributary.toml");
+    let out = tributary()
+        .arg("check-config")
+        .arg(&shipped)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[storage]\nbatch_size = \"many\"\n").expect("write");
+    let out = tributary()
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("storage.batch_size") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    let out = tributary()
+        .arg("check-config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn serve_without_postgresql_binaries_explains_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tributary()
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("TRIBUTARY_EMBEDDED__BIN_DIR", "/nonexistent/bin")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Install PostgreSQL") && err.contains("DATABASE_URL"),
+        "{err}"
+    );
+}
