@@ -10,10 +10,10 @@ CREATE TABLE connectors (
     config       JSONB NOT NULL,
     -- false while paused (Kafka Connect's pause; beyond Formance).
     enabled      BOOLEAN NOT NULL DEFAULT TRUE,
-    -- 'installed', or an operation marked durably before it runs so a crash mid-way is
-    -- finished at the next boot.
-    lifecycle    TEXT NOT NULL DEFAULT 'installed'
-                 CHECK (lifecycle IN ('installed', 'uninstalling', 'resetting')),
+    -- 'installed', or an operation marked durably before it runs so that a crash mid-way is
+    -- finished at the next boot ('installing' is rolled back: install is all-or-nothing).
+    lifecycle    TEXT NOT NULL DEFAULT 'installing'
+                 CHECK (lifecycle IN ('installing', 'installed', 'uninstalling', 'resetting')),
     -- true for connectors declared in the settings file (reconciled at boot).
     declared     BOOLEAN NOT NULL DEFAULT FALSE,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),

@@ -5,6 +5,7 @@
 //! is exactly what `tributary serve` runs.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::Server;
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, AppState};
+use crate::runtime::{Registry, Runtime, RuntimeError};
+use crate::sdk::{Clock, SystemClock};
 use crate::settings::Settings;
 use crate::storage::instance_lock::{self, InstanceLock};
 use crate::storage::{StorageError, StorageHandle, database, migrate};
@@ -23,6 +26,9 @@ pub enum StartupError {
     /// The database could not be prepared (or another instance holds it).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Connectors could not be restored.
+    #[error("restoring connectors: {0}")]
+    Runtime(#[from] RuntimeError),
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -36,14 +42,32 @@ pub struct Application {
     server: Server,
     port: u16,
     storage: StorageHandle,
+    runtime: Runtime,
     shutdown: CancellationToken,
     _instance_lock: InstanceLock,
 }
 
 impl Application {
-    /// Takes the instance lock, migrates, starts the storage actor and binds the HTTP server.
+    /// Builds the service with the built-in connectors and the wall clock.
     /// Must run inside an actix System.
     pub async fn build(settings: &Settings, database_url: &str) -> Result<Self, StartupError> {
+        Self::build_with(
+            settings,
+            database_url,
+            crate::connectors::registry(),
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    /// Takes the instance lock, migrates, starts the storage actor and the runtime (restoring
+    /// every connector and live task), and binds the HTTP server.
+    pub async fn build_with(
+        settings: &Settings,
+        database_url: &str,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let started = Instant::now();
         let instance_lock = instance_lock::acquire(database_url).await?;
         let pool = database::connect(
@@ -54,6 +78,9 @@ impl Application {
         migrate::run(&pool).await?;
         let storage =
             StorageHandle::start(pool, settings.storage.batch_size, settings.storage.linger);
+        let runtime = Runtime::start(registry, storage.clone(), clock, settings.runtime.clone());
+        let restored = runtime.restore().await?;
+        tracing::info!(connectors = restored, "connectors restored");
 
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
@@ -69,6 +96,7 @@ impl Application {
             .port();
         let state = AppState {
             storage: storage.clone(),
+            runtime: runtime.clone(),
             db_timeout: settings.database.timeout,
         };
         let max_body = settings.server.max_body_bytes;
@@ -97,6 +125,7 @@ impl Application {
             server,
             port,
             storage,
+            runtime,
             shutdown: CancellationToken::new(),
             _instance_lock: instance_lock,
         })
@@ -112,14 +141,19 @@ impl Application {
         &self.storage
     }
 
+    /// The runtime handle.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Cancelling this token shuts the service down gracefully, as a signal would.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
     /// Serves until the shutdown token is cancelled (or, with `handle_signals`, until SIGINT
-    /// or SIGTERM), then stops accepting requests, lets in-flight ones finish and drains the
-    /// storage actor's queue.
+    /// or SIGTERM), then stops accepting requests and, at the same time, stops every task run
+    /// (statuses untouched), lets in-flight requests finish and drains the storage actor.
     pub async fn run_until_stopped(self, handle_signals: bool) -> std::io::Result<()> {
         let handle = self.server.handle();
         let token = self.shutdown.clone();
@@ -130,12 +164,14 @@ impl Application {
                 token.cancel();
             });
         }
-        actix_rt::spawn(async move {
+        let runtime = self.runtime.clone();
+        let stopped = actix_rt::spawn(async move {
             token.cancelled().await;
             tracing::info!("shutting down");
-            handle.stop(true).await;
+            futures::join!(handle.stop(true), runtime.shutdown());
         });
         self.server.await?;
+        let _ = stopped.await;
         self.storage.drain().await;
         tracing::info!("stopped");
         Ok(())

@@ -64,6 +64,18 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
     value.to_string()
 }
 
+/// The namespace of task ids (UUID v5).
+const TASK_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c0e_8d2b_4f4e_9b7a_2c5d_1e0f_7a31);
+
+/// A task's id: UUID v5 of its connector id and canonical descriptor, so scheduling the same
+/// descriptor again finds the same task without a read.
+pub fn task_id(connector_id: &str, descriptor_key: &str) -> Uuid {
+    Uuid::new_v5(
+        &TASK_NAMESPACE,
+        format!("{connector_id}\n{descriptor_key}").as_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub embedded: EmbeddedSettings,
     /// The storage actor's group commit.
     pub storage: StorageSettings,
+    /// Task scheduling: cancellation grace period and retry backoff.
+    pub runtime: RuntimeSettings,
     /// Logging.
     pub log: LogSettings,
     /// Connectors declared in the file, reconciled at boot.
@@ -96,6 +98,35 @@ pub struct StorageSettings {
     pub linger: Duration,
 }
 
+/// Task runtime settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// How long a cancelled task run may take to finish before it is dropped.
+    #[serde(with = "humantime_serde")]
+    pub task_grace_period: Duration,
+    /// The first retry delay of a retryable error (doubled at each attempt, with jitter).
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// The largest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Give up retrying (FAILED) once a run has been failing this long; 0 retries forever.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_age: Duration,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            task_grace_period: Duration::from_secs(3),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(120),
+            max_retry_age: Duration::ZERO,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -137,6 +168,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             embedded: EmbeddedSettings::default(),
             storage: StorageSettings::default(),
+            runtime: RuntimeSettings::default(),
             log: LogSettings::default(),
             connectors: Vec::new(),
         }
@@ -244,6 +276,15 @@ impl Settings {
         }
         if self.storage.batch_size == 0 {
             return bad("storage.batch_size", "must be at least 1");
+        }
+        if self.runtime.retry_initial.is_zero() {
+            return bad("runtime.retry_initial", "must be greater than zero");
+        }
+        if self.runtime.retry_max < self.runtime.retry_initial {
+            return bad(
+                "runtime.retry_max",
+                "must be at least runtime.retry_initial",
+            );
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");

@@ -6,6 +6,7 @@ pub mod health;
 
 use actix_web::web;
 
+use crate::runtime::Runtime;
 use crate::storage::StorageHandle;
 
 /// The base path every route lives under, as in Formance.
@@ -16,6 +17,8 @@ pub const BASE_PATH: &str = "/api/payments";
 pub struct AppState {
     /// Writes go through the storage actor; reads use its pool.
     pub storage: StorageHandle,
+    /// Connector operations go to the runtime's actors.
+    pub runtime: Runtime,
     /// How long a read may wait for the database.
     pub db_timeout: std::time::Duration,
 }

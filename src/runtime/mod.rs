@@ -1,1 +1,155 @@
-//! The actor runtime: the connector manager, one supervisor per connector, one actor per task.
+//! The actor runtime: the `ConnectorManager` registry, one `ConnectorSupervisor` per installed
+//! connector, one `TaskActor` per live task. [`Runtime`] is the handle the API and boot use.
+//!
+//! - [`manager`]: install / uninstall / reset / config / pause / resume / restore at boot;
+//! - [`supervisor`]: schedules, concurrency slots, RUN_NOW_SYNC waiters, task trees;
+//! - [`task_actor`]: due times, runs (panics caught), retries and restarts, status writes;
+//! - [`policy`]: the restart and retry rules as pure functions;
+//! - [`host`]: the runtime side of the SDK seam; [`registry`]: providers by name.
+
+pub mod error;
+pub mod host;
+pub mod manager;
+pub mod messages;
+pub mod policy;
+pub mod registry;
+pub mod supervisor;
+pub mod task_actor;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+pub use error::RuntimeError;
+pub use registry::Registry;
+
+use crate::sdk::{Clock, Config};
+use crate::settings::RuntimeSettings;
+use crate::storage::StorageHandle;
+use manager::ConnectorManager;
+use messages::{
+    InstallConnector, PauseConnector, ResetConnector, RestartTask, RestoreConnectors,
+    ResumeConnector, ShutdownRuntime, UninstallConnector, UpdateConnectorConfig,
+};
+
+/// A clonable handle to the running runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    manager: Addr<ConnectorManager>,
+    registry: Arc<Registry>,
+}
+
+impl Runtime {
+    /// Starts the connector manager on the current arbiter. Nothing runs until [`Runtime::restore`].
+    pub fn start(
+        registry: Registry,
+        storage: StorageHandle,
+        clock: Arc<dyn Clock>,
+        settings: RuntimeSettings,
+    ) -> Self {
+        let registry = Arc::new(registry);
+        let manager = ConnectorManager::new(registry.clone(), storage, clock, settings).start();
+        Self { manager, registry }
+    }
+
+    /// The providers this runtime knows.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    async fn ask<M>(&self, msg: M) -> Result<M::Result, RuntimeError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConnectorManager: Handler<M>,
+    {
+        self.manager
+            .send(msg)
+            .await
+            .map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Loads every installed connector and resumes its live tasks; never waits on a task.
+    pub async fn restore(&self) -> Result<usize, RuntimeError> {
+        self.ask(RestoreConnectors).await?
+    }
+
+    /// Installs a connector (all-or-nothing); answers its id.
+    pub async fn install(
+        &self,
+        provider: &str,
+        config: Config,
+        declared: bool,
+    ) -> Result<String, RuntimeError> {
+        self.ask(InstallConnector {
+            provider: provider.to_string(),
+            config,
+            declared,
+        })
+        .await?
+    }
+
+    /// Uninstalls a connector and deletes its data.
+    pub async fn uninstall(&self, connector_id: &str) -> Result<(), RuntimeError> {
+        self.ask(UninstallConnector {
+            connector_id: connector_id.to_string(),
+        })
+        .await?
+    }
+
+    /// Wipes a connector's data and installs it again with the same id.
+    pub async fn reset(&self, connector_id: &str) -> Result<(), RuntimeError> {
+        self.ask(ResetConnector {
+            connector_id: connector_id.to_string(),
+        })
+        .await?
+    }
+
+    /// Replaces a connector's config.
+    pub async fn update_config(
+        &self,
+        connector_id: &str,
+        config: Config,
+    ) -> Result<(), RuntimeError> {
+        self.ask(UpdateConnectorConfig {
+            connector_id: connector_id.to_string(),
+            config,
+        })
+        .await?
+    }
+
+    /// Pauses a connector (persisted).
+    pub async fn pause(&self, connector_id: &str) -> Result<(), RuntimeError> {
+        self.ask(PauseConnector {
+            connector_id: connector_id.to_string(),
+        })
+        .await?
+    }
+
+    /// Resumes a paused connector.
+    pub async fn resume(&self, connector_id: &str) -> Result<(), RuntimeError> {
+        self.ask(ResumeConnector {
+            connector_id: connector_id.to_string(),
+        })
+        .await?
+    }
+
+    /// Runs an ended task again.
+    pub async fn restart_task(
+        &self,
+        connector_id: &str,
+        task_id: Uuid,
+    ) -> Result<(), RuntimeError> {
+        self.ask(RestartTask {
+            connector_id: connector_id.to_string(),
+            task_id,
+        })
+        .await?
+    }
+
+    /// Stops every task without changing its status (service shutdown).
+    pub async fn shutdown(&self) {
+        let _ = self.manager.send(ShutdownRuntime).await;
+    }
+}

@@ -1,1 +1,19 @@
-//! The connector SDK: everything a connector author uses, and nothing of the runtime's internals.
+//! The connector SDK: everything a connector author uses, and nothing of the runtime's
+//! internals. A connector is a [`Loader`] (validates config, builds the connector), a
+//! [`Connector`] (install, uninstall, resolve descriptors into tasks) and its [`Task`]s, which
+//! run with a [`TaskContext`].
+
+pub mod clock;
+pub mod connector;
+pub mod error;
+pub mod host;
+pub mod schedule;
+pub mod task;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use connector::{
+    Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldError, FieldSpec, Loader,
+};
+pub use error::TaskError;
+pub use schedule::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
+pub use task::{Scheduler, Task, TaskContext};

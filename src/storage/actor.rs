@@ -179,8 +179,10 @@ impl Handler<Drain> for Storage {
     }
 }
 
-/// A command that writes nothing; used as a barrier by [`Drain`].
-struct Noop;
+/// A command that writes nothing: a barrier for [`Drain`], and the inner write of a
+/// [`crate::storage::commands::tasks::Fenced`] that only saves state.
+#[derive(Debug, Clone, Copy)]
+pub struct Noop;
 
 impl WriteCommand for Noop {
     type Output = ();
@@ -332,6 +334,13 @@ impl StorageHandle {
             .send(Write(command))
             .await
             .map_err(|_| StorageError::Stopped)?
+    }
+
+    /// Queues a write without waiting for it. Writes from one sender still apply in the order
+    /// they were sent, so an intermediate status write can be queued this way ahead of the
+    /// final one it may share a transaction with. Its failure is only logged.
+    pub fn write_detached<C: WriteCommand>(&self, command: C) {
+        self.addr.do_send(Write(command));
     }
 
     /// Waits until every write sent before this call is committed or failed.

@@ -2,6 +2,7 @@
 //!
 //! - [`actor`]: the `Storage` actor, the single writer that group-commits typed write commands;
 //! - [`commands`]: the write commands themselves, one file per table family;
+//! - [`queries`]: reads, straight from the pool;
 //! - [`database`]: the connection pool, database creation and the health probe;
 //! - [`migrate`]: the SQL migrations under `migrations/`, applied under an advisory lock;
 //! - [`instance_lock`]: the session lock that keeps a second `serve` off the same database;
@@ -15,9 +16,10 @@ pub mod database;
 pub mod embedded;
 pub mod instance_lock;
 pub mod migrate;
+pub mod queries;
 
 mod error;
 
-pub use actor::{StorageHandle, StorageStats, WriteCommand};
+pub use actor::{Noop, StorageHandle, StorageStats, WriteCommand};
 pub use database::Pool;
 pub use error::StorageError;

@@ -8,5 +8,6 @@ mod embedded;
 mod health;
 mod instance_lock;
 mod migrations;
+mod runtime;
 mod settings;
 mod storage_actor;

@@ -3,3 +3,4 @@
 
 pub mod connectors;
 pub mod kv;
+pub mod tasks;

@@ -1,0 +1,64 @@
+//! The runtime's error type: what installing, configuring or controlling a connector can fail
+//! with. The API maps each variant to a Formance error code.
+
+use uuid::Uuid;
+
+use crate::sdk::{ConfigError, TaskError, TaskStatus};
+use crate::storage::StorageError;
+
+/// Why a runtime operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// No loader is registered for this provider.
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// The config failed validation (each field named).
+    #[error("invalid config: {0}")]
+    Validation(#[from] ConfigError),
+    /// No such connector is installed.
+    #[error("connector {0} not found")]
+    ConnectorNotFound(String),
+    /// No such task in this connector.
+    #[error("task {0} not found")]
+    TaskNotFound(Uuid),
+    /// The task is live; only FAILED, TERMINATED or STOPPED tasks can be restarted.
+    #[error("task {id} is {status:?}: only an ended task can be restarted")]
+    TaskIsLive {
+        /// The task.
+        id: Uuid,
+        /// Its status.
+        status: TaskStatus,
+    },
+    /// The request conflicts with the current state (a duplicate name, an operation already
+    /// in progress on this connector).
+    #[error("{0}")]
+    Conflict(String),
+    /// The connector's own install hook failed; nothing of it was kept.
+    #[error("connector install failed: {0}")]
+    InstallFailed(TaskError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(StorageError),
+    /// The runtime is shutting down.
+    #[error("the runtime is shutting down")]
+    Stopped,
+}
+
+impl From<StorageError> for RuntimeError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Conflict(m) => RuntimeError::Conflict(m),
+            StorageError::Stopped => RuntimeError::Stopped,
+            other => RuntimeError::Storage(other),
+        }
+    }
+}
+
+/// How a storage error reaches connector code: database trouble is retryable, a superseded
+/// run is cancelled.
+pub fn task_error(e: StorageError) -> TaskError {
+    match e {
+        StorageError::Superseded { .. } | StorageError::Stopped => TaskError::Cancelled,
+        other => TaskError::Retryable(other.to_string()),
+    }
+}

@@ -1,0 +1,122 @@
+//! `ConnectorHost`: the runtime's side of the SDK seam for one connector. Tasks and hooks
+//! reach the supervisor (scheduling, slots) and the storage actor (state, key-value store)
+//! only through it.
+
+use std::sync::{Arc, RwLock};
+
+use actix::Addr;
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::error::task_error;
+use super::messages::{AcquireSlot, ReleaseSlot, ScheduleTask};
+use super::supervisor::ConnectorSupervisor;
+use crate::sdk::host::{Host, RunRef};
+use crate::sdk::{Clock, Connector, ScheduleOptions, TaskError};
+use crate::settings::RuntimeSettings;
+use crate::storage::commands::kv::PutKv;
+use crate::storage::commands::tasks::Fenced;
+use crate::storage::{Noop, StorageHandle, queries};
+
+/// Everything shared by one connector's supervisor and task actors.
+pub struct ConnectorHost {
+    /// Formance's connector id.
+    pub connector_id: String,
+    /// The storage actor.
+    pub storage: StorageHandle,
+    /// The runtime's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Grace period and backoff.
+    pub settings: RuntimeSettings,
+    /// The connector; replaced when its config changes, read by each run.
+    pub connector: RwLock<Arc<dyn Connector>>,
+    /// The connector's supervisor.
+    pub supervisor: Addr<ConnectorSupervisor>,
+}
+
+impl ConnectorHost {
+    /// The current connector value.
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        self.connector
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Host for ConnectorHost {
+    fn connector_id(&self) -> &str {
+        &self.connector_id
+    }
+
+    fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    async fn schedule(
+        &self,
+        parent: Option<RunRef>,
+        descriptor: Value,
+        options: ScheduleOptions,
+    ) -> Result<Uuid, TaskError> {
+        self.supervisor
+            .send(ScheduleTask {
+                parent,
+                descriptor,
+                options,
+            })
+            .await
+            .map_err(|_| TaskError::Cancelled)?
+    }
+
+    async fn save_state(&self, run: RunRef, state: Value) -> Result<(), TaskError> {
+        self.storage
+            .write(Fenced {
+                run,
+                state: Some(state),
+                inner: Noop,
+            })
+            .await
+            .map_err(task_error)
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Value>, TaskError> {
+        queries::kv::get(self.storage.pool(), &self.connector_id, key)
+            .await
+            .map_err(task_error)
+    }
+
+    async fn kv_put(&self, run: Option<RunRef>, key: &str, value: Value) -> Result<(), TaskError> {
+        let put = PutKv {
+            connector_id: self.connector_id.clone(),
+            key: key.to_string(),
+            value,
+        };
+        let result = match run {
+            Some(run) => {
+                self.storage
+                    .write(Fenced {
+                        run,
+                        state: None,
+                        inner: put,
+                    })
+                    .await
+            }
+            None => self.storage.write(put).await,
+        };
+        result.map_err(task_error)
+    }
+
+    async fn release_slot(&self, task_id: Uuid) {
+        self.supervisor.do_send(ReleaseSlot { task_id });
+    }
+
+    async fn acquire_slot(&self, task_id: Uuid) {
+        let (grant, granted) = oneshot::channel();
+        self.supervisor.do_send(AcquireSlot { task_id, grant });
+        let _ = granted.await;
+    }
+}

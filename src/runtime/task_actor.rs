@@ -1,0 +1,452 @@
+//! `TaskActor`: one per live task. It waits for the task's due time, takes a concurrency slot
+//! from its supervisor, runs the task body as a spawned future (so a panic becomes a failure
+//! instead of killing anything), applies the retry/restart policy and persists every step.
+//!
+//! A run's writes are fenced on its run number, so a superseded run can no longer write.
+//! Final status writes are retried until the database takes them: they are never lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::host::ConnectorHost;
+use super::messages::{AcquireSlot, ReleaseSlot, StopMode, StopTask, TaskEnded};
+use super::policy::{self, Counters, Next};
+use super::supervisor::ConnectorSupervisor;
+use crate::sdk::host::{Host, RunRef};
+use crate::sdk::{OnInterrupt, ScheduleOptions, TaskContext, TaskError, TaskStatus};
+use crate::storage::StorageError;
+use crate::storage::commands::tasks::UpdateTaskRun;
+
+/// How long to wait between attempts of a status write the database refused transiently.
+const WRITE_RETRY: Duration = Duration::from_millis(500);
+
+/// What the actor is doing.
+enum Phase {
+    /// Waiting for the due time (or for nothing, between steps).
+    Idle,
+    /// Waiting for a concurrency slot.
+    AwaitingSlot,
+    /// The body runs; `cancel` asks it to stop, `abort` drops it.
+    Running {
+        cancel: CancellationToken,
+        abort: tokio::task::AbortHandle,
+    },
+    /// Persisting the outcome of a run.
+    Writing,
+}
+
+/// Everything needed to start a task actor.
+pub struct TaskSpec {
+    /// The task and its current run.
+    pub run: RunRef,
+    /// The scheduling task, if any.
+    pub parent: Option<Uuid>,
+    /// The connector's descriptor.
+    pub descriptor: Value,
+    /// The options.
+    pub options: ScheduleOptions,
+    /// The status as stored.
+    pub status: TaskStatus,
+    /// The failure counters as stored.
+    pub counters: Counters,
+    /// The last error as stored.
+    pub error: Option<String>,
+    /// When the next run is due (None: now).
+    pub due_at: Option<DateTime<Utc>>,
+    /// The saved state.
+    pub state: Option<Value>,
+}
+
+/// The actor of one live task.
+pub struct TaskActor {
+    spec: TaskSpec,
+    host: Arc<ConnectorHost>,
+    /// The due time of the current periodic tick (retries keep it; success moves it).
+    tick: DateTime<Utc>,
+    state: Arc<Mutex<Option<Value>>>,
+    phase: Phase,
+    timer: Option<SpawnHandle>,
+    stopping: Option<StopMode>,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+    span: tracing::Span,
+}
+
+impl TaskActor {
+    /// A task actor for `spec`, run by the connector behind `host`.
+    pub fn new(mut spec: TaskSpec, host: Arc<ConnectorHost>) -> Self {
+        let state = Arc::new(Mutex::new(spec.state.take()));
+        let tick = spec.due_at.unwrap_or_else(|| host.clock.now());
+        let span = tracing::info_span!(
+            "task",
+            connector_id = %host.connector_id,
+            task_id = %spec.run.task_id,
+            run = spec.run.run,
+        );
+        Self {
+            spec,
+            host,
+            tick,
+            state,
+            phase: Phase::Idle,
+            timer: None,
+            stopping: None,
+            stop_waiters: Vec::new(),
+            span,
+        }
+    }
+
+    fn supervisor(&self) -> &Addr<ConnectorSupervisor> {
+        &self.host.supervisor
+    }
+
+    fn counter(&self, name: &'static str) {
+        metrics::counter!(name, "connector_id" => self.host.connector_id.clone()).increment(1);
+    }
+
+    /// Waits for the due time, then asks for a slot.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Idle;
+        let now = self.host.clock.now();
+        match self.spec.due_at {
+            Some(due) if due > now => {
+                let sleep = self.host.clock.sleep_until(due);
+                self.timer = Some(ctx.spawn(sleep.into_actor(self).map(|(), act, ctx| {
+                    act.timer = None;
+                    act.request_slot(ctx);
+                })));
+            }
+            _ => self.request_slot(ctx),
+        }
+    }
+
+    fn request_slot(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::AwaitingSlot;
+        let (grant, granted) = oneshot::channel();
+        self.supervisor().do_send(AcquireSlot {
+            task_id: self.spec.run.task_id,
+            grant,
+        });
+        ctx.spawn(granted.into_actor(self).map(|granted, act, ctx| {
+            if granted.is_ok() {
+                act.start_run(ctx);
+            }
+        }));
+    }
+
+    fn release_slot(&self) {
+        self.supervisor().do_send(ReleaseSlot {
+            task_id: self.spec.run.task_id,
+        });
+    }
+
+    /// Marks the task ACTIVE and starts the body.
+    fn start_run(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() {
+            self.release_slot();
+            self.finish_stop(ctx);
+            return;
+        }
+        let must_persist_start = self.spec.options.on_interrupt == OnInterrupt::Fail;
+        let update = self.update(TaskStatus::Active, self.spec.error.clone(), true, None);
+        self.spec.status = TaskStatus::Active;
+        if must_persist_start {
+            // The run must be on record before it starts, so a crash mid-run is detected.
+            self.phase = Phase::Writing;
+            let storage = self.host.storage.clone();
+            ctx.spawn(
+                async move { storage.write(update).await }
+                    .into_actor(self)
+                    .map(|result, act, ctx| match result {
+                        Ok(()) => act.spawn_body(ctx),
+                        Err(e) => act.finish_run(Err(super::error::task_error(e)), ctx),
+                    }),
+            );
+        } else {
+            // PENDING → ACTIVE is intermediate: sent without waiting (the storage actor keeps
+            // the order), so it can share a transaction with the run's final write.
+            self.host.storage.write_detached(update);
+            self.spawn_body(ctx);
+        }
+    }
+
+    fn spawn_body(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() {
+            self.release_slot();
+            self.finish_stop(ctx);
+            return;
+        }
+        self.counter("tributary_task_runs_total");
+        let task = match self.host.connector().resolve(&self.spec.descriptor) {
+            Ok(task) => task,
+            Err(e) => {
+                self.finish_run(Err(e), ctx);
+                return;
+            }
+        };
+        let cancel = CancellationToken::new();
+        let host: Arc<dyn Host> = self.host.clone();
+        let task_ctx = TaskContext::new(host, self.spec.run, cancel.clone(), self.state.clone());
+        let body = async move { task.run(task_ctx).await }.instrument(self.span.clone());
+        let handle = actix_rt::spawn(body);
+        self.phase = Phase::Running {
+            cancel,
+            abort: handle.abort_handle(),
+        };
+        ctx.spawn(handle.into_actor(self).map(|joined, act, ctx| {
+            let outcome = match joined {
+                Ok(outcome) => outcome,
+                Err(e) if e.is_panic() => Err(TaskError::Failed(format!(
+                    "task panicked: {}",
+                    panic_message(e.into_panic())
+                ))),
+                Err(_) => Err(TaskError::Cancelled),
+            };
+            act.finish_run(outcome, ctx);
+        }));
+    }
+
+    /// Applies the policy to a run's outcome and persists the next step.
+    fn finish_run(&mut self, outcome: Result<(), TaskError>, ctx: &mut Context<Self>) {
+        self.release_slot();
+        self.phase = Phase::Idle;
+        if self.stopping.is_some() {
+            self.finish_stop(ctx);
+            return;
+        }
+        if outcome == Err(TaskError::Cancelled) {
+            // Only a superseded write cancels a run we did not stop: a newer run owns the task.
+            self.span
+                .in_scope(|| tracing::info!("run superseded; stopping"));
+            ctx.stop();
+            return;
+        }
+        let now = self.host.clock.now();
+        let counters = Counters {
+            attempts: self.spec.counters.attempts,
+            restarts: self.spec.counters.restarts,
+            failing_since: self.spec.counters.failing_since,
+        };
+        let next = policy::after_run(
+            &self.spec.options,
+            counters,
+            &outcome,
+            self.tick,
+            now,
+            &self.host.settings,
+            rand::random::<f64>(),
+        );
+        self.span.in_scope(|| match &outcome {
+            Ok(()) => tracing::debug!("run succeeded"),
+            Err(e) => tracing::warn!(error = %e, "run failed"),
+        });
+        match next {
+            Next::RunAgain {
+                due,
+                counters,
+                error,
+                succeeded,
+                new_tick,
+            } => {
+                if !succeeded {
+                    let metric = if matches!(outcome, Err(TaskError::Retryable(_))) {
+                        "tributary_task_retries_total"
+                    } else {
+                        "tributary_task_restarts_total"
+                    };
+                    self.counter(metric);
+                }
+                self.spec.counters = counters;
+                self.spec.error = error.clone();
+                self.spec.due_at = Some(due);
+                if new_tick {
+                    self.tick = due;
+                }
+                let update =
+                    self.update(TaskStatus::Active, error, false, succeeded.then_some(now));
+                self.persist(update, ctx, |act, ctx| act.arm(ctx));
+            }
+            Next::End {
+                status,
+                error,
+                succeeded,
+            } => {
+                if status == TaskStatus::Failed {
+                    self.counter("tributary_task_failures_total");
+                }
+                self.spec.status = status;
+                self.spec.due_at = None;
+                if succeeded {
+                    self.spec.counters = Counters::default();
+                }
+                let update = self.update(status, error.clone(), false, succeeded.then_some(now));
+                self.persist(update, ctx, move |act, ctx| {
+                    act.supervisor().do_send(TaskEnded {
+                        run: act.spec.run,
+                        outcome: match error {
+                            None => Ok(()),
+                            Some(e) => Err(TaskError::Failed(e)),
+                        },
+                    });
+                    ctx.stop();
+                });
+            }
+        }
+    }
+
+    /// A status write for the current run.
+    fn update(
+        &self,
+        status: TaskStatus,
+        error: Option<String>,
+        running: bool,
+        succeeded_at: Option<DateTime<Utc>>,
+    ) -> UpdateTaskRun {
+        UpdateTaskRun {
+            run: self.spec.run,
+            status,
+            error,
+            attempts: self.spec.counters.attempts,
+            restarts: self.spec.counters.restarts,
+            due_at: self.spec.due_at,
+            running,
+            succeeded_at,
+            now: self.host.clock.now(),
+        }
+    }
+
+    /// Writes `update` (retrying transient failures), then continues with `then`. A
+    /// superseded run stops without writing anything more.
+    fn persist<F>(&mut self, update: UpdateTaskRun, ctx: &mut Context<Self>, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    {
+        self.phase = Phase::Writing;
+        let storage = self.host.storage.clone();
+        let span = self.span.clone();
+        let write = async move {
+            loop {
+                match storage.write(update.clone()).await {
+                    Err(e) if e.is_transient() && !matches!(e, StorageError::Stopped) => {
+                        tracing::warn!(error = %e, "task status write failed; retrying");
+                        tokio::time::sleep(WRITE_RETRY).await;
+                    }
+                    other => return other,
+                }
+            }
+        }
+        .instrument(span);
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.phase = Phase::Idle;
+            match result {
+                Ok(()) if act.stopping.is_some() => act.finish_stop(ctx),
+                Ok(()) => then(act, ctx),
+                Err(e) => {
+                    act.span
+                        .in_scope(|| tracing::info!(error = %e, "task write rejected; stopping"));
+                    act.finish_stop(ctx);
+                }
+            }
+        }));
+    }
+
+    /// Completes a stop once no run is in progress.
+    fn finish_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping == Some(StopMode::Stopped) && self.spec.status != TaskStatus::Stopped {
+            self.spec.status = TaskStatus::Stopped;
+            self.spec.due_at = None;
+            let update = self.update(TaskStatus::Stopped, None, false, None);
+            let storage = self.host.storage.clone();
+            ctx.spawn(
+                async move { storage.write(update).await }
+                    .into_actor(self)
+                    .map(|_, act, ctx| act.close(ctx)),
+            );
+            return;
+        }
+        self.close(ctx);
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Idle periodic tasks are many: keep each actor's mailbox small.
+        ctx.set_mailbox_capacity(4);
+        self.arm(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        // Whatever happened, never keep a slot.
+        self.release_slot();
+        if let Phase::Running { abort, .. } = &self.phase {
+            abort.abort();
+        }
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+impl Handler<StopTask> for TaskActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: StopTask, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.stop_waiters.push(tx);
+        if self.stopping.is_none() {
+            self.stopping = Some(msg.mode);
+            if let Some(timer) = self.timer.take() {
+                ctx.cancel_future(timer);
+            }
+            match &self.phase {
+                Phase::Running { cancel, abort } => {
+                    cancel.cancel();
+                    let abort = abort.clone();
+                    // After the grace period the body is dropped; finish_run then completes the stop.
+                    ctx.run_later(self.host.settings.task_grace_period, move |act, _| {
+                        if matches!(act.phase, Phase::Running { .. }) {
+                            act.span.in_scope(|| {
+                                tracing::warn!("task did not stop within the grace period; dropped")
+                            });
+                            abort.abort();
+                        }
+                    });
+                }
+                // The write in flight completes the stop when it returns.
+                Phase::Writing => {}
+                // A pending slot request dies with the actor; the supervisor skips it.
+                Phase::AwaitingSlot | Phase::Idle => self.finish_stop(ctx),
+            }
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".into()
+    }
+}

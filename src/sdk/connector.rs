@@ -1,0 +1,169 @@
+//! Connectors and their loaders: config schema, defaults and validation, install/uninstall
+//! hooks, and resolving descriptors into tasks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::host::Host;
+use super::{Clock, Scheduler, Task, TaskError};
+
+/// A connector's configuration: the JSON object clients send.
+pub type Config = serde_json::Map<String, Value>;
+
+/// One config field, as `GET /connectors/configs` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldSpec {
+    /// Formance's type names: `string`, `duration ns`, `unsigned integer`, `boolean`.
+    pub data_type: &'static str,
+    /// Whether the field must be given.
+    pub required: bool,
+    /// The value used when the field is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<Value>,
+}
+
+/// A connector's config fields by name.
+pub type ConfigSchema = BTreeMap<&'static str, FieldSpec>;
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A config that failed validation, with every offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<FieldError>);
+
+impl ConfigError {
+    /// An error on one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+}
+
+/// Describes a provider and builds its connectors from config.
+pub trait Loader: Send + Sync + 'static {
+    /// The provider name in the API, upper case (e.g. `DUMMY-PAY`).
+    fn provider(&self) -> &'static str;
+
+    /// The title-case name Formance clients expect in `GET …/config` (e.g. `Dummypay`).
+    fn provider_title(&self) -> &'static str;
+
+    /// The most task runs of one connector at a time; the rest wait FIFO as PENDING.
+    fn allow_tasks(&self) -> usize {
+        10
+    }
+
+    /// The config fields, their types and defaults.
+    fn schema(&self) -> ConfigSchema;
+
+    /// Fills absent fields with their defaults.
+    fn apply_defaults(&self, mut config: Config) -> Config {
+        for (field, spec) in self.schema() {
+            if let Some(default) = spec.default_value {
+                config.entry(field).or_insert(default);
+            }
+        }
+        config
+    }
+
+    /// Checks a config (defaults applied): required fields, unknown fields, and whatever the
+    /// provider adds on top via [`Loader::validate_fields`].
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        let schema = self.schema();
+        let mut errors = Vec::new();
+        for (field, spec) in &schema {
+            let missing = match config.get(*field) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                _ => false,
+            };
+            if spec.required && missing {
+                errors.push(FieldError {
+                    field: field.to_string(),
+                    message: "is required".into(),
+                });
+            }
+        }
+        for field in config.keys() {
+            if field != "provider" && !schema.contains_key(field.as_str()) {
+                errors.push(FieldError {
+                    field: field.clone(),
+                    message: "is not a field of this connector".into(),
+                });
+            }
+        }
+        if let Err(ConfigError(more)) = self.validate_fields(config) {
+            errors.extend(more);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// Provider-specific checks (types, ranges, formats).
+    fn validate_fields(&self, _config: &Config) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Builds a connector from a validated config.
+    fn load(&self, config: &Config) -> Result<Arc<dyn Connector>, ConfigError>;
+}
+
+/// An installed connector.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// Called once, when the connector is installed (not at every boot): schedule the
+    /// connector's root tasks here. A failure undoes the whole install.
+    async fn install(&self, ctx: &ConnectorContext) -> Result<(), TaskError>;
+
+    /// Called before the connector's data is deleted; clean up what it created outside.
+    async fn uninstall(&self, _ctx: &ConnectorContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Turns a descriptor into the task to run. An unknown descriptor is an error.
+    fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError>;
+}
+
+/// What a connector's install and uninstall hooks get from the runtime.
+pub struct ConnectorContext {
+    host: Arc<dyn Host>,
+}
+
+impl ConnectorContext {
+    /// Built by the runtime.
+    pub fn new(host: Arc<dyn Host>) -> Self {
+        Self { host }
+    }
+
+    /// The connector's id.
+    pub fn connector_id(&self) -> &str {
+        self.host.connector_id()
+    }
+
+    /// Schedules the connector's root tasks.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(self.host.clone(), None)
+    }
+
+    /// The runtime's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.host.clock()
+    }
+}

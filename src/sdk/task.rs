@@ -1,0 +1,152 @@
+//! Tasks: the unit of work the runtime schedules, runs, retries and persists.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::host::{Host, RunRef};
+use super::{Clock, Schedule, ScheduleOptions, TaskError};
+
+/// A unit of work, resolved from a descriptor by [`crate::sdk::Connector::resolve`] for each
+/// run. Execution is at-least-once: a run interrupted by a crash or shutdown runs again.
+#[async_trait]
+pub trait Task: Send + Sync + 'static {
+    /// Does the work. Return [`TaskError::Retryable`] for transient failures.
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError>;
+}
+
+/// Schedules tasks of the same connector, as children of the current task when there is one.
+#[derive(Clone)]
+pub struct Scheduler {
+    host: Arc<dyn Host>,
+    parent: Option<RunRef>,
+}
+
+impl Scheduler {
+    /// A scheduler for `host`, scheduling children of `parent` if given.
+    pub fn new(host: Arc<dyn Host>, parent: Option<RunRef>) -> Self {
+        Self { host, parent }
+    }
+
+    /// Schedules the task identified by `descriptor` (its canonical JSON identifies it within
+    /// the connector). Returns the task id once the row is durable; with RUN_NOW_SYNC, once
+    /// the run has ended (its error if it failed). A task waiting on a RUN_NOW_SYNC child
+    /// gives up its concurrency slot meanwhile, so nested synchronous children cannot deadlock.
+    pub async fn schedule<D: Serialize>(
+        &self,
+        descriptor: &D,
+        options: ScheduleOptions,
+    ) -> Result<Uuid, TaskError> {
+        let descriptor = serde_json::to_value(descriptor)
+            .map_err(|e| TaskError::non_retryable(format!("descriptor is not JSON: {e}")))?;
+        let sync = options.schedule == Schedule::RunNowSync;
+        match (sync, self.parent) {
+            (true, Some(parent)) => {
+                self.host.release_slot(parent.task_id).await;
+                let result = self.host.schedule(self.parent, descriptor, options).await;
+                self.host.acquire_slot(parent.task_id).await;
+                result
+            }
+            _ => self.host.schedule(self.parent, descriptor, options).await,
+        }
+    }
+}
+
+/// What a running task gets from the runtime.
+pub struct TaskContext {
+    host: Arc<dyn Host>,
+    run: RunRef,
+    cancel: CancellationToken,
+    state: Arc<Mutex<Option<Value>>>,
+}
+
+impl TaskContext {
+    /// Built by the runtime for each run.
+    pub fn new(
+        host: Arc<dyn Host>,
+        run: RunRef,
+        cancel: CancellationToken,
+        state: Arc<Mutex<Option<Value>>>,
+    ) -> Self {
+        Self {
+            host,
+            run,
+            cancel,
+            state,
+        }
+    }
+
+    /// The connector's id.
+    pub fn connector_id(&self) -> &str {
+        self.host.connector_id()
+    }
+
+    /// This task's id.
+    pub fn task_id(&self) -> Uuid {
+        self.run.task_id
+    }
+
+    /// A key stable across retries, restarts and resumes of this task: hand it to a PSP so a
+    /// resumed payout is not sent twice.
+    pub fn idempotency_key(&self) -> String {
+        self.run.task_id.to_string()
+    }
+
+    /// Cancelled when the run must stop (shutdown, pause, uninstall, a newer run): finish or
+    /// give up within the grace period, after which the run is dropped.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Schedules child tasks (stopped with this task, not when one of its runs ends).
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(self.host.clone(), Some(self.run))
+    }
+
+    /// The runtime's clock: use it rather than the system time, so tests can drive time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.host.clock()
+    }
+
+    /// The task's saved state, if any.
+    pub fn state<T: DeserializeOwned>(&self) -> Result<Option<T>, TaskError> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match state {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| TaskError::non_retryable(format!("saved task state: {e}"))),
+        }
+    }
+
+    /// Saves the task's state durably (rejected if a newer run has started).
+    pub async fn save_state<T: Serialize>(&self, state: &T) -> Result<(), TaskError> {
+        let value = serde_json::to_value(state)
+            .map_err(|e| TaskError::non_retryable(format!("task state is not JSON: {e}")))?;
+        self.host.save_state(self.run, value.clone()).await?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        Ok(())
+    }
+
+    /// Reads a key of the connector's durable key-value store.
+    pub async fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, TaskError> {
+        match self.host.kv_get(key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| TaskError::non_retryable(format!("store key {key:?}: {e}"))),
+        }
+    }
+
+    /// Writes a key of the connector's durable key-value store.
+    pub async fn kv_put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), TaskError> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| TaskError::non_retryable(format!("store value is not JSON: {e}")))?;
+        self.host.kv_put(Some(self.run), key, value).await
+    }
+}

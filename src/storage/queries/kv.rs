@@ -1,0 +1,23 @@
+//! Reads of the per-connector key-value store.
+
+use serde_json::Value;
+
+use super::client;
+use crate::storage::{Pool, StorageError};
+
+/// One key of a connector's store.
+pub async fn get(
+    pool: &Pool,
+    connector_id: &str,
+    key: &str,
+) -> Result<Option<Value>, StorageError> {
+    let client = client(pool, "reading the connector store").await?;
+    let row = client
+        .query_opt(
+            "SELECT value FROM connector_kv WHERE connector_id = $1 AND key = $2",
+            &[&connector_id, &key],
+        )
+        .await
+        .map_err(|e| StorageError::db("reading the connector store", e))?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -1,0 +1,137 @@
+//! Reads of the `tasks` table.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::client;
+use crate::sdk::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
+use crate::storage::{Pool, StorageError};
+
+/// A stored task.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    /// The task id.
+    pub id: Uuid,
+    /// The owning connector.
+    pub connector_id: String,
+    /// The task that scheduled it.
+    pub parent_id: Option<Uuid>,
+    /// The connector's descriptor.
+    pub descriptor: Value,
+    /// The status.
+    pub status: TaskStatus,
+    /// The last error.
+    pub error: Option<String>,
+    /// The saved state.
+    pub state: Option<Value>,
+    /// The persisted options.
+    pub options: ScheduleOptions,
+    /// When the next run or retry is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Retries of the current run.
+    pub attempts: u32,
+    /// Consecutive failed runs.
+    pub restarts: u32,
+    /// The current run number.
+    pub run_number: i64,
+    /// A run was in progress when last written.
+    pub running: bool,
+    /// When a run last succeeded.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// When it was first scheduled.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns [`from_row`] reads, in order.
+pub const COLUMNS: &str = "id, connector_id, parent_id, descriptor, status, error, state, \
+     schedule, restart, period_ms, on_interrupt, max_restarts, due_at, attempts, restarts, \
+     run_number, running, last_success_at, created_at, updated_at";
+
+/// Decodes a row selected with [`COLUMNS`].
+pub fn from_row(row: &Row) -> TaskRow {
+    let status: String = row.get(4);
+    let schedule: String = row.get(7);
+    let restart: String = row.get(8);
+    let period_ms: Option<i64> = row.get(9);
+    let on_interrupt: String = row.get(10);
+    let due_at: Option<DateTime<Utc>> = row.get(12);
+    let created_at: DateTime<Utc> = row.get(18);
+    let period = Duration::from_millis(period_ms.unwrap_or(0).max(0) as u64);
+    let schedule = match schedule.as_str() {
+        "RUN_NOW_SYNC" => Schedule::RunNowSync,
+        "RUN_IN_DURATION" => Schedule::RunInDuration(period),
+        "RUN_SCHEDULED_AT" => Schedule::RunScheduledAt(due_at.unwrap_or(created_at)),
+        "RUN_PERIODICALLY" => Schedule::RunPeriodically(period),
+        _ => Schedule::RunNow,
+    };
+    let max_restarts: i32 = row.get(11);
+    let attempts: i32 = row.get(13);
+    let restarts: i32 = row.get(14);
+    TaskRow {
+        id: row.get(0),
+        connector_id: row.get(1),
+        parent_id: row.get(2),
+        descriptor: row.get(3),
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        error: row.get(5),
+        state: row.get(6),
+        options: ScheduleOptions {
+            schedule,
+            restart: Restart::parse(&restart).unwrap_or(Restart::Never),
+            on_interrupt: if on_interrupt == "FAIL" {
+                OnInterrupt::Fail
+            } else {
+                OnInterrupt::Resume
+            },
+            max_restarts: max_restarts.max(0) as u32,
+        },
+        due_at,
+        attempts: attempts.max(0) as u32,
+        restarts: restarts.max(0) as u32,
+        run_number: row.get(15),
+        running: row.get(16),
+        last_success_at: row.get(17),
+        created_at,
+        updated_at: row.get(19),
+    }
+}
+
+/// The live (PENDING or ACTIVE) tasks of a connector, oldest first: what boot resumes.
+pub async fn live(pool: &Pool, connector_id: &str) -> Result<Vec<TaskRow>, StorageError> {
+    let client = client(pool, "loading live tasks").await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM tasks
+                 WHERE connector_id = $1 AND status IN ('PENDING', 'ACTIVE')
+                 ORDER BY created_at, id"
+            ),
+            &[&connector_id],
+        )
+        .await
+        .map_err(|e| StorageError::db("loading live tasks", e))?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+/// One task of a connector.
+pub async fn get(
+    pool: &Pool,
+    connector_id: &str,
+    task_id: Uuid,
+) -> Result<Option<TaskRow>, StorageError> {
+    let client = client(pool, "reading a task").await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM tasks WHERE connector_id = $1 AND id = $2"),
+            &[&connector_id, &task_id],
+        )
+        .await
+        .map_err(|e| StorageError::db("reading a task", e))?;
+    Ok(row.as_ref().map(from_row))
+}

@@ -1,0 +1,152 @@
+//! Connector lifecycle: install all-or-nothing, uninstall during a run, pause and resume
+//! across restarts, reset with the same id.
+
+use tributary::runtime::RuntimeError;
+use tributary::sdk::{Restart, TaskStatus};
+
+use super::support::{Harness, block, run_now};
+
+#[actix_rt::test]
+async fn an_install_whose_hook_fails_leaves_nothing_behind() {
+    let h = Harness::bare(10).await;
+    *h.probe.install_tasks.lock().unwrap() = vec![(block("early"), run_now(Restart::Never))];
+    h.probe
+        .fail_install
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    match h.install().await {
+        Err(RuntimeError::InstallFailed(e)) => assert!(e.to_string().contains("refused")),
+        other => panic!("expected InstallFailed, got {other:?}"),
+    }
+    assert_eq!(h.count("connectors").await, 0);
+    assert_eq!(h.count("tasks").await, 0);
+    assert_eq!(
+        h.probe.running(),
+        0,
+        "a task of the failed install still runs"
+    );
+
+    // The same name installs fine once the hook succeeds.
+    h.probe
+        .fail_install
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.install().await.expect("second install");
+}
+
+#[actix_rt::test]
+async fn a_duplicate_connector_name_is_a_conflict() {
+    let h = Harness::start(10, vec![]).await;
+    match h.install().await {
+        Err(RuntimeError::Conflict(m)) => assert!(m.contains("test"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(h.count("connectors").await, 1);
+}
+
+#[actix_rt::test]
+async fn uninstall_during_a_run_cancels_it_and_deletes_every_row() {
+    let h = Harness::start(10, vec![(block("busy"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("busy", 1).await;
+    h.runtime
+        .uninstall(&h.connector_id)
+        .await
+        .expect("uninstall");
+    assert_eq!(h.probe.running(), 0);
+    assert_eq!(
+        h.probe.uninstalls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert_eq!(h.count("connectors").await, 0);
+    assert_eq!(h.count("tasks").await, 0);
+    assert!(matches!(
+        h.runtime.uninstall(&h.connector_id).await,
+        Err(RuntimeError::ConnectorNotFound(_))
+    ));
+}
+
+#[actix_rt::test]
+async fn pause_stops_runs_and_survives_a_restart_until_resume() {
+    let mut h = Harness::start(10, vec![(block("p"), run_now(Restart::Never))]).await;
+    let id = h.task_id(&block("p"));
+    h.probe.wait_runs("p", 1).await;
+    h.runtime.pause(&h.connector_id).await.expect("pause");
+    assert_eq!(h.probe.running(), 0);
+    assert_eq!(
+        h.status(id).await,
+        Some(TaskStatus::Active),
+        "pause leaves statuses alone"
+    );
+
+    h.restart().await;
+    assert_eq!(
+        h.probe.runs("p"),
+        1,
+        "a paused connector started a task at boot"
+    );
+
+    h.runtime.resume(&h.connector_id).await.expect("resume");
+    h.probe.wait_runs("p", 2).await;
+    h.probe.release("p");
+    h.wait_status(id, TaskStatus::Terminated).await;
+}
+
+#[actix_rt::test]
+async fn reset_wipes_the_data_and_installs_again_with_the_same_id() {
+    let h = Harness::start(10, vec![(block("r"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("r", 1).await;
+    h.db.client()
+        .await
+        .execute(
+            "INSERT INTO connector_kv (connector_id, key, value) VALUES ($1, 'k', '1')",
+            &[&h.connector_id],
+        )
+        .await
+        .expect("kv");
+    h.runtime.reset(&h.connector_id).await.expect("reset");
+    assert_eq!(h.count("connector_kv").await, 0);
+    let ids: Vec<String> =
+        h.db.client()
+            .await
+            .query("SELECT id FROM connectors", &[])
+            .await
+            .expect("ids")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(ids, vec![h.connector_id.clone()]);
+    // install ran again: its task is scheduled anew (a fresh row, run 0).
+    h.probe.wait_runs("r", 2).await;
+    let row = h.row(h.task_id(&block("r"))).await.expect("row");
+    assert_eq!(row.run_number, 0);
+}
+
+#[actix_rt::test]
+async fn restart_task_reruns_a_failed_task_and_refuses_a_live_one() {
+    let h = Harness::start(10, vec![]).await;
+    let f = h
+        .schedule(&super::support::fail("rf"), run_now(Restart::Never))
+        .await
+        .expect("f");
+    h.wait_status(f, TaskStatus::Failed).await;
+    h.runtime
+        .restart_task(&h.connector_id, f)
+        .await
+        .expect("restart");
+    h.probe.wait_runs("rf", 2).await;
+    h.wait_status(f, TaskStatus::Failed).await;
+
+    let live = h
+        .schedule(&block("live"), run_now(Restart::Never))
+        .await
+        .expect("live");
+    h.probe.wait_runs("live", 1).await;
+    assert!(matches!(
+        h.runtime.restart_task(&h.connector_id, live).await,
+        Err(RuntimeError::TaskIsLive { .. })
+    ));
+    assert!(matches!(
+        h.runtime
+            .restart_task(&h.connector_id, uuid::Uuid::nil())
+            .await,
+        Err(RuntimeError::TaskNotFound(_))
+    ));
+}
