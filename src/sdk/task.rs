@@ -1,5 +1,6 @@
 //! Tasks: the unit of work the runtime schedules, runs, retries and persists.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -37,22 +38,28 @@ impl Scheduler {
     /// the connector). Returns the task id once the row is durable; with RUN_NOW_SYNC, once
     /// the run has ended (its error if it failed). A task waiting on a RUN_NOW_SYNC child
     /// gives up its concurrency slot meanwhile, so nested synchronous children cannot deadlock.
-    pub async fn schedule<D: Serialize>(
+    pub fn schedule<D: Serialize + ?Sized>(
         &self,
         descriptor: &D,
         options: ScheduleOptions,
-    ) -> Result<Uuid, TaskError> {
+    ) -> impl Future<Output = Result<Uuid, TaskError>> + Send + use<D> {
+        // Serialized now, so the returned future borrows nothing.
         let descriptor = serde_json::to_value(descriptor)
-            .map_err(|e| TaskError::non_retryable(format!("descriptor is not JSON: {e}")))?;
-        let sync = options.schedule == Schedule::RunNowSync;
-        match (sync, self.parent) {
-            (true, Some(parent)) => {
-                self.host.release_slot(parent.task_id).await;
-                let result = self.host.schedule(self.parent, descriptor, options).await;
-                self.host.acquire_slot(parent.task_id).await;
-                result
+            .map_err(|e| TaskError::non_retryable(format!("descriptor is not JSON: {e}")));
+        let host = self.host.clone();
+        let parent = self.parent;
+        async move {
+            let descriptor = descriptor?;
+            let sync = options.schedule == Schedule::RunNowSync;
+            match (sync, parent) {
+                (true, Some(parent)) => {
+                    host.release_slot(parent.task_id).await;
+                    let result = host.schedule(Some(parent), descriptor, options).await;
+                    host.acquire_slot(parent.task_id).await;
+                    result
+                }
+                _ => host.schedule(parent, descriptor, options).await,
             }
-            _ => self.host.schedule(self.parent, descriptor, options).await,
         }
     }
 }

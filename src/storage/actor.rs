@@ -17,11 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::LocalBoxFuture;
+use futures::future::{LocalBoxFuture, join_all};
 use tokio::sync::oneshot;
-use tokio_postgres::Transaction;
 
 use super::{Pool, StorageError};
+
+/// The transaction a command runs in; prepared statements are cached per connection
+/// (`tx.prepare_cached`), so a statement is parsed once per connection, not once per write.
+pub type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
 /// A write the storage actor can apply inside its batch transaction.
 ///
@@ -31,11 +34,17 @@ use super::{Pool, StorageError};
 pub trait WriteCommand: Send + 'static {
     /// What the sender gets back after the commit.
     type Output: Send + 'static;
+
+    /// The one statement this command runs, if it runs exactly one, once, through
+    /// `tx.prepare_cached(sql)` as its first action. Such commands are pipelined: the actor
+    /// prepares the statement beforehand, then sends a run of them without waiting for each
+    /// answer, in order. Commands that return `None` run alone, one after the other.
+    fn statement(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Runs the command's statements in `tx`.
-    fn apply(
-        &self,
-        tx: &Transaction<'_>,
-    ) -> impl Future<Output = Result<Self::Output, StorageError>>;
+    fn apply(&self, tx: &Tx<'_>) -> impl Future<Output = Result<Self::Output, StorageError>>;
 }
 
 /// The message carrying a command to the actor.
@@ -60,11 +69,10 @@ pub struct StorageStats {
 
 /// A queued command with its reply channel, type-erased so one queue holds every kind.
 trait PendingWrite {
+    /// The command's single pipelinable statement, if it has one.
+    fn statement(&self) -> Option<&'static str>;
     /// Runs the command, keeping its output for [`PendingWrite::finish`].
-    fn apply<'a>(
-        &'a mut self,
-        tx: &'a Transaction<'a>,
-    ) -> LocalBoxFuture<'a, Result<(), StorageError>>;
+    fn apply<'a>(&'a mut self, tx: &'a Tx<'a>) -> LocalBoxFuture<'a, Result<(), StorageError>>;
     /// Marks the command as failed by its own error.
     fn fail(&mut self, error: StorageError);
     /// Sends the outcome: the command's own result, or `batch_error` when the batch failed.
@@ -78,10 +86,11 @@ struct Pending<C: WriteCommand> {
 }
 
 impl<C: WriteCommand> PendingWrite for Pending<C> {
-    fn apply<'a>(
-        &'a mut self,
-        tx: &'a Transaction<'a>,
-    ) -> LocalBoxFuture<'a, Result<(), StorageError>> {
+    fn statement(&self) -> Option<&'static str> {
+        self.command.statement()
+    }
+
+    fn apply<'a>(&'a mut self, tx: &'a Tx<'a>) -> LocalBoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
             let output = self.command.apply(tx).await?;
             self.outcome = Some(Ok(output));
@@ -186,7 +195,7 @@ pub struct Noop;
 
 impl WriteCommand for Noop {
     type Output = ();
-    async fn apply(&self, _tx: &Transaction<'_>) -> Result<(), StorageError> {
+    async fn apply(&self, _tx: &Tx<'_>) -> Result<(), StorageError> {
         Ok(())
     }
 }
@@ -231,11 +240,11 @@ async fn run_batch(pool: &Pool, mut batch: Vec<Box<dyn PendingWrite>>, stats: &S
             return;
         }
     };
-    let mut result = apply_all(&mut client, &mut batch, false).await;
+    let mut result = apply_all(&mut client, &mut batch, false, stats).await;
     if let Err(BatchFailure::Command) = result {
         if batch.len() > 1 {
             stats.isolated_batches.fetch_add(1, Ordering::Relaxed);
-            result = apply_all(&mut client, &mut batch, true).await;
+            result = apply_all(&mut client, &mut batch, true, stats).await;
         } else {
             // A lone failing command: its own error is its outcome.
             result = Ok(());
@@ -267,38 +276,69 @@ async fn apply_all(
     client: &mut deadpool_postgres::Client,
     batch: &mut [Box<dyn PendingWrite>],
     isolate: bool,
+    stats: &StorageStats,
 ) -> Result<(), BatchFailure> {
     let tx_err = |e| BatchFailure::Transaction(StorageError::db("committing a batch", e));
     let mut tx = client.transaction().await.map_err(tx_err)?;
-    let mut committed_any = !isolate;
-    for pending in batch.iter_mut() {
-        if !isolate {
-            if let Err(e) = pending.apply(&tx).await {
-                pending.fail(e);
+    if isolate {
+        let mut committed_any = false;
+        for pending in batch.iter_mut() {
+            let savepoint = tx.savepoint("write").await.map_err(tx_err)?;
+            match pending.apply(&savepoint).await {
+                Ok(()) => {
+                    savepoint.commit().await.map_err(tx_err)?;
+                    committed_any = true;
+                }
+                // The connection itself is broken: the whole batch fails.
+                Err(e) if e.is_transient() => return Err(BatchFailure::Transaction(e)),
+                Err(e) => {
+                    pending.fail(e);
+                    savepoint.rollback().await.map_err(tx_err)?;
+                }
+            }
+        }
+        if !committed_any {
+            return Ok(());
+        }
+    } else {
+        let mut rest = &mut batch[..];
+        while !rest.is_empty() {
+            // A run of single-statement commands is pipelined; any other command runs alone.
+            let run = rest
+                .iter()
+                .take_while(|p| p.statement().is_some())
+                .count()
+                .max(1);
+            let (now, later) = rest.split_at_mut(run);
+            rest = later;
+            if run > 1 {
+                // Prepared first, so each command sends its statement on its first poll and the
+                // statements reach the server in queue order.
+                let mut prepared: Vec<&'static str> = Vec::new();
+                for sql in now.iter().filter_map(|p| p.statement()) {
+                    if !prepared.contains(&sql) {
+                        tx.prepare_cached(sql).await.map_err(tx_err)?;
+                        prepared.push(sql);
+                    }
+                }
+            }
+            let tx = &tx;
+            let results = join_all(now.iter_mut().map(|p| p.apply(tx))).await;
+            let mut failed = false;
+            for (pending, result) in now.iter_mut().zip(results) {
+                if let Err(e) = result {
+                    pending.fail(e);
+                    failed = true;
+                }
+            }
+            if failed {
                 // The rollback happens when `tx` is dropped.
                 return Err(BatchFailure::Command);
             }
-            continue;
-        }
-        let savepoint = tx.savepoint("write").await.map_err(tx_err)?;
-        match pending.apply(&savepoint).await {
-            Ok(()) => {
-                savepoint.commit().await.map_err(tx_err)?;
-                committed_any = true;
-            }
-            Err(e) => {
-                if e.is_transient() {
-                    // The connection itself is broken: the whole batch fails.
-                    return Err(BatchFailure::Transaction(e));
-                }
-                pending.fail(e);
-                savepoint.rollback().await.map_err(tx_err)?;
-            }
         }
     }
-    if committed_any {
-        tx.commit().await.map_err(tx_err)?;
-    }
+    tx.commit().await.map_err(tx_err)?;
+    stats.transactions.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

@@ -20,6 +20,6 @@ pub mod queries;
 
 mod error;
 
-pub use actor::{Noop, StorageHandle, StorageStats, WriteCommand};
+pub use actor::{Noop, StorageHandle, StorageStats, Tx, WriteCommand};
 pub use database::Pool;
 pub use error::StorageError;

@@ -1,11 +1,11 @@
 //! Writes to the `connectors` table.
 
-use tokio_postgres::Transaction;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::storage::{StorageError, WriteCommand};
+use crate::storage::{StorageError, Tx, WriteCommand};
 
-/// Stores a newly installed connector.
+/// Stores a newly installed connector, marked `installing` until its install hook succeeded.
 #[derive(Debug, Clone)]
 pub struct InsertConnector {
     /// Formance's connector id (base64url of provider + reference).
@@ -22,34 +22,46 @@ pub struct InsertConnector {
     pub declared: bool,
 }
 
+const INSERT_CONNECTOR: &str =
+    "INSERT INTO connectors (id, reference, provider, name, config, declared, lifecycle)
+     VALUES ($1, $2, $3, $4, $5, $6, 'installing')";
+
+/// A unique violation on the name is a conflict the client can act on.
+fn name_conflict(name: &str, e: tokio_postgres::Error, context: &str) -> StorageError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StorageError::Conflict(format!("a connector named {name:?} is already installed"))
+    } else {
+        StorageError::db(context, e)
+    }
+}
+
 impl WriteCommand for InsertConnector {
     type Output = ();
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<(), StorageError> {
-        let result = tx
-            .execute(
-                "INSERT INTO connectors (id, reference, provider, name, config, declared, lifecycle)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'installing')",
-                &[
-                    &self.id,
-                    &self.reference,
-                    &self.provider,
-                    &self.name,
-                    &self.config,
-                    &self.declared,
-                ],
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                Err(StorageError::Conflict(format!(
-                    "a connector named {:?} is already installed",
-                    self.name
-                )))
-            }
-            Err(e) => Err(StorageError::db("inserting a connector", e)),
-        }
+    fn statement(&self) -> Option<&'static str> {
+        Some(INSERT_CONNECTOR)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        let context = "inserting a connector";
+        let stmt = tx
+            .prepare_cached(INSERT_CONNECTOR)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        tx.execute(
+            &stmt,
+            &[
+                &self.id,
+                &self.reference,
+                &self.provider,
+                &self.name,
+                &self.config,
+                &self.declared,
+            ],
+        )
+        .await
+        .map_err(|e| name_conflict(&self.name, e, context))?;
+        Ok(())
     }
 }
 
@@ -60,14 +72,25 @@ pub struct DeleteConnector {
     pub id: String,
 }
 
+const DELETE_CONNECTOR: &str = "DELETE FROM connectors WHERE id = $1";
+
 impl WriteCommand for DeleteConnector {
     type Output = bool;
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<bool, StorageError> {
-        let n = tx
-            .execute("DELETE FROM connectors WHERE id = $1", &[&self.id])
+    fn statement(&self) -> Option<&'static str> {
+        Some(DELETE_CONNECTOR)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
+        let context = "deleting a connector";
+        let stmt = tx
+            .prepare_cached(DELETE_CONNECTOR)
             .await
-            .map_err(|e| StorageError::db("deleting a connector", e))?;
+            .map_err(|e| StorageError::db(context, e))?;
+        let n = tx
+            .execute(&stmt, &[&self.id])
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
         Ok(n > 0)
     }
 }
@@ -108,7 +131,7 @@ impl Lifecycle {
     }
 }
 
-/// Changes a connector's lifecycle mark, enabled flag or config (each optional).
+/// Changes a connector's lifecycle mark, enabled flag, config or name (each optional).
 #[derive(Debug, Clone, Default)]
 pub struct UpdateConnector {
     /// Formance's connector id.
@@ -123,16 +146,27 @@ pub struct UpdateConnector {
     pub name: Option<String>,
 }
 
+const UPDATE_CONNECTOR: &str = "UPDATE connectors SET lifecycle = COALESCE($2, lifecycle),
+        enabled = COALESCE($3, enabled), config = COALESCE($4, config),
+        name = COALESCE($5, name), updated_at = now()
+     WHERE id = $1";
+
 impl WriteCommand for UpdateConnector {
     type Output = ();
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<(), StorageError> {
+    fn statement(&self) -> Option<&'static str> {
+        Some(UPDATE_CONNECTOR)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        let context = "updating a connector";
+        let stmt = tx
+            .prepare_cached(UPDATE_CONNECTOR)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
         let n = tx
             .execute(
-                "UPDATE connectors SET lifecycle = COALESCE($2, lifecycle),
-                        enabled = COALESCE($3, enabled), config = COALESCE($4, config),
-                        name = COALESCE($5, name), updated_at = now()
-                 WHERE id = $1",
+                &stmt,
                 &[
                     &self.id,
                     &self.lifecycle.map(Lifecycle::as_str),
@@ -142,15 +176,7 @@ impl WriteCommand for UpdateConnector {
                 ],
             )
             .await
-            .map_err(|e| match e.code() {
-                Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
-                    StorageError::Conflict(format!(
-                        "a connector named {:?} is already installed",
-                        self.name.as_deref().unwrap_or_default()
-                    ))
-                }
-                _ => StorageError::db("updating a connector", e),
-            })?;
+            .map_err(|e| name_conflict(self.name.as_deref().unwrap_or_default(), e, context))?;
         if n == 0 {
             return Err(StorageError::NotFound(format!(
                 "connector {} not found",
@@ -171,7 +197,7 @@ pub struct WipeConnectorData {
 impl WriteCommand for WipeConnectorData {
     type Output = ();
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<(), StorageError> {
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
         for table in ["tasks", "connector_kv", "payments", "accounts"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE connector_id = $1"),

@@ -1,8 +1,6 @@
 //! Writes to the per-connector key-value store.
 
-use tokio_postgres::Transaction;
-
-use crate::storage::{StorageError, WriteCommand};
+use crate::storage::{StorageError, Tx, WriteCommand};
 
 /// Sets one key of a connector's store.
 #[derive(Debug, Clone)]
@@ -15,20 +13,28 @@ pub struct PutKv {
     pub value: serde_json::Value,
 }
 
+const PUT_KV: &str = "INSERT INTO connector_kv (connector_id, key, value)
+     SELECT id, $2, $3 FROM connectors WHERE id = $1
+     ON CONFLICT (connector_id, key)
+     DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
+
 impl WriteCommand for PutKv {
     type Output = ();
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<(), StorageError> {
-        let n = tx
-            .execute(
-                "INSERT INTO connector_kv (connector_id, key, value)
-                 SELECT id, $2, $3 FROM connectors WHERE id = $1
-                 ON CONFLICT (connector_id, key)
-                 DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                &[&self.connector_id, &self.key, &self.value],
-            )
+    fn statement(&self) -> Option<&'static str> {
+        Some(PUT_KV)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        let context = "writing the connector store";
+        let stmt = tx
+            .prepare_cached(PUT_KV)
             .await
-            .map_err(|e| StorageError::db("writing the connector store", e))?;
+            .map_err(|e| StorageError::db(context, e))?;
+        let n = tx
+            .execute(&stmt, &[&self.connector_id, &self.key, &self.value])
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
         if n == 0 {
             return Err(StorageError::NotFound(format!(
                 "connector {} not found",

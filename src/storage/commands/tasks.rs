@@ -4,12 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::sdk::host::RunRef;
 use crate::sdk::{Schedule, ScheduleOptions, TaskStatus};
-use crate::storage::{StorageError, WriteCommand};
+use crate::storage::{StorageError, Tx, WriteCommand};
 
 /// Schedules a task: inserts it, or starts a new run of an existing one when the restart
 /// option allows (decided here, atomically, against the stored status).
@@ -64,28 +63,47 @@ fn period_ms(schedule: &Schedule) -> Option<i64> {
     }
 }
 
+/// Insert, or start a new run when allowed; otherwise report the stored status. One
+/// statement: the SELECT sees the row as it was before the INSERT (data-modifying CTE).
+const UPSERT_TASK: &str = "WITH upsert AS (
+    INSERT INTO tasks (id, connector_id, parent_id, descriptor, descriptor_key, status,
+                       schedule, restart, period_ms, on_interrupt, max_restarts,
+                       due_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $12)
+    ON CONFLICT (connector_id, descriptor_key) DO UPDATE SET
+        status = 'PENDING', error = NULL, parent_id = EXCLUDED.parent_id,
+        schedule = EXCLUDED.schedule, restart = EXCLUDED.restart,
+        period_ms = EXCLUDED.period_ms, on_interrupt = EXCLUDED.on_interrupt,
+        max_restarts = EXCLUDED.max_restarts, due_at = EXCLUDED.due_at,
+        attempts = 0, restarts = 0, running = FALSE,
+        run_number = tasks.run_number + 1, updated_at = EXCLUDED.updated_at
+    WHERE $13
+       OR (tasks.status IN ('TERMINATED', 'FAILED', 'STOPPED')
+           AND EXCLUDED.restart <> 'RESTART_NEVER')
+    RETURNING run_number, state
+ )
+ SELECT TRUE, run_number, state, NULL::text, NULL::text FROM upsert
+ UNION ALL
+ SELECT FALSE, t.run_number, t.state, t.status, t.error FROM tasks t
+  WHERE t.id = $1 AND NOT EXISTS (SELECT 1 FROM upsert)";
+
 impl WriteCommand for UpsertTask {
     type Output = UpsertOutcome;
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<UpsertOutcome, StorageError> {
+    fn statement(&self) -> Option<&'static str> {
+        Some(UPSERT_TASK)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<UpsertOutcome, StorageError> {
+        let context = "scheduling a task";
+        let stmt = tx
+            .prepare_cached(UPSERT_TASK)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
         let o = &self.options;
         let row = tx
-            .query_opt(
-                "INSERT INTO tasks (id, connector_id, parent_id, descriptor, descriptor_key, status,
-                                    schedule, restart, period_ms, on_interrupt, max_restarts,
-                                    due_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $12)
-                 ON CONFLICT (connector_id, descriptor_key) DO UPDATE SET
-                     status = 'PENDING', error = NULL, parent_id = EXCLUDED.parent_id,
-                     schedule = EXCLUDED.schedule, restart = EXCLUDED.restart,
-                     period_ms = EXCLUDED.period_ms, on_interrupt = EXCLUDED.on_interrupt,
-                     max_restarts = EXCLUDED.max_restarts, due_at = EXCLUDED.due_at,
-                     attempts = 0, restarts = 0, running = FALSE,
-                     run_number = tasks.run_number + 1, updated_at = EXCLUDED.updated_at
-                 WHERE $13
-                    OR (tasks.status IN ('TERMINATED', 'FAILED', 'STOPPED')
-                        AND EXCLUDED.restart <> 'RESTART_NEVER')
-                 RETURNING run_number, state",
+            .query_one(
+                &stmt,
                 &[
                     &self.id,
                     &self.connector_id,
@@ -107,22 +125,18 @@ impl WriteCommand for UpsertTask {
                 Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
                     StorageError::NotFound(format!("connector {} not found", self.connector_id))
                 }
-                _ => StorageError::db("scheduling a task", e),
+                _ => StorageError::db(context, e),
             })?;
-        if let Some(row) = row {
+        if row.get::<_, bool>(0) {
             return Ok(UpsertOutcome::Started {
-                run: row.get(0),
-                state: row.get(1),
+                run: row.get(1),
+                state: row.get(2),
             });
         }
-        let row = tx
-            .query_one("SELECT status, error FROM tasks WHERE id = $1", &[&self.id])
-            .await
-            .map_err(|e| StorageError::db("reading a task's status", e))?;
-        let status: String = row.get(0);
+        let status: String = row.get(3);
         Ok(UpsertOutcome::Unchanged {
             status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
-            error: row.get(1),
+            error: row.get(4),
         })
     }
 }
@@ -150,16 +164,27 @@ pub struct UpdateTaskRun {
     pub now: DateTime<Utc>,
 }
 
+const UPDATE_TASK_RUN: &str = "UPDATE tasks SET status = $3, error = $4, attempts = $5,
+        restarts = $6, due_at = $7, running = $8,
+        last_success_at = COALESCE($9, last_success_at), updated_at = $10
+     WHERE id = $1 AND run_number = $2";
+
 impl WriteCommand for UpdateTaskRun {
     type Output = ();
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<(), StorageError> {
+    fn statement(&self) -> Option<&'static str> {
+        Some(UPDATE_TASK_RUN)
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        let context = "updating a task";
+        let stmt = tx
+            .prepare_cached(UPDATE_TASK_RUN)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
         let n = tx
             .execute(
-                "UPDATE tasks SET status = $3, error = $4, attempts = $5, restarts = $6,
-                        due_at = $7, running = $8,
-                        last_success_at = COALESCE($9, last_success_at), updated_at = $10
-                 WHERE id = $1 AND run_number = $2",
+                &stmt,
                 &[
                     &self.run.task_id,
                     &self.run.run,
@@ -174,7 +199,7 @@ impl WriteCommand for UpdateTaskRun {
                 ],
             )
             .await
-            .map_err(|e| StorageError::db("updating a task", e))?;
+            .map_err(|e| StorageError::db(context, e))?;
         if n == 0 {
             return Err(StorageError::Superseded {
                 task_id: self.run.task_id,
@@ -200,7 +225,7 @@ pub struct Fenced<C> {
 impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
     type Output = C::Output;
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<C::Output, StorageError> {
+    async fn apply(&self, tx: &Tx<'_>) -> Result<C::Output, StorageError> {
         let current = match &self.state {
             Some(state) => tx
                 .execute(
@@ -244,7 +269,7 @@ pub const OUTCOME_UNKNOWN: &str =
 impl WriteCommand for FailInterrupted {
     type Output = Vec<Uuid>;
 
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<Vec<Uuid>, StorageError> {
+    async fn apply(&self, tx: &Tx<'_>) -> Result<Vec<Uuid>, StorageError> {
         let rows = tx
             .query(
                 "UPDATE tasks SET status = 'FAILED', error = $2, running = FALSE, updated_at = $3

@@ -2,6 +2,7 @@
 
 mod durability;
 mod lifecycle;
+mod observability;
 mod restarts;
 mod scheduling;
 pub mod support;

@@ -56,6 +56,10 @@ pub enum Script {
     Gated { name: String, gate: String },
     /// Ignores cancellation until released, then saves its state; records the outcome.
     LateWriter { name: String },
+    /// Logs a line carrying `name`, then succeeds.
+    Log { name: String },
+    /// Writes its run number under key `name` in the connector's store and reads it back.
+    Kv { name: String },
 }
 
 impl Script {
@@ -73,7 +77,9 @@ impl Script {
             | Script::Chain { name, .. }
             | Script::Stateful { name }
             | Script::Gated { name, .. }
-            | Script::LateWriter { name } => name,
+            | Script::LateWriter { name }
+            | Script::Log { name }
+            | Script::Kv { name } => name,
         }
     }
 }
@@ -294,6 +300,18 @@ impl Task for ScriptTask {
                     _ = probe.wait_release(gate) => Ok(()),
                     _ = ctx.cancellation().cancelled() => Err(TaskError::Cancelled),
                 }
+            }
+            Script::Log { .. } => {
+                tracing::info!(marker = %name, "task body working");
+                Ok(())
+            }
+            Script::Kv { .. } => {
+                ctx.kv_put(&name, &json!(run)).await?;
+                let back: Option<Value> = ctx.kv_get(&name).await?;
+                if back != Some(json!(run)) {
+                    return Err(TaskError::failed(format!("store read back {back:?}")));
+                }
+                Ok(())
             }
             Script::LateWriter { .. } => {
                 probe.wait_release(&name).await;
