@@ -1,6 +1,8 @@
 //! RUN_NOW_SYNC: the caller awaits the outcome; nested sync children cannot deadlock; the
 //! no-op rules; children stopped with their parent.
 
+use std::time::Duration;
+
 use tributary::sdk::{Restart, Schedule, ScheduleOptions, TaskError, TaskStatus};
 
 use super::support::{Harness, Script, block, fail, ok, run_now};
@@ -16,9 +18,10 @@ async fn a_chain_of_twenty_nested_sync_children_completes_with_one_slot() {
         name: "chain-20".into(),
         depth: 20,
     };
-    let id = h
-        .schedule(&chain, sync())
+    // A deadlock would hang forever: bound the wait.
+    let id = tokio::time::timeout(Duration::from_secs(30), h.schedule(&chain, sync()))
         .await
+        .expect("the chain deadlocked")
         .expect("the chain completes");
     assert_eq!(h.status(id).await, Some(TaskStatus::Terminated));
     // Every link ran: each parent gave its only slot to its child while it waited.
