@@ -8,8 +8,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::http::header;
+use actix_web::{App, HttpServer, middleware, web};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
@@ -98,14 +100,23 @@ impl Application {
             storage: storage.clone(),
             runtime: runtime.clone(),
             db_timeout: settings.database.timeout,
+            max_body_bytes: settings.server.max_body_bytes,
+            cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         };
-        let max_body = settings.server.max_body_bytes;
+        api::metrics::recorder();
         let server = HttpServer::new(move || {
+            let cors = state
+                .cors_allowed_origins
+                .iter()
+                .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+                .max_age(3600);
             App::new()
+                .wrap(middleware::from_fn(api::guard::check))
+                .wrap(cors)
                 .wrap(TracingLogger::default())
                 .app_data(web::Data::new(state.clone()))
-                .app_data(web::JsonConfig::default().limit(max_body))
-                .app_data(web::PayloadConfig::new(max_body))
                 .configure(api::configure)
         })
         .disable_signals()

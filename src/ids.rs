@@ -44,6 +44,63 @@ impl ConnectorKey {
     }
 }
 
+/// A payment's identity: its connector, reference and type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentKey {
+    /// The connector that ingested it.
+    #[serde(rename = "ConnectorID")]
+    pub connector: ConnectorKey,
+    /// The provider's reference.
+    #[serde(rename = "Reference")]
+    pub reference: String,
+    /// PAY-IN, PAYOUT, TRANSFER or OTHER.
+    #[serde(rename = "Type")]
+    pub payment_type: String,
+}
+
+impl PaymentKey {
+    /// The id Formance clients see.
+    pub fn id(&self) -> String {
+        encode(self)
+    }
+
+    /// Decodes a payment id.
+    pub fn parse(id: &str) -> Result<Self, InvalidId> {
+        decode(id).ok_or_else(|| InvalidId {
+            kind: "payment",
+            id: id.to_string(),
+        })
+    }
+}
+
+/// An account's identity: its connector and reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountKey {
+    /// The connector that ingested it.
+    #[serde(rename = "ConnectorID")]
+    pub connector: ConnectorKey,
+    /// The provider's reference.
+    #[serde(rename = "Reference")]
+    pub reference: String,
+}
+
+impl AccountKey {
+    /// The id Formance clients see.
+    pub fn id(&self) -> String {
+        encode(self)
+    }
+
+    /// Decodes an account id.
+    pub fn parse(id: &str) -> Result<Self, InvalidId> {
+        decode(id).ok_or_else(|| InvalidId {
+            kind: "account",
+            id: id.to_string(),
+        })
+    }
+}
+
 /// Encodes a value as Formance does: canonical JSON, then base64url without padding.
 pub fn encode<T: Serialize>(value: &T) -> String {
     // serde_json::Value sorts object keys (no `preserve_order`), which makes the JSON canonical.

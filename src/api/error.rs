@@ -5,26 +5,40 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::ids::InvalidId;
+use crate::runtime::RuntimeError;
 use crate::storage::StorageError;
 
-/// Formance's error codes.
+/// Formance's error codes (and the status each one answers with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// Something failed on our side.
+    #[serde(rename = "INTERNAL")]
     Internal,
+    /// The database is unreachable right now: retry later.
+    #[serde(rename = "INTERNAL")]
+    Unavailable,
     /// A value failed validation.
+    #[serde(rename = "VALIDATION")]
     Validation,
     /// An id is malformed.
+    #[serde(rename = "INVALID_ID")]
     InvalidId,
-    /// The body is missing or not valid JSON of the expected shape.
+    /// The body is missing, not JSON, or not of the expected shape.
+    #[serde(rename = "MISSING_OR_INVALID_BODY")]
     MissingOrInvalidBody,
-    /// The request conflicts with what is stored (e.g. a duplicate name).
+    /// The body is larger than `server.max_body_bytes`.
+    #[serde(rename = "MISSING_OR_INVALID_BODY")]
+    BodyTooLarge,
+    /// The request conflicts with what is stored (a duplicate name, a busy connector).
+    #[serde(rename = "CONFLICT")]
     Conflict,
     /// The resource does not exist.
+    #[serde(rename = "NOT_FOUND")]
     NotFound,
-    /// The database is unreachable (health checks, and reads during an outage).
-    Unavailable,
+    /// A browser request from an origin that is not allowed.
+    #[serde(rename = "FORBIDDEN")]
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -32,12 +46,14 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Validation
             | ErrorCode::InvalidId
             | ErrorCode::MissingOrInvalidBody
             | ErrorCode::Conflict => StatusCode::BAD_REQUEST,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -67,6 +83,21 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// 400 VALIDATION.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Validation, message)
+    }
+
+    /// 404 NOT_FOUND.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 400 MISSING_OR_INVALID_BODY.
+    pub fn bad_body(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MissingOrInvalidBody, message)
+    }
 }
 
 impl ResponseError for ApiError {
@@ -82,17 +113,41 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<InvalidId> for ApiError {
+    fn from(e: InvalidId) -> Self {
+        ApiError::new(ErrorCode::InvalidId, e.to_string())
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let code = match &e {
             StorageError::Conflict(_) => ErrorCode::Conflict,
             StorageError::NotFound(_) => ErrorCode::NotFound,
-            StorageError::Unavailable { .. } | StorageError::Stopped => ErrorCode::Unavailable,
+            e if e.is_transient() => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         if code == ErrorCode::Internal {
             tracing::error!(error = %e, "storage error answered as 500");
         }
         ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::UnknownProvider(_)
+            | RuntimeError::ConnectorNotFound(_)
+            | RuntimeError::TaskNotFound(_) => ApiError::not_found(e.to_string()),
+            RuntimeError::Validation(_) | RuntimeError::InstallFailed(_) => {
+                ApiError::validation(e.to_string())
+            }
+            RuntimeError::TaskIsLive { .. } | RuntimeError::Conflict(_) => {
+                ApiError::new(ErrorCode::Conflict, e.to_string())
+            }
+            RuntimeError::Storage(e) => e.into(),
+            RuntimeError::Stopped => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+        }
     }
 }

@@ -167,8 +167,9 @@ impl Handler<Register> for ConnectorManager {
     }
 }
 
-/// Applies defaults and validates; the name is required for every provider.
-fn checked_config(
+/// Applies defaults and validates; the name is required for every provider. Returns the
+/// config to store and the connector's name.
+pub fn checked_config(
     loader: &Arc<dyn Loader>,
     config: Config,
 ) -> Result<(Config, String), ConfigError> {

@@ -22,6 +22,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 pub use error::RuntimeError;
+pub use manager::checked_config;
 pub use registry::Registry;
 
 use crate::sdk::{Clock, Config};

@@ -274,10 +274,20 @@ pub struct TestApp {
 
 /// Builds and starts the service on a fresh database, as `serve` would.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(tributary::connectors::registry()).await
+}
+
+/// The same, with the providers of `registry`.
+pub async fn spawn_app_with(registry: tributary::runtime::Registry) -> TestApp {
     let db = TestDb::new().await;
-    let app = Application::build(&test_settings(), &db.url)
-        .await
-        .expect("build app");
+    let app = Application::build_with(
+        &test_settings(),
+        &db.url,
+        registry,
+        std::sync::Arc::new(tributary::sdk::SystemClock),
+    )
+    .await
+    .expect("build app");
     let base = format!("http://127.0.0.1:{}/api/payments", app.port());
     let shutdown = app.shutdown_token();
     actix_rt::spawn(app.run_until_stopped(false));

@@ -3,4 +3,5 @@
 
 pub mod connectors;
 pub mod kv;
+pub mod payments;
 pub mod tasks;

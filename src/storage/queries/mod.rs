@@ -1,7 +1,10 @@
 //! Reads: they go straight to the pool, never through the storage actor.
 
+pub mod accounts;
 pub mod connectors;
 pub mod kv;
+pub mod page;
+pub mod payments;
 pub mod tasks;
 
 use super::{Pool, StorageError};

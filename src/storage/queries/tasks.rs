@@ -135,3 +135,53 @@ pub async fn get(
         .map_err(|e| StorageError::db("reading a task", e))?;
     Ok(row.as_ref().map(from_row))
 }
+
+/// A page of a connector's tasks, optionally only those with `status`.
+pub async fn page(
+    pool: &Pool,
+    connector_id: &str,
+    status: Option<TaskStatus>,
+    keyset: &super::page::Keyset,
+) -> Result<Vec<TaskRow>, StorageError> {
+    let mut sql = super::page::Sql::new(&format!(
+        "SELECT {} FROM tasks t WHERE t.connector_id = $1",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    sql.params.push(Box::new(connector_id.to_string()));
+    if let Some(status) = status {
+        let p = sql.param(status.as_str().to_string());
+        sql.and(&format!("t.status = {p}"));
+    }
+    sql.keyset(keyset, "t", "uuid");
+    let client = client(pool, "listing tasks").await?;
+    let rows = client
+        .query(&sql.text, &sql.params())
+        .await
+        .map_err(|e| StorageError::db("listing tasks", e))?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+/// Tasks per connector and status, every status listed (zero included), for the gauges.
+pub async fn count_by_status(pool: &Pool) -> Result<Vec<(String, String, i64)>, StorageError> {
+    let client = client(pool, "counting tasks").await?;
+    let rows = client
+        .query(
+            "SELECT c.id, s.status, count(t.id)
+             FROM connectors c
+             CROSS JOIN (VALUES ('PENDING'), ('ACTIVE'), ('TERMINATED'), ('FAILED'), ('STOPPED'))
+                  AS s(status)
+             LEFT JOIN tasks t ON t.connector_id = c.id AND t.status = s.status
+             GROUP BY c.id, s.status",
+            &[],
+        )
+        .await
+        .map_err(|e| StorageError::db("counting tasks", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}

@@ -393,7 +393,26 @@ impl Loader for TestLoader {
                 default_value: None,
             },
         );
+        schema.insert(
+            "period",
+            FieldSpec {
+                data_type: "duration ns",
+                required: false,
+                default_value: Some(json!("10s")),
+            },
+        );
         schema
+    }
+
+    fn validate_fields(&self, config: &Config) -> Result<(), ConfigError> {
+        match config.get("period") {
+            Some(Value::String(p)) if humantime::parse_duration(p).is_ok() => Ok(()),
+            None => Ok(()),
+            Some(other) => Err(ConfigError::field(
+                "period",
+                format!("must be a duration such as \"10s\", not {other}"),
+            )),
+        }
     }
 
     fn load(&self, _config: &Config) -> Result<Arc<dyn Connector>, ConfigError> {

@@ -1,0 +1,102 @@
+//! Request extractors that answer bad input with Formance error bodies: a JSON object body
+//! (size-limited, named errors) and query parameters.
+
+use std::collections::HashMap;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures::StreamExt;
+use futures::future::LocalBoxFuture;
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+
+/// A request body that must be a JSON object.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl FromRequest for JsonObject {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.max_body_bytes)
+            .unwrap_or(256 * 1024);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|e| ApiError::bad_body(format!("reading the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::new(
+                        ErrorCode::BodyTooLarge,
+                        format!("the body is larger than {limit} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::bad_body("a JSON object body is required"));
+            }
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(map)) => Ok(JsonObject(map)),
+                Ok(other) => Err(ApiError::bad_body(format!(
+                    "the body must be a JSON object, not {}",
+                    kind(&other)
+                ))),
+                Err(e) => Err(ApiError::bad_body(format!(
+                    "the body is not valid JSON: {e}"
+                ))),
+            }
+        })
+    }
+}
+
+/// The JSON type name of a value, for messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Query parameters by name (the last value wins).
+pub struct Params(pub HashMap<String, String>);
+
+impl FromRequest for Params {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let parsed = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| Params(q.into_inner().into_iter().collect()))
+            .map_err(|e| ApiError::validation(format!("malformed query string: {e}")));
+        std::future::ready(parsed)
+    }
+}
+
+impl Params {
+    /// A parameter, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A timestamp parameter (RFC 3339).
+    pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| {
+                        ApiError::validation(format!("{name} must be an RFC 3339 time: {e}"))
+                    })
+            })
+            .transpose()
+    }
+}

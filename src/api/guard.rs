@@ -1,0 +1,74 @@
+//! Protection of a local server against web pages: a mutating request from a browser on an
+//! origin that is not allowed is refused, and a request body must be declared as JSON (a
+//! form post cannot set that without a CORS preflight, which fails for unknown origins).
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError, web};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+
+/// The middleware function (`actix_web::middleware::from_fn(guard::check)`).
+pub async fn check(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    if let Err(e) = verdict(&req) {
+        let response = e.error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
+}
+
+fn verdict(req: &ServiceRequest) -> Result<(), ApiError> {
+    let mutating = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if !mutating {
+        return Ok(());
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let allowed = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.cors_allowed_origins.iter().any(|o| origin == o.as_str()))
+            .unwrap_or(false);
+        if !allowed {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "cross-origin request from {} refused (allow it in server.cors_allowed_origins)",
+                    origin.to_str().unwrap_or("?")
+                ),
+            ));
+        }
+    }
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim() != "0")
+        .unwrap_or(false)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let essence = v.split(';').next().unwrap_or("").trim();
+                essence.eq_ignore_ascii_case("application/json")
+                    || essence.to_ascii_lowercase().ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(ApiError::bad_body(
+                "the body must be sent with Content-Type: application/json",
+            ));
+        }
+    }
+    Ok(())
+}

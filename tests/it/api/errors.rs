@@ -1,0 +1,111 @@
+//! Bad input always gets a 4xx with the Formance error body, never a 5xx.
+
+use awc::http::Method;
+use serde_json::json;
+
+use super::Api;
+
+#[actix_rt::test]
+async fn malformed_bodies_are_missing_or_invalid_body() {
+    let api = Api::start().await;
+    let json_post = |path: &str| {
+        api.raw(Method::POST, path)
+            .insert_header(("Content-Type", "application/json"))
+    };
+    for (body, what) in [
+        (b"{\"name\": ".to_vec(), "truncated"),
+        (b"[1, 2]".to_vec(), "an array"),
+        (b"\"text\"".to_vec(), "a string"),
+        (b"".to_vec(), "empty"),
+        (vec![0xff, 0xfe, 0x00, 0x7b], "not UTF-8"),
+        (
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+            "deep nesting",
+        ),
+    ] {
+        let reply = api.send_raw(json_post("/connectors/TEST"), body).await;
+        assert_eq!(reply.status, 400, "{what}: {}", reply.body);
+        assert_eq!(reply.body["errorCode"], "MISSING_OR_INVALID_BODY", "{what}");
+    }
+    // Wrong types for fields are validation errors naming the field.
+    let reply = api.post("/connectors/TEST", &json!({"name": ["x"]})).await;
+    assert!(reply.error(400, "VALIDATION").contains("name"));
+}
+
+#[actix_rt::test]
+async fn huge_bodies_are_refused_without_being_read_whole() {
+    let api = Api::start().await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let reply = api
+        .send_raw(
+            api.raw(Method::POST, "/connectors/TEST")
+                .insert_header(("Content-Type", "application/json")),
+            big.into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.body["errorCode"], "MISSING_OR_INVALID_BODY");
+}
+
+#[actix_rt::test]
+async fn a_body_must_be_declared_as_json_and_browsers_from_other_origins_are_refused() {
+    let api = Api::start().await;
+    let form = api
+        .send_raw(
+            api.raw(Method::POST, "/connectors/TEST")
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded")),
+            b"name=x".to_vec(),
+        )
+        .await;
+    assert!(
+        form.error(400, "MISSING_OR_INVALID_BODY")
+            .contains("Content-Type")
+    );
+
+    let id = api.install("victim").await;
+    let csrf = api
+        .send_raw(
+            api.raw(Method::POST, &format!("/connectors/TEST/{id}/reset"))
+                .insert_header(("Origin", "https://evil.example")),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(csrf.status, 403);
+    assert_eq!(csrf.body["errorCode"], "FORBIDDEN");
+    // Reads stay open, and the connector is untouched.
+    assert_eq!(
+        api.get("/connectors").await.body["data"][0]["connectorID"],
+        id.as_str()
+    );
+}
+
+#[actix_rt::test]
+async fn unknown_routes_and_bad_parameters_are_4xx_with_formance_bodies() {
+    let api = Api::start().await;
+    api.get("/nowhere").await.error(404, "NOT_FOUND");
+    api.get("/connectors/TEST/x/y/z/w")
+        .await
+        .error(404, "NOT_FOUND");
+    api.get("/payments?pageSize=%FF")
+        .await
+        .error(400, "VALIDATION");
+    api.get("/connectors/%FF%FE/config").await;
+    for path in [
+        "/payments?cursor=",
+        "/payments?cursor=eyJzIjo1MDB9", // {"s":500}: a page size out of range
+        "/accounts?pageSize=100000000000000000000",
+        "/connectors/TEST/tasks?status=%00",
+    ] {
+        let reply = api.get(path).await;
+        assert!(
+            (400..500).contains(&reply.status),
+            "{path}: {}",
+            reply.status
+        );
+        assert!(
+            reply.body["errorCode"].is_string(),
+            "{path}: {}",
+            reply.body
+        );
+    }
+}
