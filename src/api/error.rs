@@ -140,7 +140,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownProvider(_)
             | RuntimeError::ConnectorNotFound(_)
             | RuntimeError::TaskNotFound(_) => ApiError::not_found(e.to_string()),
-            RuntimeError::Validation(_) | RuntimeError::InstallFailed(_) => {
+            RuntimeError::Validation(_)
+            | RuntimeError::InstallFailed(_)
+            | RuntimeError::ConfigHookFailed(_) => {
                 ApiError::validation(e.to_string())
             }
             RuntimeError::TaskIsLive { .. } | RuntimeError::Conflict(_) => {

@@ -36,6 +36,9 @@ pub enum RuntimeError {
     /// The connector's own install hook failed; nothing of it was kept.
     #[error("connector install failed: {0}")]
     InstallFailed(TaskError),
+    /// The connector's `config_updated` hook failed; the new config is stored.
+    #[error("applying the new config failed: {0}")]
+    ConfigHookFailed(TaskError),
     /// The database failed.
     #[error(transparent)]
     Storage(StorageError),
@@ -54,11 +57,12 @@ impl From<StorageError> for RuntimeError {
     }
 }
 
-/// How a storage error reaches connector code: database trouble is retryable, a superseded
-/// run is cancelled.
+/// How a storage error reaches connector code: unavailability is retryable, a superseded run
+/// is cancelled, and a refusal (constraint, missing row) is final.
 pub fn task_error(e: StorageError) -> TaskError {
     match e {
         StorageError::Superseded { .. } | StorageError::Stopped => TaskError::Cancelled,
-        other => TaskError::Retryable(other.to_string()),
+        e if e.is_transient() => TaskError::Retryable(e.to_string()),
+        e => TaskError::NonRetryable(e.to_string()),
     }
 }

@@ -16,6 +16,9 @@ use super::supervisor::ConnectorSupervisor;
 use crate::sdk::host::{Host, RunRef};
 use crate::sdk::{Clock, Connector, ScheduleOptions, TaskError};
 use crate::settings::RuntimeSettings;
+use crate::ids::ConnectorKey;
+use crate::sdk::ingest::{Batch, IngestReport};
+use crate::storage::commands::ingest::IngestBatch;
 use crate::storage::commands::kv::PutKv;
 use crate::storage::commands::tasks::Fenced;
 use crate::storage::{Noop, StorageHandle, queries};
@@ -108,6 +111,30 @@ impl Host for ConnectorHost {
             None => self.storage.write(put).await,
         };
         result.map_err(task_error)
+    }
+
+    async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError> {
+        queries::kv::list(self.storage.pool(), &self.connector_id, prefix)
+            .await
+            .map_err(task_error)
+    }
+
+    async fn ingest(
+        &self,
+        run: RunRef,
+        batch: Batch,
+        state: Option<Value>,
+    ) -> Result<IngestReport, TaskError> {
+        let connector = ConnectorKey::parse(&self.connector_id)
+            .map_err(|e| TaskError::non_retryable(e.to_string()))?;
+        self.storage
+            .write(Fenced {
+                run,
+                state,
+                inner: IngestBatch { connector, batch },
+            })
+            .await
+            .map_err(task_error)
     }
 
     async fn release_slot(&self, task_id: Uuid) {

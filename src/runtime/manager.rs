@@ -434,8 +434,10 @@ impl Handler<UpdateConnectorConfig> for ConnectorManager {
                         ..Default::default()
                     })
                     .await?;
-                let _ = supervisor.send(ReplaceConnector { connector }).await;
-                Ok(())
+                match supervisor.send(ReplaceConnector { connector }).await {
+                    Ok(Err(e)) => Err(RuntimeError::ConfigHookFailed(e)),
+                    _ => Ok(()),
+                }
             }
             .await;
             let _ = me

@@ -175,9 +175,9 @@ pub enum RunHook {
     Uninstall,
 }
 
-/// Swaps in a connector built from a new config.
+/// Swaps in a connector built from a new config, then runs its `config_updated` hook.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), TaskError>")]
 pub struct ReplaceConnector {
     /// The new connector value.
     pub connector: std::sync::Arc<dyn crate::sdk::Connector>,

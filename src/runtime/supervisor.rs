@@ -519,14 +519,23 @@ impl Handler<RunHook> for ConnectorSupervisor {
 }
 
 impl Handler<ReplaceConnector> for ConnectorSupervisor {
-    type Result = ();
+    type Result = ResponseFuture<Result<(), TaskError>>;
 
-    fn handle(&mut self, msg: ReplaceConnector, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ReplaceConnector, _ctx: &mut Self::Context) -> Self::Result {
         *self
             .host
             .connector
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = msg.connector;
+            .unwrap_or_else(|e| e.into_inner()) = msg.connector.clone();
+        let ctx = ConnectorContext::new(self.host.clone());
+        let connector = msg.connector;
+        let handle = actix_rt::spawn(async move { connector.config_updated(&ctx).await });
+        Box::pin(async move {
+            match handle.await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(TaskError::Failed("config_updated hook panicked".into())),
+            }
+        })
     }
 }
 

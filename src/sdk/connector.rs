@@ -137,6 +137,13 @@ pub trait Connector: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Called on the connector built from a new config, once it replaced the old one (e.g. to
+    /// reschedule a periodic task with a new period). Running tasks see the new connector
+    /// from their next run.
+    async fn config_updated(&self, _ctx: &ConnectorContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+
     /// Turns a descriptor into the task to run. An unknown descriptor is an error.
     fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError>;
 }
@@ -165,5 +172,10 @@ impl ConnectorContext {
     /// The runtime's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         self.host.clock()
+    }
+
+    /// Reads every key of the connector's store that starts with `prefix`.
+    pub async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError> {
+        self.host.kv_list(prefix).await
     }
 }

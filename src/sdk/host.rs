@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::ingest::{Batch, IngestReport};
 use super::{Clock, ScheduleOptions, TaskError};
 
 /// One run of one task: writes carrying it are rejected once a newer run has started.
@@ -40,6 +41,16 @@ pub trait Host: Send + Sync + 'static {
     async fn kv_get(&self, key: &str) -> Result<Option<Value>, TaskError>;
     /// Writes a key of the connector's store (fenced on `run` when a task writes it).
     async fn kv_put(&self, run: Option<RunRef>, key: &str, value: Value) -> Result<(), TaskError>;
+    /// Reads every key of the connector's store that starts with `prefix`, in key order.
+    async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError>;
+    /// Writes a batch of data, and the task's new state with it when given, in one
+    /// transaction (rejected if `run` is no longer the task's current run).
+    async fn ingest(
+        &self,
+        run: RunRef,
+        batch: Batch,
+        state: Option<Value>,
+    ) -> Result<IngestReport, TaskError>;
     /// Gives up the task's concurrency slot (while it awaits a RUN_NOW_SYNC child).
     async fn release_slot(&self, task_id: Uuid);
     /// Takes a concurrency slot again, waiting FIFO for one to free up.

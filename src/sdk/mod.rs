@@ -7,6 +7,7 @@ pub mod clock;
 pub mod connector;
 pub mod error;
 pub mod host;
+pub mod ingest;
 pub mod schedule;
 pub mod task;
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::host::{Host, RunRef};
+use super::ingest::{Batch, IngestReport};
 use super::{Clock, Schedule, ScheduleOptions, TaskError};
 
 /// A unit of work, resolved from a descriptor by [`crate::sdk::Connector::resolve`] for each
@@ -138,6 +139,30 @@ impl TaskContext {
         self.host.save_state(self.run, value.clone()).await?;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
         Ok(())
+    }
+
+    /// Writes a batch of payments, accounts and balances, and the task's new state with it
+    /// when given, in one transaction: data and checkpoint commit together, so a crash never
+    /// loses or repeats a batch's effect.
+    pub async fn ingest<T: Serialize>(
+        &self,
+        batch: Batch,
+        state: Option<&T>,
+    ) -> Result<IngestReport, TaskError> {
+        let state = state
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| TaskError::non_retryable(format!("task state is not JSON: {e}")))?;
+        let report = self.host.ingest(self.run, batch, state.clone()).await?;
+        if let Some(state) = state {
+            *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        }
+        Ok(report)
+    }
+
+    /// Reads every key of the connector's store that starts with `prefix`.
+    pub async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError> {
+        self.host.kv_list(prefix).await
     }
 
     /// Reads a key of the connector's durable key-value store.

@@ -21,3 +21,21 @@ pub async fn get(
         .map_err(|e| StorageError::db("reading the connector store", e))?;
     Ok(row.map(|r| r.get(0)))
 }
+
+/// Every key of a connector's store starting with `prefix`, in key order.
+pub async fn list(
+    pool: &Pool,
+    connector_id: &str,
+    prefix: &str,
+) -> Result<Vec<(String, Value)>, StorageError> {
+    let client = client(pool, "listing the connector store").await?;
+    let rows = client
+        .query(
+            "SELECT key, value FROM connector_kv
+             WHERE connector_id = $1 AND starts_with(key, $2) ORDER BY key",
+            &[&connector_id, &prefix],
+        )
+        .await
+        .map_err(|e| StorageError::db("listing the connector store", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
