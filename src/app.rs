@@ -31,6 +31,9 @@ pub enum StartupError {
     /// Connectors could not be restored.
     #[error("restoring connectors: {0}")]
     Runtime(#[from] RuntimeError),
+    /// A connector declared in the settings file is invalid or could not be applied.
+    #[error(transparent)]
+    Declared(#[from] crate::declared::DeclaredError),
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -83,6 +86,11 @@ impl Application {
         let runtime = Runtime::start(registry, storage.clone(), clock, settings.runtime.clone());
         let restored = runtime.restore().await?;
         tracing::info!(connectors = restored, "connectors restored");
+        let declared =
+            crate::declared::reconcile(&runtime, storage.pool(), &settings.connectors).await?;
+        if declared != Default::default() {
+            tracing::info!(?declared, "declared connectors reconciled");
+        }
 
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {

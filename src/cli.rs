@@ -89,7 +89,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::CheckConfig { file } => {
-            Settings::load(&file, true)?;
+            let settings = Settings::load(&file, true)?;
+            crate::declared::validate(&crate::connectors::registry(), &settings.connectors)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}: ok", file.display());
             Ok(())
         }

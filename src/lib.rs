@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod connectors;
+pub mod declared;
 pub mod ids;
 pub mod runtime;
 pub mod sdk;

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::error::ApiError;
 use super::extract::Params;
 use super::pagination::PageRequest;
-use super::payments::number;
+use super::payments::{number, raw_json};
 use super::{AppState, Data};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
@@ -36,7 +36,7 @@ struct AccountJson {
     #[serde(rename = "type")]
     account_type: String,
     metadata: Option<Value>,
-    raw: Option<Value>,
+    raw: Box<RawValue>,
     pools: Vec<Value>,
 }
 
@@ -53,7 +53,7 @@ fn account_json(a: AccountRow) -> AccountJson {
         account_name: a.account_name.unwrap_or_default(),
         account_type: a.account_type,
         metadata: a.metadata,
-        raw: a.raw,
+        raw: raw_json(a.raw),
         pools: Vec::new(),
     }
 }

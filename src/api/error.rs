@@ -142,9 +142,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::TaskNotFound(_) => ApiError::not_found(e.to_string()),
             RuntimeError::Validation(_)
             | RuntimeError::InstallFailed(_)
-            | RuntimeError::ConfigHookFailed(_) => {
-                ApiError::validation(e.to_string())
-            }
+            | RuntimeError::ConfigHookFailed(_) => ApiError::validation(e.to_string()),
             RuntimeError::TaskIsLive { .. } | RuntimeError::Conflict(_) => {
                 ApiError::new(ErrorCode::Conflict, e.to_string())
             }

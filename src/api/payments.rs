@@ -28,8 +28,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// An exact integer from PostgreSQL's text, as a JSON number.
 pub fn number(text: String) -> Box<RawValue> {
-    RawValue::from_string(text)
-        .unwrap_or_else(|_| RawValue::from_string("0".into()).expect("0 is JSON"))
+    RawValue::from_string(text).unwrap_or_else(|_| null())
+}
+
+/// JSON text from PostgreSQL (`jsonb::text`), passed through untouched so that big numbers
+/// in a provider's raw object stay exact.
+pub fn raw_json(text: Option<String>) -> Box<RawValue> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(null)
+}
+
+fn null() -> Box<RawValue> {
+    // `null` is valid JSON; the fallback is never taken.
+    RawValue::from_string("null".into()).unwrap_or_else(|_| Box::<RawValue>::default())
 }
 
 #[derive(Serialize)]
@@ -39,7 +50,7 @@ struct AdjustmentJson {
     created_at: DateTime<Utc>,
     status: String,
     amount: Box<RawValue>,
-    raw: Option<Value>,
+    raw: Box<RawValue>,
 }
 
 #[derive(Serialize)]
@@ -62,7 +73,7 @@ struct PaymentJson {
     #[serde(rename = "destinationAccountID")]
     destination_account_id: String,
     created_at: DateTime<Utc>,
-    raw: Option<Value>,
+    raw: Box<RawValue>,
     metadata: Option<Value>,
     adjustments: Vec<AdjustmentJson>,
 }
@@ -82,7 +93,7 @@ fn payment_json(p: PaymentRow) -> PaymentJson {
         source_account_id: p.source_account_id.unwrap_or_default(),
         destination_account_id: p.destination_account_id.unwrap_or_default(),
         created_at: p.created_at,
-        raw: p.raw,
+        raw: raw_json(p.raw),
         metadata: p.metadata,
         adjustments: p
             .adjustments
@@ -92,7 +103,7 @@ fn payment_json(p: PaymentRow) -> PaymentJson {
                 created_at: a.created_at,
                 status: a.status,
                 amount: number(a.amount),
-                raw: a.raw,
+                raw: raw_json(a.raw),
             })
             .collect(),
     }

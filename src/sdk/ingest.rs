@@ -7,7 +7,6 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The most digits a payment amount may have (0 ≤ amount < 10^100).
 pub const MAX_AMOUNT_DIGITS: usize = 100;
@@ -42,12 +41,18 @@ impl Amount {
     pub fn payment(field: &str, text: &str) -> Result<Self, InvalidData> {
         let amount = Self::parse(field, text)?;
         if amount.0.starts_with('-') {
-            return Err(InvalidData::new(field, format!("must not be negative, got {text}")));
+            return Err(InvalidData::new(
+                field,
+                format!("must not be negative, got {text}"),
+            ));
         }
         if amount.0.len() > MAX_AMOUNT_DIGITS {
             return Err(InvalidData::new(
                 field,
-                format!("must be below 10^{MAX_AMOUNT_DIGITS}, got {} digits", amount.0.len()),
+                format!(
+                    "must be below 10^{MAX_AMOUNT_DIGITS}, got {} digits",
+                    amount.0.len()
+                ),
             ));
         }
         Ok(amount)
@@ -104,7 +109,9 @@ pub fn check_asset(field: &str, asset: &str) -> Result<(), InvalidData> {
     };
     let code_ok = !code.is_empty()
         && code.len() <= 16
-        && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     let precision_ok = precision.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= 38));
     if code_ok && precision_ok {
         Ok(())
@@ -299,9 +306,4 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty() && self.payments.is_empty() && self.balances.is_empty()
     }
-}
-
-/// JSON text of a value, for `raw`.
-pub fn raw_json(value: &Value) -> String {
-    value.to_string()
 }

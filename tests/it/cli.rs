@@ -167,8 +167,7 @@ fn serve_on_the_embedded_database_survives_sigterm_and_sigkill() {
     let pg = postmaster_pid(dir.path());
     run_sql(
         &embedded_url(dir.path()),
-        "INSERT INTO connectors (id, reference, provider, name, config)
-         VALUES ('marker', gen_random_uuid(), 'DUMMY-PAY', 'marker', '{}')",
+        "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('kept')",
     );
     signal(&child, Signal::SIGTERM);
     let status =
@@ -186,8 +185,8 @@ fn serve_on_the_embedded_database_survives_sigterm_and_sigkill() {
     // Warm start finds the data again; SIGKILL takes postgres down with it.
     let mut child = serve(dir.path(), port, None);
     wait_healthy(&mut child, port);
-    let names = run_sql(&embedded_url(dir.path()), "SELECT name FROM connectors");
-    assert_eq!(names, vec!["marker"]);
+    let kept = run_sql(&embedded_url(dir.path()), "SELECT v FROM marker");
+    assert_eq!(kept, vec!["kept"]);
     let pg = postmaster_pid(dir.path());
     signal(&child, Signal::SIGKILL);
     let _ = child.wait();

@@ -26,7 +26,17 @@ fn the_shipped_settings_file_is_valid_and_documents_the_defaults() {
             .merge(<figment::providers::Toml as figment::providers::Format>::file_exact(&path)),
     )
     .expect("shipped config is valid");
-    assert_eq!(settings, Settings::default());
+    // Every documented value is the default; the file also declares the demo connector.
+    assert_eq!(
+        Settings {
+            connectors: Vec::new(),
+            ..settings.clone()
+        },
+        Settings::default()
+    );
+    assert_eq!(settings.connectors.len(), 1);
+    tributary::declared::validate(&tributary::connectors::registry(), &settings.connectors)
+        .expect("the declared connector is valid");
 }
 
 #[test]

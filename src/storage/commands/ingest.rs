@@ -144,19 +144,30 @@ impl WriteCommand for IngestBatch {
             let ids: Vec<String> = accounts.iter().map(|a| account_id(&a.reference)).collect();
             let refs: Vec<&str> = accounts.iter().map(|a| a.reference.as_str()).collect();
             let created: Vec<DateTime<Utc>> = accounts.iter().map(|a| a.created_at).collect();
-            let assets: Vec<Option<&str>> =
-                accounts.iter().map(|a| a.default_asset.as_deref()).collect();
+            let assets: Vec<Option<&str>> = accounts
+                .iter()
+                .map(|a| a.default_asset.as_deref())
+                .collect();
             let names: Vec<Option<&str>> =
                 accounts.iter().map(|a| a.account_name.as_deref()).collect();
             let types: Vec<&str> = accounts.iter().map(|a| a.account_type.as_str()).collect();
-            let metadata: Vec<Option<String>> =
-                accounts.iter().map(|a| metadata_json(&a.metadata)).collect();
+            let metadata: Vec<Option<String>> = accounts
+                .iter()
+                .map(|a| metadata_json(&a.metadata))
+                .collect();
             let raws: Vec<Option<&str>> = accounts.iter().map(|a| a.raw.as_deref()).collect();
             report.accounts_written = tx
                 .execute(
                     &stmt,
                     &[
-                        &connector_id, &ids, &refs, &created, &assets, &names, &types, &metadata,
+                        &connector_id,
+                        &ids,
+                        &refs,
+                        &created,
+                        &assets,
+                        &names,
+                        &types,
+                        &metadata,
                         &raws,
                     ],
                 )
@@ -199,14 +210,27 @@ impl WriteCommand for IngestBatch {
                 .collect();
             let created: Vec<DateTime<Utc>> = payments.iter().map(|p| p.created_at).collect();
             let raws: Vec<Option<&str>> = payments.iter().map(|p| p.raw.as_deref()).collect();
-            let metadata: Vec<Option<String>> =
-                payments.iter().map(|p| metadata_json(&p.metadata)).collect();
+            let metadata: Vec<Option<String>> = payments
+                .iter()
+                .map(|p| metadata_json(&p.metadata))
+                .collect();
             let row = tx
                 .query_one(
                     &stmt,
                     &[
-                        &connector_id, &ids, &refs, &types, &statuses, &schemes, &assets,
-                        &amounts, &sources, &destinations, &created, &raws, &metadata,
+                        &connector_id,
+                        &ids,
+                        &refs,
+                        &types,
+                        &statuses,
+                        &schemes,
+                        &assets,
+                        &amounts,
+                        &sources,
+                        &destinations,
+                        &created,
+                        &raws,
+                        &metadata,
                     ],
                 )
                 .await

@@ -29,8 +29,8 @@ pub struct AccountRow {
     pub account_type: String,
     /// String metadata.
     pub metadata: Option<Value>,
-    /// The provider's raw object.
-    pub raw: Option<Value>,
+    /// The provider's raw object, as JSON text (exact numbers).
+    pub raw: Option<String>,
 }
 
 /// One balance history row.
@@ -60,7 +60,7 @@ pub struct BalanceFilter {
 }
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.reference, a.connector_id, c.provider, a.created_at, \
-     a.default_asset, a.account_name, a.type, a.metadata, a.raw";
+     a.default_asset, a.account_name, a.type, a.metadata, a.raw::text";
 
 fn account(row: &Row) -> AccountRow {
     AccountRow {

@@ -39,8 +39,8 @@ pub struct PaymentRow {
     pub destination_account_id: Option<String>,
     /// When the provider created it.
     pub created_at: DateTime<Utc>,
-    /// The provider's raw object.
-    pub raw: Option<Value>,
+    /// The provider's raw object, as JSON text (exact numbers).
+    pub raw: Option<String>,
     /// String metadata.
     pub metadata: Option<Value>,
     /// Its history.
@@ -58,8 +58,8 @@ pub struct AdjustmentRow {
     pub status: String,
     /// The amount after the change, as text.
     pub amount: String,
-    /// The raw object of the change.
-    pub raw: Option<Value>,
+    /// The raw object of the change, as JSON text.
+    pub raw: Option<String>,
 }
 
 /// Filters of the payment list.
@@ -79,7 +79,7 @@ pub struct PaymentFilter {
 
 const PAYMENT_COLUMNS: &str = "p.id, p.reference, p.connector_id, c.provider, p.type, p.status, \
      p.scheme, p.asset, p.amount::text, p.initial_amount::text, p.source_account_id, \
-     p.destination_account_id, p.created_at, p.raw, p.metadata";
+     p.destination_account_id, p.created_at, p.raw::text, p.metadata";
 
 fn payment(row: &Row) -> PaymentRow {
     PaymentRow {
@@ -164,7 +164,7 @@ async fn attach_adjustments(
     let ids: Vec<&str> = payments.iter().map(|p| p.id.as_str()).collect();
     let rows = client
         .query(
-            "SELECT payment_id, reference, created_at, status, amount::text, raw
+            "SELECT payment_id, reference, created_at, status, amount::text, raw::text
              FROM payment_adjustments WHERE payment_id = ANY($1) ORDER BY id",
             &[&ids],
         )

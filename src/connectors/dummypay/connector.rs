@@ -1,0 +1,124 @@
+//! The DUMMY-PAY connector: install schedules `read-files` (and `generate-files` when asked),
+//! a config change reschedules `read-files` with the new period, uninstall deletes only the
+//! files the connector generated.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::config::DummyPayConfig;
+use super::generate::{GENERATED_PREFIX, GenerateFiles};
+use super::ingest::IngestFile;
+use super::read_files::ReadFiles;
+use crate::sdk::{
+    Connector, ConnectorContext, Restart, Schedule, ScheduleOptions, Task, TaskError,
+};
+
+/// An installed DUMMY-PAY connector.
+pub struct DummyPay {
+    config: DummyPayConfig,
+}
+
+impl DummyPay {
+    /// A connector with a parsed config.
+    pub fn new(config: DummyPayConfig) -> Self {
+        Self { config }
+    }
+
+    fn read_files_options(&self) -> ScheduleOptions {
+        ScheduleOptions::new(
+            Schedule::RunPeriodically(self.config.file_polling_period),
+            Restart::StopAndRestart,
+        )
+    }
+}
+
+/// The descriptor of the periodic directory listing.
+pub fn read_files_descriptor() -> Value {
+    json!({"name": "Main task to periodically read files", "key": "read-files"})
+}
+
+/// The descriptor of one file's ingestion (Formance's form).
+pub fn ingest_descriptor(file_name: &str) -> Value {
+    json!({"name": format!("Ingest file {file_name}"), "key": "ingest", "fileName": file_name})
+}
+
+fn generate_descriptor() -> Value {
+    json!({"name": "Generate files", "key": "generate-files"})
+}
+
+#[async_trait]
+impl Connector for DummyPay {
+    async fn install(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
+        // A convenience for the quick start; a failure here is reported by read-files.
+        let directory = self.config.directory.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::create_dir_all(directory)).await;
+        let scheduler = ctx.scheduler();
+        if self.config.accounts_pre_generated + self.config.payments_pre_generated > 0 {
+            scheduler
+                .schedule(
+                    &generate_descriptor(),
+                    ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
+                )
+                .await?;
+        }
+        scheduler
+            .schedule(&read_files_descriptor(), self.read_files_options())
+            .await?;
+        Ok(())
+    }
+
+    async fn uninstall(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
+        let directory = self.config.directory.clone();
+        let generated: Vec<String> = ctx
+            .kv_list(GENERATED_PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(GENERATED_PREFIX).map(str::to_string))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for name in generated {
+                if let Ok(path) = super::files::resolve(&directory, &name) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        })
+        .await
+        .map_err(|e| TaskError::retryable(e.to_string()))
+    }
+
+    async fn config_updated(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
+        // STOP_AND_RESTART persists the new period; the next listing uses the new config.
+        ctx.scheduler()
+            .schedule(&read_files_descriptor(), self.read_files_options())
+            .await
+            .map(|_| ())
+    }
+
+    fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError> {
+        let config = self.config.clone();
+        match descriptor.get("key").and_then(Value::as_str) {
+            Some("read-files") => Ok(Box::new(ReadFiles { config })),
+            Some("generate-files") => Ok(Box::new(GenerateFiles { config })),
+            Some("ingest") => {
+                let file_name = descriptor
+                    .get("fileName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        TaskError::non_retryable("ingest descriptor without fileName")
+                    })?;
+                if !super::files::is_plain_name(file_name) {
+                    return Err(TaskError::non_retryable(format!(
+                        "refusing file name {file_name:?}: only plain names are read"
+                    )));
+                }
+                Ok(Box::new(IngestFile {
+                    config,
+                    file_name: file_name.to_string(),
+                }))
+            }
+            _ => Err(TaskError::non_retryable(format!(
+                "unknown DUMMY-PAY descriptor {descriptor}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Files on disk: their signature (inode, size, modification time), the record the connector
+//! keeps of each ingested file, and the path check that keeps every read inside the directory.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The store key prefix of file records.
+pub const RECORD_PREFIX: &str = "file:";
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The inode (a rewritten-by-rename file gets a new one).
+    pub inode: u64,
+    /// The size in bytes.
+    pub size: u64,
+    /// The modification time, in nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl Signature {
+    /// The signature of a file's metadata.
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            inode: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        }
+    }
+}
+
+/// What the connector's store keeps about a file (key `file:<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// The version last read.
+    pub signature: Signature,
+    /// The BLAKE3 hash of the bytes actually ingested.
+    pub hash: String,
+    /// `ingested` or `failed`: either way, this version is not read again.
+    pub outcome: String,
+}
+
+/// Why a file name cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// The name is not a plain file name.
+    #[error("refusing file name {0:?}: only plain names from the directory listing are read")]
+    NotAPlainName(String),
+    /// The resolved path leaves the directory (a symlink pointing outside).
+    #[error("refusing {0:?}: it resolves outside the connector's directory")]
+    Outside(String),
+    /// The file is gone.
+    #[error("file {0:?} vanished before it could be read")]
+    Vanished(String),
+    /// Another I/O error.
+    #[error("{name:?}: {source}")]
+    Io {
+        /// The file name.
+        name: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Whether `name` is a plain file name (no separator, not `.`/`..`, not empty, no NUL).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+/// The real path of `name` inside `directory`, refusing anything that leaves it.
+pub fn resolve(directory: &Path, name: &str) -> Result<PathBuf, PathError> {
+    if !is_plain_name(name) {
+        return Err(PathError::NotAPlainName(name.to_string()));
+    }
+    let io = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            PathError::Vanished(name.to_string())
+        } else {
+            PathError::Io {
+                name: name.to_string(),
+                source,
+            }
+        }
+    };
+    let root = directory.canonicalize().map_err(io)?;
+    let path = root.join(name).canonicalize().map_err(io)?;
+    if path.parent() != Some(root.as_path()) && !path.starts_with(&root) {
+        return Err(PathError::Outside(name.to_string()));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_inside_the_directory_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok.json"), "{}").unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+        assert!(resolve(dir.path(), "ok.json").is_ok());
+        for bad in ["../secret", "/etc/passwd", "..", ".", "", "a/b"] {
+            assert!(
+                matches!(resolve(dir.path(), bad), Err(PathError::NotAPlainName(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            resolve(dir.path(), "link"),
+            Err(PathError::Outside(_))
+        ));
+        assert!(matches!(
+            resolve(dir.path(), "gone"),
+            Err(PathError::Vanished(_))
+        ));
+    }
+}

@@ -1,0 +1,361 @@
+//! The `ingest` task of one file: a single JSON object, or JSON Lines streamed in batches.
+//! Each batch commits with the checkpoint `{prefixHash, offset, line}` (the BLAKE3 hash of the
+//! bytes before `offset`), so a crash mid-file resumes where it stopped with no loss and no
+//! duplicate, and a rewritten file (different prefix) starts over. A last line without a
+//! newline is not read yet. File reads run off the actor thread.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::config::DummyPayConfig;
+use super::files::{self, FileRecord, RECORD_PREFIX, Signature};
+use super::format::{self, Record};
+use crate::sdk::ingest::Batch;
+use crate::sdk::{Task, TaskContext, TaskError};
+
+/// Records per committed batch.
+pub const BATCH_SIZE: usize = 1000;
+/// Files up to this size are first tried as one JSON object.
+const SINGLE_OBJECT_MAX: u64 = 1024 * 1024;
+/// The longest line accepted.
+const MAX_LINE: usize = 1024 * 1024;
+
+/// The task.
+pub struct IngestFile {
+    /// The connector's config.
+    pub config: DummyPayConfig,
+    /// The file's name in the directory (never a path).
+    pub file_name: String,
+}
+
+/// Where ingestion of a file stands (the task's state).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// BLAKE3 of the bytes before `offset`.
+    pub prefix_hash: String,
+    /// Bytes consumed.
+    pub offset: u64,
+    /// Lines consumed.
+    pub line: u64,
+}
+
+/// An open file being read line by line, moved into blocking reads and back.
+struct Reader {
+    inner: BufReader<File>,
+    hasher: blake3::Hasher,
+    offset: u64,
+    line: u64,
+}
+
+/// One batch read: the records, where the reader stands, and whether the file is done.
+struct Chunk {
+    batch: Batch,
+    lines: u64,
+    done: bool,
+}
+
+fn add(batch: &mut Batch, record: Record) {
+    match record {
+        Record::Payment(p) => batch.payments.push(p),
+        Record::Account(a) => batch.accounts.push(a),
+        Record::Balance(b) => batch.balances.push(b),
+    }
+}
+
+impl Reader {
+    /// Opens `file` and positions it after `checkpoint` if the bytes before it are unchanged.
+    fn open(mut file: File, checkpoint: Option<&Checkpoint>, size: u64) -> std::io::Result<Self> {
+        let mut hasher = blake3::Hasher::new();
+        let mut start = (0, 0);
+        if let Some(cp) = checkpoint.filter(|cp| cp.offset > 0 && cp.offset <= size) {
+            let mut prefix = (&mut file).take(cp.offset);
+            std::io::copy(&mut prefix, &mut hasher)?;
+            if hasher.finalize().to_hex().as_str() == cp.prefix_hash {
+                start = (cp.offset, cp.line);
+            } else {
+                hasher = blake3::Hasher::new();
+            }
+        }
+        file.seek(SeekFrom::Start(start.0))?;
+        Ok(Self {
+            inner: BufReader::with_capacity(256 * 1024, file),
+            hasher,
+            offset: start.0,
+            line: start.1,
+        })
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            prefix_hash: self.hasher.finalize().to_hex().to_string(),
+            offset: self.offset,
+            line: self.line,
+        }
+    }
+
+    /// Reads up to [`BATCH_SIZE`] complete lines. A malformed line is an error naming it.
+    fn next_chunk(&mut self, name: &str) -> Result<Chunk, TaskError> {
+        let mut batch = Batch::default();
+        let mut records = 0;
+        let mut lines = 0;
+        let mut buf = Vec::new();
+        while records < BATCH_SIZE {
+            buf.clear();
+            let complete = read_line(&mut self.inner, &mut buf).map_err(|e| match e {
+                LineError::TooLong => TaskError::non_retryable(format!(
+                    "{name}: line {}: longer than {MAX_LINE} bytes",
+                    self.line + 1
+                )),
+                LineError::Io(e) => TaskError::retryable(format!("{name}: reading: {e}")),
+            })?;
+            if !complete {
+                return Ok(Chunk {
+                    batch,
+                    lines,
+                    done: true,
+                });
+            }
+            let number = self.line + 1;
+            let text = std::str::from_utf8(&buf).map_err(|_| {
+                TaskError::non_retryable(format!("{name}: line {number}: not UTF-8 text"))
+            })?;
+            if !text.trim().is_empty() {
+                let record = format::parse(text).map_err(|problem| {
+                    TaskError::non_retryable(format!("{name}: line {number}: {problem}"))
+                })?;
+                add(&mut batch, record);
+                records += 1;
+            }
+            self.hasher.update(&buf);
+            self.offset += buf.len() as u64;
+            self.line = number;
+            lines += 1;
+        }
+        Ok(Chunk {
+            batch,
+            lines,
+            done: false,
+        })
+    }
+}
+
+enum LineError {
+    TooLong,
+    Io(std::io::Error),
+}
+
+/// Reads one line with its `\n` into `buf`; false when only an incomplete line (or nothing)
+/// is left, which is then not consumed from the caller's point of view.
+fn read_line(reader: &mut BufReader<File>, buf: &mut Vec<u8>) -> Result<bool, LineError> {
+    loop {
+        let available = reader.fill_buf().map_err(LineError::Io)?;
+        if available.is_empty() {
+            return Ok(false);
+        }
+        match memchr(available) {
+            Some(i) => {
+                buf.extend_from_slice(&available[..=i]);
+                reader.consume(i + 1);
+                if buf.len() > MAX_LINE {
+                    return Err(LineError::TooLong);
+                }
+                return Ok(true);
+            }
+            None => {
+                let n = available.len();
+                buf.extend_from_slice(available);
+                reader.consume(n);
+                if buf.len() > MAX_LINE {
+                    return Err(LineError::TooLong);
+                }
+            }
+        }
+    }
+}
+
+fn memchr(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+/// How a small file reads.
+enum Single {
+    /// One object (its parse result).
+    Object(Result<Record, String>),
+    /// Not readable at all.
+    Invalid(String),
+    /// Several lines: JSON Lines.
+    Lines,
+}
+
+/// A file of one line (or one pretty-printed object) is one object; several lines are JSON Lines.
+fn single_object(bytes: &[u8]) -> Single {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Single::Invalid("not UTF-8 text (binary file?)".into());
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Single::Invalid("the file is empty".into());
+    }
+    let one_line = !trimmed.contains('\n');
+    let one_value = serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
+    if one_line || one_value {
+        Single::Object(format::parse(trimmed))
+    } else {
+        Single::Lines
+    }
+}
+
+/// Runs blocking file work off the actor thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, TaskError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TaskError::retryable(format!("file reader: {e}")))
+}
+
+impl IngestFile {
+    async fn record(
+        &self,
+        ctx: &TaskContext,
+        signature: Signature,
+        hash: String,
+        outcome: &str,
+    ) -> Result<(), TaskError> {
+        let record = FileRecord {
+            signature,
+            hash,
+            outcome: outcome.into(),
+        };
+        ctx.kv_put(&format!("{RECORD_PREFIX}{}", self.file_name), &record)
+            .await
+    }
+
+    async fn ingest(&self, ctx: &TaskContext) -> Result<(Signature, String), TaskError> {
+        let name = self.file_name.clone();
+        let directory = self.config.directory.clone();
+        let opened = blocking(move || -> Result<(File, Signature), TaskError> {
+            let path = files::resolve(&directory, &name)
+                .map_err(|e| TaskError::non_retryable(e.to_string()))?;
+            let file = File::open(&path)
+                .map_err(|e| TaskError::non_retryable(format!("{name}: cannot open: {e}")))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
+            Ok((file, Signature::of(&meta)))
+        })
+        .await??;
+        let (file, signature) = opened;
+        metrics::counter!("tributary_dummypay_files_read_total", "connector_id" => ctx.connector_id().to_string())
+            .increment(1);
+        let name = self.file_name.clone();
+
+        // Small files may be one (possibly pretty-printed) JSON object.
+        if signature.size <= SINGLE_OBJECT_MAX {
+            let (file, small) = blocking(move || {
+                let mut file = file;
+                let mut bytes = Vec::with_capacity(signature.size as usize);
+                let small = file.read_to_end(&mut bytes).map(|_| bytes);
+                (file, small)
+            })
+            .await?;
+            let bytes = small.map_err(|e| TaskError::retryable(format!("{name}: reading: {e}")))?;
+            match single_object(&bytes) {
+                Single::Object(record) => {
+                    let record = record.map_err(|problem| {
+                        TaskError::non_retryable(format!("{name}: {problem}"))
+                    })?;
+                    let hash = blake3::hash(&bytes).to_hex().to_string();
+                    let mut batch = Batch::default();
+                    add(&mut batch, record);
+                    let checkpoint = Checkpoint {
+                        prefix_hash: hash.clone(),
+                        offset: bytes.len() as u64,
+                        line: 1,
+                    };
+                    ctx.ingest(batch, Some(&checkpoint)).await?;
+                    return Ok((signature, hash));
+                }
+                Single::Invalid(problem) => {
+                    return Err(TaskError::non_retryable(format!("{name}: {problem}")));
+                }
+                Single::Lines => return self.stream(ctx, file, signature).await,
+            }
+        }
+        self.stream(ctx, file, signature).await
+    }
+
+    /// JSON Lines: batches committed with their checkpoint.
+    async fn stream(
+        &self,
+        ctx: &TaskContext,
+        file: File,
+        signature: Signature,
+    ) -> Result<(Signature, String), TaskError> {
+        let name = self.file_name.clone();
+        let checkpoint: Option<Checkpoint> = ctx.state()?;
+        let mut reader = blocking(move || Reader::open(file, checkpoint.as_ref(), signature.size))
+            .await?
+            .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
+        if reader.offset > 0 {
+            tracing::info!(file = %name, line = reader.line, offset = reader.offset, "resuming file");
+        }
+        loop {
+            let file_name = name.clone();
+            let (back, chunk) = blocking(move || {
+                let chunk = reader.next_chunk(&file_name);
+                (reader, chunk)
+            })
+            .await?;
+            reader = back;
+            let chunk = chunk?;
+            if chunk.lines > 0 {
+                tracing::info!(file = %name, lines = chunk.lines, through_line = reader.line, "batch read");
+                ctx.ingest(chunk.batch, Some(&reader.checkpoint())).await?;
+            }
+            if chunk.done {
+                return Ok((signature, reader.checkpoint().prefix_hash));
+            }
+            if ctx.cancellation().is_cancelled() {
+                return Err(TaskError::Cancelled);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Task for IngestFile {
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
+        match self.ingest(&ctx).await {
+            Ok((signature, hash)) => self.record(&ctx, signature, hash, "ingested").await,
+            Err(TaskError::NonRetryable(problem)) => {
+                // This version of the file is not read again; fixing the file changes it.
+                let signature = self.current_signature().await;
+                if let Some(signature) = signature {
+                    self.record(&ctx, signature, String::new(), "failed")
+                        .await?;
+                }
+                Err(TaskError::NonRetryable(problem))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+impl IngestFile {
+    async fn current_signature(&self) -> Option<Signature> {
+        let directory = self.config.directory.clone();
+        let name = self.file_name.clone();
+        blocking(move || {
+            let path = files::resolve(&directory, &name).ok()?;
+            std::fs::metadata(path).ok().map(|m| Signature::of(&m))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}

@@ -1,0 +1,52 @@
+//! DUMMY-PAY: the directory connector of the Formance seed guide, made safe and fast.
+//!
+//! A periodic `read-files` task lists the directory and schedules one `ingest` task per new or
+//! changed file (by inode, size and modification time, compared with the connector's store);
+//! `ingest` reads a single JSON object, or JSON Lines streamed in batches that commit with a
+//! `{prefix hash, byte offset}` checkpoint. See DESIGN.md §6 and docs/dummypay.md.
+//!
+//! - [`config`]: the config fields, defaults and validation;
+//! - [`connector`]: install/uninstall hooks and descriptor → task;
+//! - [`read_files`], [`ingest`], [`generate`]: the three tasks;
+//! - [`format`]: the file formats; [`files`]: safe paths and file signatures.
+
+pub mod config;
+pub mod connector;
+pub mod files;
+pub mod format;
+pub mod generate;
+pub mod ingest;
+pub mod read_files;
+
+use std::sync::Arc;
+
+use crate::sdk::{Config, ConfigError, ConfigSchema, Connector, Loader};
+
+/// The provider name in the API.
+pub const PROVIDER: &str = "DUMMY-PAY";
+
+/// The DUMMY-PAY loader.
+pub struct DummyPayLoader;
+
+impl Loader for DummyPayLoader {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn provider_title(&self) -> &'static str {
+        "Dummypay"
+    }
+
+    fn schema(&self) -> ConfigSchema {
+        config::schema()
+    }
+
+    fn validate_fields(&self, config: &Config) -> Result<(), ConfigError> {
+        config::DummyPayConfig::parse(config).map(|_| ())
+    }
+
+    fn load(&self, config: &Config) -> Result<Arc<dyn Connector>, ConfigError> {
+        let config = config::DummyPayConfig::parse(config)?;
+        Ok(Arc::new(connector::DummyPay::new(config)))
+    }
+}

@@ -1,0 +1,131 @@
+//! The periodic `read-files` task: lists the directory and schedules an `ingest` task for each
+//! file whose signature differs from the one the store recorded. An unchanged file is never
+//! read again; a file modified within the last second is still being written and waits for the
+//! next poll; a missing directory is a retryable error that heals when it appears.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use serde_json::Value;
+
+use super::config::DummyPayConfig;
+use super::connector::ingest_descriptor;
+use super::files::{FileRecord, RECORD_PREFIX, Signature, is_plain_name};
+use crate::sdk::{Restart, Schedule, ScheduleOptions, Task, TaskContext, TaskError};
+
+/// A file modified more recently than this is taken to be still being written.
+const QUIET: Duration = Duration::from_secs(1);
+/// How many ingest tasks are scheduled at once.
+const SCHEDULE_CHUNK: usize = 1000;
+
+/// The task.
+pub struct ReadFiles {
+    /// The connector's config (from its latest version).
+    pub config: DummyPayConfig,
+}
+
+/// A candidate file from the listing.
+struct Listed {
+    name: String,
+    signature: Signature,
+    quiet: bool,
+}
+
+/// Lists the directory (blocking: run off the actor thread).
+fn list(directory: &Path, prefix: &str) -> Result<Vec<Listed>, TaskError> {
+    let entries = std::fs::read_dir(directory).map_err(|e| {
+        TaskError::retryable(format!(
+            "cannot list directory {}: {e}",
+            directory.display()
+        ))
+    })?;
+    let root: PathBuf = directory
+        .canonicalize()
+        .map_err(|e| TaskError::retryable(format!("{}: {e}", directory.display())))?;
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            tracing::warn!(file = ?entry.file_name(), "skipping a file whose name is not UTF-8");
+            continue;
+        };
+        if name.starts_with('.') || !name.starts_with(prefix) || !is_plain_name(&name) {
+            continue;
+        }
+        // Follows symlinks, but only to files inside the directory.
+        let path = entry.path();
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if !real.starts_with(&root) {
+            tracing::warn!(file = %name, "skipping a symlink that leaves the directory");
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&real) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= QUIET);
+        files.push(Listed {
+            name,
+            signature: Signature::of(&meta),
+            quiet,
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+#[async_trait]
+impl Task for ReadFiles {
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
+        let directory = self.config.directory.clone();
+        let prefix = self.config.prefix_file_to_ingest.clone();
+        let listed = tokio::task::spawn_blocking(move || list(&directory, &prefix))
+            .await
+            .map_err(|e| TaskError::retryable(format!("listing the directory: {e}")))??;
+        let records: HashMap<String, FileRecord> = ctx
+            .kv_list(RECORD_PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|(key, value): (String, Value)| {
+                let name = key.strip_prefix(RECORD_PREFIX)?.to_string();
+                Some((name, serde_json::from_value(value).ok()?))
+            })
+            .collect();
+        let changed: Vec<&Listed> = listed
+            .iter()
+            .filter(|f| records.get(&f.name).map(|r| r.signature) != Some(f.signature))
+            .collect();
+        let waiting = changed.iter().filter(|f| !f.quiet).count();
+        let due: Vec<&&Listed> = changed.iter().filter(|f| f.quiet).collect();
+        if !due.is_empty() || waiting > 0 {
+            tracing::info!(
+                files = listed.len(),
+                to_ingest = due.len(),
+                still_changing = waiting,
+                "directory polled"
+            );
+        }
+        let options = ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive);
+        let scheduler = ctx.scheduler();
+        for chunk in due.chunks(SCHEDULE_CHUNK) {
+            try_join_all(
+                chunk
+                    .iter()
+                    .map(|f| scheduler.schedule(&ingest_descriptor(&f.name), options.clone())),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

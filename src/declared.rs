@@ -1,0 +1,156 @@
+//! Connectors declared in the settings file (`[[connectors]]`), reconciled at boot: each is
+//! installed if absent, its config updated if it differs once defaults are applied, and left
+//! alone if equal. A connector identified by (provider, name). Removing a declaration only
+//! logs a warning: uninstalling would delete its payments. API-installed connectors are left
+//! alone.
+
+use serde_json::Value;
+
+use crate::runtime::{Registry, Runtime, RuntimeError, checked_config};
+use crate::sdk::Config;
+use crate::settings::DeclaredConnector;
+use crate::storage::commands::connectors::Lifecycle;
+use crate::storage::{Pool, StorageError, queries};
+
+/// Why the declared connectors cannot be applied; the message names the connector and field.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclaredError {
+    /// A declaration is invalid.
+    #[error("connectors[{index}] ({provider}/{name}): {problem}")]
+    Invalid {
+        /// Its position in the file.
+        index: usize,
+        /// Its provider.
+        provider: String,
+        /// Its name.
+        name: String,
+        /// What is wrong (naming the field).
+        problem: String,
+    },
+    /// Installing or updating it failed.
+    #[error("connectors[{index}] ({provider}/{name}): {source}")]
+    Apply {
+        /// Its position in the file.
+        index: usize,
+        /// Its provider.
+        provider: String,
+        /// Its name.
+        name: String,
+        /// The runtime's error.
+        source: Box<RuntimeError>,
+    },
+    /// The existing connectors could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What reconciliation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Connectors installed.
+    pub installed: usize,
+    /// Connectors whose config was updated.
+    pub updated: usize,
+    /// Connectors left as they were.
+    pub unchanged: usize,
+}
+
+/// A declaration's config with its name, and its defaults applied and validated.
+fn desired(
+    registry: &Registry,
+    index: usize,
+    declared: &DeclaredConnector,
+) -> Result<(String, Config, Config), DeclaredError> {
+    let invalid = |problem: String| DeclaredError::Invalid {
+        index,
+        provider: declared.provider.clone(),
+        name: declared.name.clone(),
+        problem,
+    };
+    let loader = registry.get(&declared.provider).ok_or_else(|| {
+        invalid(format!(
+            "key `provider`: unknown provider {:?}",
+            declared.provider
+        ))
+    })?;
+    let mut config = declared.config.clone();
+    match config.get("name") {
+        None => {
+            config.insert("name".into(), Value::String(declared.name.clone()));
+        }
+        Some(Value::String(n)) if *n == declared.name => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "key `config.name` ({other}) differs from `name` ({:?})",
+                declared.name
+            )));
+        }
+    }
+    let (with_defaults, _) =
+        checked_config(loader, config.clone()).map_err(|e| invalid(format!("key `config.{e}`")))?;
+    Ok((loader.provider().to_string(), config, with_defaults))
+}
+
+/// Checks every declaration against the providers (used by `check-config` and at boot).
+pub fn validate(registry: &Registry, declared: &[DeclaredConnector]) -> Result<(), DeclaredError> {
+    for (index, d) in declared.iter().enumerate() {
+        desired(registry, index, d)?;
+    }
+    Ok(())
+}
+
+/// Applies the declarations at boot.
+pub async fn reconcile(
+    runtime: &Runtime,
+    pool: &Pool,
+    declared: &[DeclaredConnector],
+) -> Result<Reconciled, DeclaredError> {
+    validate(runtime.registry(), declared)?;
+    let existing: Vec<_> = queries::connectors::all(pool)
+        .await?
+        .into_iter()
+        .filter(|c| c.lifecycle == Lifecycle::Installed)
+        .collect();
+    let mut done = Reconciled::default();
+    for (index, d) in declared.iter().enumerate() {
+        let (provider, config, with_defaults) = desired(runtime.registry(), index, d)?;
+        let apply = |source| DeclaredError::Apply {
+            index,
+            provider: d.provider.clone(),
+            name: d.name.clone(),
+            source: Box::new(source),
+        };
+        match existing
+            .iter()
+            .find(|c| c.provider == provider && c.name == d.name)
+        {
+            None => {
+                let id = runtime
+                    .install(&provider, config, true)
+                    .await
+                    .map_err(apply)?;
+                tracing::info!(connector_id = %id, name = %d.name, "declared connector installed");
+                done.installed += 1;
+            }
+            Some(row) if row.config != Value::Object(with_defaults) => {
+                runtime
+                    .update_config(&row.id, config)
+                    .await
+                    .map_err(apply)?;
+                tracing::info!(connector_id = %row.id, name = %d.name, "declared connector updated");
+                done.updated += 1;
+            }
+            Some(_) => done.unchanged += 1,
+        }
+    }
+    for row in existing.iter().filter(|c| c.declared) {
+        if !declared
+            .iter()
+            .any(|d| d.name == row.name && d.provider.eq_ignore_ascii_case(&row.provider))
+        {
+            tracing::warn!(connector_id = %row.id, name = %row.name,
+                "connector no longer declared in the settings file; left installed (uninstall it through the API to delete its data)");
+        }
+    }
+    Ok(done)
+}
