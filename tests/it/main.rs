@@ -5,6 +5,7 @@ mod helpers;
 
 mod api;
 mod cli;
+mod dummypay;
 mod embedded;
 mod health;
 mod instance_lock;

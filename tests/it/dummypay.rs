@@ -1,0 +1,341 @@
+//! DUMMY-PAY end to end, through the real server: files in a directory become payments.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually, spawn_app};
+
+/// Writes a file whose modification time is a minute ago, so the next poll takes it at once
+/// (files modified within the last second are taken to be still being written).
+pub fn drop_file(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write file");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .expect("set mtime");
+}
+
+/// A bare payment object as the seed guide writes it.
+pub fn payment(reference: &str, amount: &str, status: &str) -> String {
+    format!(
+        r#"{{"reference":"{reference}","amount":{amount},"asset":"EUR/2","type":"PAY-IN","status":"{status}","scheme":"visa","createdAt":"2026-01-01T00:00:00Z"}}"#
+    )
+}
+
+struct Dummy {
+    app: TestApp,
+    dir: tempfile::TempDir,
+    connector_id: String,
+    http: awc::Client,
+}
+
+impl Dummy {
+    async fn start() -> Dummy {
+        let app = spawn_app().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let mut reply = http
+            .post(format!("{}/connectors/dummy-pay", app.base))
+            .send_json(&json!({
+                "name": "files",
+                "directory": dir.path().to_str().expect("utf8 path"),
+                "filePollingPeriod": "100ms",
+            }))
+            .await
+            .expect("install");
+        let body: Value = reply.json().await.expect("json");
+        assert_eq!(reply.status().as_u16(), 201, "{body}");
+        let connector_id = body["data"]["connectorID"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        Dummy {
+            app,
+            dir,
+            connector_id,
+            http,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let mut reply = self
+            .http
+            .get(format!("{}{path}", self.app.base))
+            .send()
+            .await
+            .expect("get");
+        reply.json::<Value>().limit(16 << 20).await.expect("json")
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.app
+            .db
+            .client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    async fn wait_payments(&self, n: i64) {
+        eventually(
+            &format!("{n} payments"),
+            Duration::from_secs(60),
+            || async move { self.count("SELECT count(*) FROM payments").await == n },
+        )
+        .await;
+    }
+
+    async fn files_read(&self) -> u64 {
+        let root = self.app.base.trim_end_matches("/api/payments");
+        let mut reply = self
+            .http
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        let text = String::from_utf8(reply.body().await.expect("body").to_vec()).expect("utf8");
+        text.lines()
+            .find(|l| {
+                l.starts_with("tributary_dummypay_files_read_total")
+                    && l.contains(&self.connector_id)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `read-files` has completed `n` more polls.
+    async fn polls(&self, n: usize) {
+        let runs = || async {
+            self.app
+                .db
+                .client()
+                .await
+                .query_opt(
+                    "SELECT last_success_at::text FROM tasks WHERE descriptor->>'key' = 'read-files'",
+                    &[],
+                )
+                .await
+                .expect("read-files")
+                .and_then(|r| r.get::<_, Option<String>>(0))
+        };
+        let mut seen = runs().await;
+        for _ in 0..n {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let now = runs().await;
+                if now.is_some() && now != seen {
+                    seen = now;
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "read-files did not poll"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    async fn task_error(&self, file: &str) -> Option<String> {
+        let tasks = self
+            .get(&format!(
+                "/connectors/DUMMY-PAY/{}/tasks?status=FAILED&pageSize=100",
+                self.connector_id
+            ))
+            .await;
+        tasks["cursor"]["data"]
+            .as_array()?
+            .iter()
+            .find(|t| t["descriptor"]["fileName"] == file)
+            .and_then(|t| t["error"].as_str().map(str::to_string))
+    }
+}
+
+#[actix_rt::test]
+async fn a_thousand_files_become_a_thousand_payments_and_are_never_read_again() {
+    let d = Dummy::start().await;
+    for i in 0..1000 {
+        drop_file(
+            d.dir.path(),
+            &format!("p{i:04}.json"),
+            &payment(&format!("ref-{i}"), "100", "SUCCEEDED"),
+        );
+    }
+    d.wait_payments(1000).await;
+    d.polls(3).await;
+    assert_eq!(
+        d.files_read().await,
+        1000,
+        "an unchanged file was read again"
+    );
+    assert_eq!(d.count("SELECT count(*) FROM payments").await, 1000);
+}
+
+#[actix_rt::test]
+async fn a_rewritten_file_updates_its_payment_with_exactly_one_adjustment() {
+    let d = Dummy::start().await;
+    drop_file(d.dir.path(), "p.json", &payment("r", "100", "PENDING"));
+    d.wait_payments(1).await;
+    assert_eq!(d.count("SELECT count(*) FROM payment_adjustments").await, 1);
+    // Rewritten by rename, as a careful writer does.
+    let tmp = d.dir.path().join(".p.json.tmp");
+    std::fs::write(&tmp, payment("r", "100", "SUCCEEDED")).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .expect("open")
+        .set_modified(SystemTime::now() - Duration::from_secs(30))
+        .expect("mtime");
+    std::fs::rename(&tmp, d.dir.path().join("p.json")).expect("rename");
+    eventually("the new status", Duration::from_secs(20), || async {
+        d.count("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'")
+            .await
+            == 1
+    })
+    .await;
+    d.polls(2).await;
+    assert_eq!(d.count("SELECT count(*) FROM payment_adjustments").await, 2);
+    let payments = d.get("/payments").await;
+    let p = &payments["cursor"]["data"][0];
+    assert_eq!(p["status"], "SUCCEEDED");
+    assert_eq!(p["adjustments"].as_array().map(Vec::len), Some(2));
+}
+
+#[actix_rt::test]
+async fn a_malformed_file_fails_only_its_own_task_and_fixing_it_reingests_it() {
+    let d = Dummy::start().await;
+    drop_file(
+        d.dir.path(),
+        "good.json",
+        &payment("good", "1", "SUCCEEDED"),
+    );
+    drop_file(d.dir.path(), "bad.json", &payment("bad", "-5", "SUCCEEDED"));
+    drop_file(
+        d.dir.path(),
+        "lines.jsonl",
+        &format!(
+            "{}\n{{\"reference\": 3}}\n",
+            payment("l1", "1", "SUCCEEDED")
+        ),
+    );
+    drop_file(
+        d.dir.path(),
+        "garbage.json",
+        "\u{0}\u{1}\u{2}not json at all",
+    );
+    d.wait_payments(1).await;
+    let d = &d;
+    for (file, expect) in [
+        ("bad.json", "amount: must not be negative"),
+        ("lines.jsonl", "line 2: "),
+        ("garbage.json", "garbage.json"),
+    ] {
+        eventually(
+            &format!("{file} failed"),
+            Duration::from_secs(20),
+            || async move { d.task_error(file).await.is_some() },
+        )
+        .await;
+        let error = d.task_error(file).await.unwrap_or_default();
+        assert!(
+            error.contains(file) && error.contains(expect),
+            "{file}: {error}"
+        );
+    }
+    drop_file(d.dir.path(), "bad.json", &payment("bad", "5", "SUCCEEDED"));
+    d.wait_payments(2).await;
+}
+
+#[actix_rt::test]
+async fn a_forty_digit_amount_round_trips_from_file_to_api() {
+    let d = Dummy::start().await;
+    let big = "1234567890123456789012345678901234567890";
+    drop_file(d.dir.path(), "big.json", &payment("big", big, "SUCCEEDED"));
+    d.wait_payments(1).await;
+    let mut reply = d
+        .http
+        .get(format!("{}/payments", d.app.base))
+        .send()
+        .await
+        .expect("get");
+    let text = String::from_utf8(reply.body().await.expect("body").to_vec()).expect("utf8");
+    assert!(text.contains(&format!("\"amount\":{big}")), "{text}");
+    assert!(
+        text.contains(&format!("\"amount\": {big}")),
+        "raw must stay exact: {text}"
+    );
+}
+
+#[actix_rt::test]
+async fn files_outside_the_directory_are_never_read() {
+    let d = Dummy::start().await;
+    let outside = tempfile::tempdir().expect("tempdir");
+    drop_file(
+        outside.path(),
+        "secret.json",
+        &payment("secret", "1", "SUCCEEDED"),
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.json"),
+        d.dir.path().join("link.json"),
+    )
+    .expect("symlink");
+    drop_file(
+        d.dir.path(),
+        "inside.json",
+        &payment("inside", "1", "SUCCEEDED"),
+    );
+    d.wait_payments(1).await;
+    d.polls(2).await;
+    assert_eq!(
+        d.count("SELECT count(*) FROM payments WHERE reference = 'secret'")
+            .await,
+        0
+    );
+
+    // A descriptor can never name a path: the connector refuses it.
+    use tributary::sdk::Loader;
+    let loader = tributary::connectors::dummypay::DummyPayLoader;
+    let mut config = tributary::sdk::Config::new();
+    config.insert("name".into(), json!("x"));
+    config.insert("directory".into(), json!(d.dir.path().to_str()));
+    let connector = loader.load(&loader.apply_defaults(config)).expect("load");
+    for name in ["../secret.json", "/etc/passwd", "..", "a/b.json"] {
+        let descriptor = json!({"name": "x", "key": "ingest", "fileName": name});
+        assert!(connector.resolve(&descriptor).is_err(), "{name}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_missing_directory_is_retried_until_it_appears() {
+    let d = Dummy::start().await;
+    let late = d.dir.path().join("late");
+    let reply = d
+        .http
+        .post(format!(
+            "{}/connectors/DUMMY-PAY/{}/config",
+            d.app.base, d.connector_id
+        ))
+        .send_json(
+            &json!({"name": "files", "directory": late.to_str(), "filePollingPeriod": "100ms"}),
+        )
+        .await
+        .expect("update");
+    assert_eq!(reply.status().as_u16(), 204);
+    // The install hook created the old directory; the new one does not exist yet.
+    std::fs::remove_dir_all(&late).ok();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::create_dir_all(&late).expect("mkdir");
+    drop_file(&late, "p.json", &payment("late", "1", "SUCCEEDED"));
+    d.wait_payments(1).await;
+}
