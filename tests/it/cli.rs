@@ -264,6 +264,25 @@ fn check_config_exits_zero_on_a_valid_file_and_names_the_key_otherwise() {
         "{err}"
     );
 
+    let declared = dir.path().join("declared.toml");
+    std::fs::write(
+        &declared,
+        "[[connectors]]\nprovider = \"DUMMY-PAY\"\nname = \"files\"\n\
+         config = { directory = \"/tmp/x\", filePollingPeriod = \"-3s\" }\n",
+    )
+    .expect("write");
+    let out = tributary()
+        .arg("check-config")
+        .arg(&declared)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("connectors[0]") && err.contains("files") && err.contains("filePollingPeriod"),
+        "{err}"
+    );
+
     let out = tributary()
         .arg("check-config")
         .arg(dir.path().join("missing.toml"))

@@ -5,6 +5,8 @@ mod helpers;
 
 mod api;
 mod cli;
+mod crash;
+mod declared;
 mod dummypay;
 mod embedded;
 mod health;
