@@ -9,6 +9,7 @@ mod crash;
 mod declared;
 mod dummypay;
 mod embedded;
+mod example;
 mod health;
 mod instance_lock;
 mod migrations;
