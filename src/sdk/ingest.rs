@@ -286,6 +286,9 @@ pub struct Batch {
     pub payments: Vec<PaymentData>,
     /// Balances.
     pub balances: Vec<BalanceData>,
+    /// Entries of the connector's key-value store written in the same transaction (e.g. the
+    /// record that a file was ingested).
+    pub store: Vec<(String, serde_json::Value)>,
 }
 
 /// What an ingest changed.
@@ -304,6 +307,9 @@ pub struct IngestReport {
 impl Batch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.payments.is_empty() && self.balances.is_empty()
+        self.accounts.is_empty()
+            && self.payments.is_empty()
+            && self.balances.is_empty()
+            && self.store.is_empty()
     }
 }

@@ -308,3 +308,31 @@ fn serve_without_postgresql_binaries_explains_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn the_ingest_benchmark_runs_at_smoke_size() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary-bench"))
+        .args(["ingest", "--files", "20", "--lines", "200"])
+        .env("DATABASE_URL", crate::helpers::admin_url())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tributary-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json_line = stdout.lines().last().unwrap_or_default();
+    let figures: serde_json::Value = serde_json::from_str(json_line).expect("a JSON line");
+    assert_eq!(figures["bench"], "ingest");
+    assert!(
+        figures["files_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{stdout}"
+    );
+    assert!(
+        figures["lines_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{stdout}"
+    );
+}

@@ -67,6 +67,11 @@ fn template_name() -> String {
     format!("tributary_tpl_{hash:016x}")
 }
 
+/// A URL of an existing database on the test server (for tools that create their own).
+pub fn admin_url() -> String {
+    server().admin_url.clone()
+}
+
 /// Starts (once) the server every test database lives on.
 pub fn ensure_server_started() {
     server();

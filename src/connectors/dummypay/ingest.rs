@@ -219,20 +219,22 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl IngestFile {
-    async fn record(
+    /// The store entry that records this version of the file as read.
+    fn record(
         &self,
-        ctx: &TaskContext,
         signature: Signature,
         hash: String,
         outcome: &str,
-    ) -> Result<(), TaskError> {
+    ) -> (String, serde_json::Value) {
         let record = FileRecord {
             signature,
             hash,
             outcome: outcome.into(),
         };
-        ctx.kv_put(&format!("{RECORD_PREFIX}{}", self.file_name), &record)
-            .await
+        (
+            format!("{RECORD_PREFIX}{}", self.file_name),
+            serde_json::to_value(record).unwrap_or_default(),
+        )
     }
 
     async fn ingest(&self, ctx: &TaskContext) -> Result<(Signature, String), TaskError> {
@@ -272,6 +274,9 @@ impl IngestFile {
                     let hash = blake3::hash(&bytes).to_hex().to_string();
                     let mut batch = Batch::default();
                     add(&mut batch, record);
+                    batch
+                        .store
+                        .push(self.record(signature, hash.clone(), "ingested"));
                     let checkpoint = Checkpoint {
                         prefix_hash: hash.clone(),
                         offset: bytes.len() as u64,
@@ -312,13 +317,22 @@ impl IngestFile {
             })
             .await?;
             reader = back;
-            let chunk = chunk?;
+            let mut chunk = chunk?;
+            let checkpoint = reader.checkpoint();
+            if chunk.done {
+                // The last batch carries the file's record: data, checkpoint and record
+                // commit together.
+                let record = self.record(signature, checkpoint.prefix_hash.clone(), "ingested");
+                chunk.batch.store.push(record);
+            }
             if chunk.lines > 0 {
                 tracing::info!(file = %name, lines = chunk.lines, through_line = reader.line, "batch read");
-                ctx.ingest(chunk.batch, Some(&reader.checkpoint())).await?;
+            }
+            if chunk.lines > 0 || chunk.done {
+                ctx.ingest(chunk.batch, Some(&checkpoint)).await?;
             }
             if chunk.done {
-                return Ok((signature, reader.checkpoint().prefix_hash));
+                return Ok((signature, checkpoint.prefix_hash));
             }
             if ctx.cancellation().is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -331,13 +345,12 @@ impl IngestFile {
 impl Task for IngestFile {
     async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
         match self.ingest(&ctx).await {
-            Ok((signature, hash)) => self.record(&ctx, signature, hash, "ingested").await,
+            Ok(_) => Ok(()),
             Err(TaskError::NonRetryable(problem)) => {
                 // This version of the file is not read again; fixing the file changes it.
-                let signature = self.current_signature().await;
-                if let Some(signature) = signature {
-                    self.record(&ctx, signature, String::new(), "failed")
-                        .await?;
+                if let Some(signature) = self.current_signature().await {
+                    let (key, value) = self.record(signature, String::new(), "failed");
+                    ctx.kv_put(&key, &value).await?;
                 }
                 Err(TaskError::NonRetryable(problem))
             }

@@ -37,6 +37,11 @@ impl Loader for DummyPayLoader {
         "Dummypay"
     }
 
+    /// File tasks mostly wait on the database: many in flight fill the group commits.
+    fn allow_tasks(&self) -> usize {
+        100
+    }
+
     fn schema(&self) -> ConfigSchema {
         config::schema()
     }

@@ -7,7 +7,8 @@
 //!   (status, amount, asset, scheme, accounts) changed, each change kept as an adjustment;
 //!   `initial_amount` and the first `raw` never change; re-ingesting is a no-op;
 //! - balances: a history row only when the amount changed, else the latest row's
-//!   `last_updated_at` moves.
+//!   `last_updated_at` moves;
+//! - store entries: the connector's key-value store, in the same transaction.
 
 use std::collections::HashMap;
 
@@ -267,6 +268,22 @@ impl WriteCommand for IngestBatch {
                     }
                 })?;
         }
+        if !self.batch.store.is_empty() {
+            let stmt = tx
+                .prepare_cached(PUT_STORE)
+                .await
+                .map_err(db("writing the connector store"))?;
+            let entries = last_per_key(&self.batch.store, |(k, _)| k.clone());
+            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+            let values: Vec<&serde_json::Value> = entries.iter().map(|(_, v)| v).collect();
+            tx.execute(&stmt, &[&connector_id, &keys, &values])
+                .await
+                .map_err(db("writing the connector store"))?;
+        }
         Ok(report)
     }
 }
+
+const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
+    SELECT $1, k, v FROM unnest($2::text[], $3::jsonb[]) AS i(k, v)
+    ON CONFLICT (connector_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
