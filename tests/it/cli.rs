@@ -336,3 +336,27 @@ fn the_ingest_benchmark_runs_at_smoke_size() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_api_benchmark_runs_at_smoke_size() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary-bench"))
+        .args(["api", "--payments", "200", "--seconds", "1", "--rate", "20"])
+        .env("DATABASE_URL", crate::helpers::admin_url())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tributary-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON line");
+    assert_eq!(figures["bench"], "api");
+    assert!(
+        figures["p99_ms"].as_f64().is_some_and(|p| p > 0.0),
+        "{stdout}"
+    );
+}
