@@ -183,9 +183,6 @@ async fn ceilings(pool: &Pool, rows: usize) -> anyhow::Result<(f64, f64)> {
 }
 
 async fn ingest(admin_url: String, files: usize, lines: usize) -> anyhow::Result<()> {
-    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    database::ensure_database(&admin_url, &db).await?;
-    let url = with_dbname(&admin_url, &db);
     let work = tempfile::tempdir()?;
     let (files_dir, lines_dir) = (work.path().join("files"), work.path().join("lines"));
     std::fs::create_dir_all(&files_dir)?;
@@ -205,24 +202,11 @@ async fn ingest(admin_url: String, files: usize, lines: usize) -> anyhow::Result
     }
     age(&big)?;
 
-    let mut settings = Settings::default();
-    settings.server.bind = "127.0.0.1:0".parse()?;
-    let app = Application::build_with(
-        &settings,
-        &url,
-        tributary::connectors::registry(),
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let port = app.port();
-    let pool = app.storage().pool().clone();
-    let stop = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
-
+    let mut service = Service::start(&admin_url).await?;
+    let (port, pool) = (service.port, service.pool.clone());
     let files_rate = time_ingest(port, &pool, "bench-files", &files_dir, files).await?;
     let lines_rate = time_ingest(port, &pool, "bench-lines", &lines_dir, lines).await?;
-    stop.cancel();
-    let _ = running.await;
+    service.stop().await;
     let (batched, single) = ceilings(&pool, lines.max(files)).await?;
 
     println!(
@@ -251,14 +235,62 @@ async fn ingest(admin_url: String, files: usize, lines: usize) -> anyhow::Result
             "files_vs_single_row": files_rate / single, "lines_vs_single_row": lines_rate / single,
         })
     );
-    pool.close();
-    let admin = database::connect(&admin_url, 2, Duration::from_secs(10))?;
-    admin
-        .get()
-        .await?
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+    service.remove().await
+}
+
+/// The real service, in this process, on a fresh database of its own.
+struct Service {
+    admin_url: String,
+    db: String,
+    port: u16,
+    pool: Pool,
+    stop: tokio_util::sync::CancellationToken,
+    running: Option<actix_rt::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Service {
+    async fn start(admin_url: &str) -> anyhow::Result<Service> {
+        let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        database::ensure_database(admin_url, &db).await?;
+        let mut settings = Settings::default();
+        settings.server.bind = "127.0.0.1:0".parse()?;
+        let app = Application::build_with(
+            &settings,
+            &with_dbname(admin_url, &db),
+            tributary::connectors::registry(),
+            Arc::new(SystemClock),
+        )
         .await?;
-    Ok(())
+        Ok(Service {
+            admin_url: admin_url.to_string(),
+            db,
+            port: app.port(),
+            pool: app.storage().pool().clone(),
+            stop: app.shutdown_token(),
+            running: Some(actix_rt::spawn(app.run_until_stopped(false))),
+        })
+    }
+
+    /// Stops the service (the pool stays usable for ceiling measurements).
+    async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+    }
+
+    /// Drops the database.
+    async fn remove(mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.pool.close();
+        let admin = database::connect(&self.admin_url, 2, Duration::from_secs(10))?;
+        admin
+            .get()
+            .await?
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
+            .await?;
+        Ok(())
+    }
 }
 
 /// Latencies of an open loop: one request every 1/rate s, whatever the answers do.
@@ -305,22 +337,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn api(admin_url: String, payments: usize, seconds: u64, rate: u64) -> anyhow::Result<()> {
-    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    database::ensure_database(&admin_url, &db).await?;
-    let url = with_dbname(&admin_url, &db);
-    let mut settings = Settings::default();
-    settings.server.bind = "127.0.0.1:0".parse()?;
-    let app = Application::build_with(
-        &settings,
-        &url,
-        tributary::connectors::registry(),
-        Arc::new(SystemClock),
-    )
-    .await?;
-    let port = app.port();
-    let pool = app.storage().pool().clone();
-    let stop = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let mut service = Service::start(&admin_url).await?;
+    let (port, pool) = (service.port, service.pool.clone());
     {
         let client = pool.get().await?;
         client
@@ -363,16 +381,8 @@ async fn api(admin_url: String, payments: usize, seconds: u64, rate: u64) -> any
             "highest_rate_with_p99_within_10ms": best,
         })
     );
-    stop.cancel();
-    let _ = running.await;
-    pool.close();
-    let admin = database::connect(&admin_url, 2, Duration::from_secs(10))?;
-    admin
-        .get()
-        .await?
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await?;
-    Ok(())
+    service.stop().await;
+    service.remove().await
 }
 
 fn with_dbname(url: &str, db: &str) -> String {

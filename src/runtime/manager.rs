@@ -7,6 +7,7 @@
 //! workflow that talks to the supervisor and the storage actor by message.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -360,30 +361,58 @@ async fn mark(env: &Env, connector_id: &str, lifecycle: Lifecycle) -> Result<(),
     Ok(())
 }
 
+impl ConnectorManager {
+    /// Runs `work` as the connector's one operation in progress, then marks it finished;
+    /// with `forget_on_success` (uninstall) a successful operation drops the connector.
+    fn operation<F, Fut>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        connector_id: String,
+        forget_on_success: bool,
+        work: F,
+    ) -> ResponseFuture<Result<(), RuntimeError>>
+    where
+        F: FnOnce(Env, String, Addr<ConnectorSupervisor>, Arc<dyn Loader>) -> Fut + 'static,
+        Fut: Future<Output = Result<(), RuntimeError>> + 'static,
+    {
+        let started = self.begin(&connector_id);
+        let env = self.env.clone();
+        let me = ctx.address();
+        Box::pin(async move {
+            let (supervisor, loader) = started?;
+            let result = work(env, connector_id.clone(), supervisor, loader).await;
+            let keep = !(forget_on_success && result.is_ok());
+            let _ = me.send(Finished { connector_id, keep }).await;
+            result
+        })
+    }
+}
+
+/// Persists the paused (false) or running (true) flag.
+async fn set_enabled(env: &Env, connector_id: &str, enabled: bool) -> Result<(), RuntimeError> {
+    env.storage
+        .write(UpdateConnector {
+            id: connector_id.to_string(),
+            enabled: Some(enabled),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
 impl Handler<UninstallConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<(), RuntimeError>>;
 
     fn handle(&mut self, msg: UninstallConnector, ctx: &mut Self::Context) -> Self::Result {
-        let started = self.begin(&msg.connector_id);
-        let env = self.env.clone();
-        let me = ctx.address();
-        Box::pin(async move {
-            let (supervisor, _) = started?;
-            let id = msg.connector_id;
-            let result = async {
+        self.operation(
+            ctx,
+            msg.connector_id,
+            true,
+            |env, id, supervisor, _| async move {
                 mark(&env, &id, Lifecycle::Uninstalling).await?;
                 uninstall(&env, &id, &supervisor).await
-            }
-            .await;
-            let keep = result.is_err();
-            let _ = me
-                .send(Finished {
-                    connector_id: id,
-                    keep,
-                })
-                .await;
-            result
-        })
+            },
+        )
     }
 }
 
@@ -391,25 +420,15 @@ impl Handler<ResetConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<(), RuntimeError>>;
 
     fn handle(&mut self, msg: ResetConnector, ctx: &mut Self::Context) -> Self::Result {
-        let started = self.begin(&msg.connector_id);
-        let env = self.env.clone();
-        let me = ctx.address();
-        Box::pin(async move {
-            let (supervisor, _) = started?;
-            let id = msg.connector_id;
-            let result = async {
+        self.operation(
+            ctx,
+            msg.connector_id,
+            false,
+            |env, id, supervisor, _| async move {
                 mark(&env, &id, Lifecycle::Resetting).await?;
                 reset(&env, &id, &supervisor).await
-            }
-            .await;
-            let _ = me
-                .send(Finished {
-                    connector_id: id,
-                    keep: true,
-                })
-                .await;
-            result
-        })
+            },
+        )
     }
 }
 
@@ -417,18 +436,17 @@ impl Handler<UpdateConnectorConfig> for ConnectorManager {
     type Result = ResponseFuture<Result<(), RuntimeError>>;
 
     fn handle(&mut self, msg: UpdateConnectorConfig, ctx: &mut Self::Context) -> Self::Result {
-        let started = self.begin(&msg.connector_id);
-        let env = self.env.clone();
-        let me = ctx.address();
-        Box::pin(async move {
-            let (supervisor, loader) = started?;
-            let id = msg.connector_id;
-            let result = async {
-                let (config, name) = checked_config(&loader, msg.config)?;
+        let config = msg.config;
+        self.operation(
+            ctx,
+            msg.connector_id,
+            false,
+            |env, id, supervisor, loader| async move {
+                let (config, name) = checked_config(&loader, config)?;
                 let connector = loader.load(&config)?;
                 env.storage
                     .write(UpdateConnector {
-                        id: id.clone(),
+                        id,
                         config: Some(serde_json::Value::Object(config)),
                         name: Some(name),
                         ..Default::default()
@@ -438,16 +456,8 @@ impl Handler<UpdateConnectorConfig> for ConnectorManager {
                     Ok(Err(e)) => Err(RuntimeError::ConfigHookFailed(e)),
                     _ => Ok(()),
                 }
-            }
-            .await;
-            let _ = me
-                .send(Finished {
-                    connector_id: id,
-                    keep: true,
-                })
-                .await;
-            result
-        })
+            },
+        )
     }
 }
 
@@ -455,36 +465,20 @@ impl Handler<PauseConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<(), RuntimeError>>;
 
     fn handle(&mut self, msg: PauseConnector, ctx: &mut Self::Context) -> Self::Result {
-        let started = self.begin(&msg.connector_id);
-        let env = self.env.clone();
-        let me = ctx.address();
-        Box::pin(async move {
-            let (supervisor, _) = started?;
-            let id = msg.connector_id;
-            let result = async {
-                env.storage
-                    .write(UpdateConnector {
-                        id: id.clone(),
-                        enabled: Some(false),
-                        ..Default::default()
-                    })
-                    .await?;
+        self.operation(
+            ctx,
+            msg.connector_id,
+            false,
+            |env, id, supervisor, _| async move {
+                set_enabled(&env, &id, false).await?;
                 let _ = supervisor
                     .send(StopAllTasks {
                         mode: StopMode::Pause,
                     })
                     .await;
                 Ok(())
-            }
-            .await;
-            let _ = me
-                .send(Finished {
-                    connector_id: id,
-                    keep: true,
-                })
-                .await;
-            result
-        })
+            },
+        )
     }
 }
 
@@ -492,35 +486,19 @@ impl Handler<ResumeConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<(), RuntimeError>>;
 
     fn handle(&mut self, msg: ResumeConnector, ctx: &mut Self::Context) -> Self::Result {
-        let started = self.begin(&msg.connector_id);
-        let env = self.env.clone();
-        let me = ctx.address();
-        Box::pin(async move {
-            let (supervisor, _) = started?;
-            let id = msg.connector_id;
-            let result = async {
-                env.storage
-                    .write(UpdateConnector {
-                        id: id.clone(),
-                        enabled: Some(true),
-                        ..Default::default()
-                    })
-                    .await?;
+        self.operation(
+            ctx,
+            msg.connector_id,
+            false,
+            |env, id, supervisor, _| async move {
+                set_enabled(&env, &id, true).await?;
                 supervisor
                     .send(ResumeTasks)
                     .await
                     .map_err(|_| RuntimeError::Stopped)??;
                 Ok(())
-            }
-            .await;
-            let _ = me
-                .send(Finished {
-                    connector_id: id,
-                    keep: true,
-                })
-                .await;
-            result
-        })
+            },
+        )
     }
 }
 

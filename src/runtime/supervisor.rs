@@ -217,17 +217,14 @@ impl ConnectorSupervisor {
                     let stopped = act.stop_tree(id, StopMode::Superseded);
                     Box::pin(wrap_future::<_, Self>(stopped).then(move |(), act, _ctx| {
                         let waiter = sync.then(|| act.add_waiter(id));
-                        act.start_task(TaskSpec {
-                            run: RunRef { task_id: id, run },
+                        act.start_task(TaskSpec::new_run(
+                            RunRef { task_id: id, run },
                             parent,
                             descriptor,
                             options,
-                            status: TaskStatus::Pending,
-                            counters: Counters::default(),
-                            error: None,
                             due_at,
                             state,
-                        });
+                        ));
                         wrap_future(await_outcome(id, waiter))
                     }))
                 },
@@ -355,17 +352,14 @@ impl Handler<ScheduleTask> for ConnectorSupervisor {
             wrap_future::<_, Self>(async move { storage.write(command).await })
                 .map(move |written, act, _ctx| match written {
                     Ok(UpsertOutcome::Started { run, state }) => {
-                        act.start_task(TaskSpec {
-                            run: RunRef { task_id: id, run },
-                            parent: parent_id,
+                        act.start_task(TaskSpec::new_run(
+                            RunRef { task_id: id, run },
+                            parent_id,
                             descriptor,
                             options,
-                            status: TaskStatus::Pending,
-                            counters: Counters::default(),
-                            error: None,
                             due_at,
                             state,
-                        });
+                        ));
                         Step::Wait(waiter)
                     }
                     Ok(UpsertOutcome::Unchanged { status, error }) => {
@@ -564,7 +558,8 @@ impl Handler<RerunTask> for ConnectorSupervisor {
                 parent_id: row.parent_id,
                 descriptor_key: ids::canonical_json(&row.descriptor),
                 descriptor: row.descriptor.clone(),
-                due_at: policy::first_due(&options.schedule, now),
+                // A restart runs now, whatever the original schedule's delay.
+                due_at: None,
                 options,
                 now,
                 force: true,
@@ -575,14 +570,17 @@ impl Handler<RerunTask> for ConnectorSupervisor {
         Box::pin(wrap_future::<_, Self>(write).map(move |result, act, _ctx| {
             let (row, outcome) = result?;
             if let UpsertOutcome::Started { run, state } = outcome {
-                let mut spec = Self::spec_from_row(row);
-                spec.run.run = run;
-                spec.state = state;
-                spec.status = TaskStatus::Pending;
-                spec.counters = Counters::default();
-                spec.error = None;
-                spec.due_at = None;
-                act.start_task(spec);
+                act.start_task(TaskSpec::new_run(
+                    RunRef {
+                        task_id: row.id,
+                        run,
+                    },
+                    row.parent_id,
+                    row.descriptor,
+                    row.options,
+                    None,
+                    state,
+                ));
             }
             Ok(())
         }))

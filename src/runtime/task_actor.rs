@@ -65,6 +65,30 @@ pub struct TaskSpec {
     pub state: Option<Value>,
 }
 
+impl TaskSpec {
+    /// A new run of a task: PENDING, counters and error cleared.
+    pub fn new_run(
+        run: RunRef,
+        parent: Option<Uuid>,
+        descriptor: Value,
+        options: ScheduleOptions,
+        due_at: Option<DateTime<Utc>>,
+        state: Option<Value>,
+    ) -> Self {
+        Self {
+            run,
+            parent,
+            descriptor,
+            options,
+            status: TaskStatus::Pending,
+            counters: Counters::default(),
+            error: None,
+            due_at,
+            state,
+        }
+    }
+}
+
 /// The actor of one live task.
 pub struct TaskActor {
     spec: TaskSpec,

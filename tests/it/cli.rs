@@ -309,10 +309,10 @@ fn serve_without_postgresql_binaries_explains_what_to_do() {
     );
 }
 
-#[test]
-fn the_ingest_benchmark_runs_at_smoke_size() {
+/// Runs a `tributary-bench` scenario on the test server; returns its JSON line.
+fn bench(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tributary-bench"))
-        .args(["ingest", "--files", "20", "--lines", "200"])
+        .args(args)
         .env("DATABASE_URL", crate::helpers::admin_url())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -324,39 +324,23 @@ fn the_ingest_benchmark_runs_at_smoke_size() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let json_line = stdout.lines().last().unwrap_or_default();
-    let figures: serde_json::Value = serde_json::from_str(json_line).expect("a JSON line");
-    assert_eq!(figures["bench"], "ingest");
-    assert!(
-        figures["files_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
-        "{stdout}"
-    );
-    assert!(
-        figures["lines_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
-        "{stdout}"
-    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON line ({e}) in {stdout}"))
 }
 
 #[test]
-fn the_api_benchmark_runs_at_smoke_size() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tributary-bench"))
-        .args(["api", "--payments", "200", "--seconds", "1", "--rate", "20"])
-        .env("DATABASE_URL", crate::helpers::admin_url())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tributary-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+fn the_benchmarks_run_at_smoke_size() {
+    let ingest = bench(&["ingest", "--files", "20", "--lines", "200"]);
+    assert_eq!(ingest["bench"], "ingest");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ingest["files_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{ingest}"
     );
-    let figures: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON line");
-    assert_eq!(figures["bench"], "api");
     assert!(
-        figures["p99_ms"].as_f64().is_some_and(|p| p > 0.0),
-        "{stdout}"
+        ingest["lines_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{ingest}"
     );
+    let api = bench(&["api", "--payments", "200", "--seconds", "1", "--rate", "20"]);
+    assert_eq!(api["bench"], "api");
+    assert!(api["p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{api}");
 }
