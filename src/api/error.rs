@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::ids::InvalidId;
 use crate::runtime::RuntimeError;
+use crate::sdk::TaskError;
 use crate::storage::StorageError;
 
 /// Formance's error codes (and the status each one answers with).
@@ -124,6 +125,7 @@ impl From<StorageError> for ApiError {
         let code = match &e {
             StorageError::Conflict(_) => ErrorCode::Conflict,
             StorageError::NotFound(_) => ErrorCode::NotFound,
+            StorageError::InvalidInput(_) => ErrorCode::Validation,
             e if e.is_transient() => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
@@ -140,6 +142,10 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownProvider(_)
             | RuntimeError::ConnectorNotFound(_)
             | RuntimeError::TaskNotFound(_) => ApiError::not_found(e.to_string()),
+            RuntimeError::InstallFailed(TaskError::Retryable(_))
+            | RuntimeError::ConfigHookFailed(TaskError::Retryable(_)) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
             RuntimeError::Validation(_)
             | RuntimeError::InstallFailed(_)
             | RuntimeError::ConfigHookFailed(_) => ApiError::validation(e.to_string()),

@@ -137,13 +137,13 @@ impl Host for ConnectorHost {
             .map_err(task_error)
     }
 
-    async fn release_slot(&self, task_id: Uuid) {
-        self.supervisor.do_send(ReleaseSlot { task_id });
+    async fn release_slot(&self, run: RunRef) {
+        self.supervisor.do_send(ReleaseSlot { run });
     }
 
-    async fn acquire_slot(&self, task_id: Uuid) {
+    async fn acquire_slot(&self, run: RunRef) {
         let (grant, granted) = oneshot::channel();
-        self.supervisor.do_send(AcquireSlot { task_id, grant });
+        self.supervisor.do_send(AcquireSlot { run, grant });
         let _ = granted.await;
     }
 }

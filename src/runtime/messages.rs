@@ -101,12 +101,12 @@ pub struct ScheduleTask {
     pub options: ScheduleOptions,
 }
 
-/// Asks for a concurrency slot; `grant` fires when the task may run.
+/// Asks for a concurrency slot; `grant` fires when the run may go.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AcquireSlot {
-    /// The task asking.
-    pub task_id: Uuid,
+    /// The run asking (slots belong to runs, so an old and a new run never share one).
+    pub run: RunRef,
     /// Fired when the slot is granted.
     pub grant: oneshot::Sender<()>,
 }
@@ -115,8 +115,17 @@ pub struct AcquireSlot {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReleaseSlot {
-    /// The task releasing.
-    pub task_id: Uuid,
+    /// The run releasing.
+    pub run: RunRef,
+}
+
+/// A task actor has stopped, for whatever reason: the supervisor forgets it (if it is still
+/// the current run) so that a later schedule is not mistaken for a no-op.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TaskGone {
+    /// The run whose actor stopped.
+    pub run: RunRef,
 }
 
 /// A task actor reports that its task ended (TERMINATED or FAILED).

@@ -61,16 +61,21 @@ pub fn backoff(settings: &RuntimeSettings, attempt: u32, jitter: f64) -> Duratio
 /// The next tick of a periodic task whose current tick was due at `tick`: one period later,
 /// or now if that is already past (missed ticks coalesce into one run).
 pub fn next_tick(tick: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
-    let next = tick + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX);
-    next.max(now)
+    later(tick, period).max(now)
+}
+
+/// `at + by`, saturating at the latest time chrono can hold instead of panicking.
+pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// When a newly scheduled task's first run is due (None: as soon as a slot is free).
 pub fn first_due(schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match schedule {
-        Schedule::RunInDuration(d) => {
-            Some(now + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX))
-        }
+        Schedule::RunInDuration(d) => Some(later(now, *d)),
         Schedule::RunScheduledAt(at) => Some(*at),
         _ => None,
     }
@@ -86,10 +91,7 @@ pub fn after_run(
     settings: &RuntimeSettings,
     jitter: f64,
 ) -> Next {
-    let delay = |attempt| {
-        now + chrono::Duration::from_std(backoff(settings, attempt, jitter))
-            .unwrap_or(chrono::Duration::MAX)
-    };
+    let delay = |attempt| later(now, backoff(settings, attempt, jitter));
     let failed = |error: &str| Next::End {
         status: TaskStatus::Failed,
         error: Some(error.to_string()),

@@ -19,7 +19,7 @@ use super::error::{RuntimeError, task_error};
 use super::host::ConnectorHost;
 use super::messages::{
     AcquireSlot, ReleaseSlot, ReplaceConnector, RerunTask, ResumeTasks, RunHook, ScheduleTask,
-    StopAllTasks, StopMode, StopSupervisor, StopTask, TaskEnded,
+    StopAllTasks, StopMode, StopSupervisor, StopTask, TaskEnded, TaskGone,
 };
 use super::policy::{self, Counters};
 use super::task_actor::{TaskActor, TaskSpec};
@@ -46,21 +46,21 @@ struct LiveTask {
 /// The `allow_tasks` slots: who holds one, who waits (FIFO).
 struct Slots {
     limit: usize,
-    holders: HashSet<Uuid>,
-    queue: VecDeque<(Uuid, oneshot::Sender<()>)>,
+    holders: HashSet<RunRef>,
+    queue: VecDeque<(RunRef, oneshot::Sender<()>)>,
 }
 
 impl Slots {
     fn grant(&mut self) {
         while self.holders.len() < self.limit {
-            let Some((task_id, grant)) = self.queue.pop_front() else {
+            let Some((run, grant)) = self.queue.pop_front() else {
                 break;
             };
-            if grant.is_closed() || !self.holders.insert(task_id) {
+            if grant.is_closed() || !self.holders.insert(run) {
                 continue;
             }
             if grant.send(()).is_err() {
-                self.holders.remove(&task_id);
+                self.holders.remove(&run);
             }
         }
     }
@@ -121,9 +121,16 @@ impl ConnectorSupervisor {
         })
     }
 
-    /// Starts the actor of a live task (unless paused: it then waits in the database).
+    /// Starts the actor of a live task (unless paused: it then waits in the database). An
+    /// actor of an older run of the same task, if any, is superseded: its writes are already
+    /// fenced off, and it is stopped so that two runs never go on side by side.
     fn start_task(&mut self, spec: TaskSpec) {
         let id = spec.run.task_id;
+        if let Some(old) = self.tasks.get(&id).and_then(|t| t.addr.clone()) {
+            old.do_send(StopTask {
+                mode: StopMode::Superseded,
+            });
+        }
         if self.paused {
             self.tasks.remove(&id);
             return;
@@ -333,6 +340,12 @@ impl Handler<ScheduleTask> for ConnectorSupervisor {
             return Box::pin(wrap_future(await_outcome(id, Some(waiter))));
         }
 
+        // Not live in memory: a new task, an ended one, or one waiting while paused. For
+        // STOP_AND_RESTART nothing runs to be stopped, so the new options always take over.
+        let command = UpsertTask {
+            force: command.options.restart == Restart::StopAndRestart,
+            ..command
+        };
         // A placeholder until the row is written: concurrent schedules see a live task.
         self.tasks.insert(
             id,
@@ -404,7 +417,7 @@ impl Handler<AcquireSlot> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: AcquireSlot, _ctx: &mut Self::Context) {
-        self.slots.queue.push_back((msg.task_id, msg.grant));
+        self.slots.queue.push_back((msg.run, msg.grant));
         if !self.paused {
             self.slots.grant();
         }
@@ -415,7 +428,7 @@ impl Handler<ReleaseSlot> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseSlot, _ctx: &mut Self::Context) {
-        if self.slots.holders.remove(&msg.task_id) && !self.paused {
+        if self.slots.holders.remove(&msg.run) && !self.paused {
             self.slots.grant();
         }
     }
@@ -429,6 +442,19 @@ impl Handler<TaskEnded> for ConnectorSupervisor {
         if self.tasks.get(&id).map(|t| t.run) == Some(msg.run.run) {
             self.tasks.remove(&id);
             self.notify(id, &msg.outcome);
+        }
+    }
+}
+
+impl Handler<TaskGone> for ConnectorSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TaskGone, _ctx: &mut Self::Context) {
+        let id = msg.run.task_id;
+        if self.tasks.get(&id).map(|t| t.run) == Some(msg.run.run) {
+            self.tasks.remove(&id);
+            // A waiter of a run that ended without an outcome learns it was cancelled.
+            self.notify(id, &Err(TaskError::Cancelled));
         }
     }
 }

@@ -17,13 +17,16 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::host::ConnectorHost;
-use super::messages::{AcquireSlot, ReleaseSlot, StopMode, StopTask, TaskEnded};
+use super::messages::{AcquireSlot, ReleaseSlot, StopMode, StopTask, TaskEnded, TaskGone};
 use super::policy::{self, Counters, Next};
 use super::supervisor::ConnectorSupervisor;
 use crate::sdk::host::{Host, RunRef};
 use crate::sdk::{OnInterrupt, ScheduleOptions, TaskContext, TaskError, TaskStatus};
 use crate::storage::StorageError;
 use crate::storage::commands::tasks::UpdateTaskRun;
+
+/// A run that ends sooner never has its PENDING → ACTIVE write sent.
+const ACTIVE_AFTER: Duration = Duration::from_millis(100);
 
 /// How long to wait between attempts of a status write the database refused transiently.
 const WRITE_RETRY: Duration = Duration::from_millis(500);
@@ -104,6 +107,10 @@ pub struct TaskActor {
     stopping: Option<StopMode>,
     stop_waiters: Vec<oneshot::Sender<()>>,
     span: tracing::Span,
+    /// Counts runs started by this actor, so a delayed write knows whether its run is over.
+    attempt: u64,
+    /// Cancelled when a stop that writes nothing (shutdown, pause, uninstall) arrives.
+    give_up: CancellationToken,
 }
 
 impl TaskActor {
@@ -131,6 +138,8 @@ impl TaskActor {
             stopping: None,
             stop_waiters: Vec::new(),
             span,
+            attempt: 0,
+            give_up: CancellationToken::new(),
         }
     }
 
@@ -162,7 +171,7 @@ impl TaskActor {
         self.phase = Phase::AwaitingSlot;
         let (grant, granted) = oneshot::channel();
         self.supervisor().do_send(AcquireSlot {
-            task_id: self.spec.run.task_id,
+            run: self.spec.run,
             grant,
         });
         ctx.spawn(granted.into_actor(self).map(|granted, act, ctx| {
@@ -173,9 +182,8 @@ impl TaskActor {
     }
 
     fn release_slot(&self) {
-        self.supervisor().do_send(ReleaseSlot {
-            task_id: self.spec.run.task_id,
-        });
+        self.supervisor()
+            .do_send(ReleaseSlot { run: self.spec.run });
     }
 
     /// Marks the task ACTIVE and starts the body.
@@ -187,7 +195,9 @@ impl TaskActor {
         }
         let must_persist_start = self.spec.options.on_interrupt == OnInterrupt::Fail;
         let update = self.update(TaskStatus::Active, self.spec.error.clone(), true, None);
+        let was = self.spec.status;
         self.spec.status = TaskStatus::Active;
+        self.attempt += 1;
         if must_persist_start {
             // The run must be on record before it starts, so a crash mid-run is detected.
             self.phase = Phase::Writing;
@@ -201,9 +211,18 @@ impl TaskActor {
                     }),
             );
         } else {
-            // PENDING → ACTIVE is intermediate: sent without waiting (the storage actor keeps
-            // the order), so it can share a transaction with the run's final write.
-            self.host.storage.write_detached(update);
+            // PENDING → ACTIVE is intermediate: a run that ends within ACTIVE_AFTER never
+            // writes it (its final write says all there is). A longer one has it sent without
+            // waiting; the storage actor keeps one sender's order, so it lands before the final
+            // write. Periodic tasks are already ACTIVE between runs.
+            if was != TaskStatus::Active {
+                let attempt = self.attempt;
+                ctx.run_later(ACTIVE_AFTER, move |act, _| {
+                    if act.attempt == attempt && matches!(act.phase, Phase::Running { .. }) {
+                        act.host.storage.write_detached(update);
+                    }
+                });
+            }
             self.spawn_body(ctx);
         }
     }
@@ -319,13 +338,16 @@ impl TaskActor {
                     self.spec.counters = Counters::default();
                 }
                 let update = self.update(status, error.clone(), false, succeeded.then_some(now));
+                // RUN_NOW_SYNC waiters get the error with its class: a refusal stays final.
+                let outcome = match (&outcome, error) {
+                    (_, None) => Ok(()),
+                    (Err(TaskError::NonRetryable(_)), Some(e)) => Err(TaskError::NonRetryable(e)),
+                    (_, Some(e)) => Err(TaskError::Failed(e)),
+                };
                 self.persist(update, ctx, move |act, ctx| {
                     act.supervisor().do_send(TaskEnded {
                         run: act.spec.run,
-                        outcome: match error {
-                            None => Ok(()),
-                            Some(e) => Err(TaskError::Failed(e)),
-                        },
+                        outcome,
                     });
                     ctx.stop();
                 });
@@ -344,7 +366,8 @@ impl TaskActor {
         UpdateTaskRun {
             run: self.spec.run,
             status,
-            error,
+            // PostgreSQL text cannot hold NUL; an error message must never fail its own write.
+            error: error.map(|e| e.replace('\0', "\u{fffd}")),
             attempts: self.spec.counters.attempts,
             restarts: self.spec.counters.restarts,
             due_at: self.spec.due_at,
@@ -363,12 +386,18 @@ impl TaskActor {
         self.phase = Phase::Writing;
         let storage = self.host.storage.clone();
         let span = self.span.clone();
+        // Shutdown, pause and uninstall give up on a write the database cannot take: the run
+        // is redone at the next start (at-least-once), so the process never hangs on it.
+        let giving_up = self.give_up.clone();
         let write = async move {
             loop {
                 match storage.write(update.clone()).await {
                     Err(e) if e.is_transient() && !matches!(e, StorageError::Stopped) => {
                         tracing::warn!(error = %e, "task status write failed; retrying");
-                        tokio::time::sleep(WRITE_RETRY).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(WRITE_RETRY) => {}
+                            _ = giving_up.cancelled() => return Err(e),
+                        }
                     }
                     other => return other,
                 }
@@ -391,7 +420,7 @@ impl TaskActor {
 
     /// Completes a stop once no run is in progress.
     fn finish_stop(&mut self, ctx: &mut Context<Self>) {
-        if self.stopping == Some(StopMode::Stopped) && self.spec.status != TaskStatus::Stopped {
+        if self.stopping == Some(StopMode::Stopped) && self.spec.status.is_live() {
             self.spec.status = TaskStatus::Stopped;
             self.spec.due_at = None;
             let update = self.update(TaskStatus::Stopped, None, false, None);
@@ -424,8 +453,10 @@ impl Actor for TaskActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        // Whatever happened, never keep a slot.
+        // Whatever happened, never keep a slot, and never leave the supervisor believing the
+        // task is still run by this actor.
         self.release_slot();
+        self.supervisor().do_send(TaskGone { run: self.spec.run });
         if let Phase::Running { abort, .. } = &self.phase {
             abort.abort();
         }
@@ -443,6 +474,9 @@ impl Handler<StopTask> for TaskActor {
         self.stop_waiters.push(tx);
         if self.stopping.is_none() {
             self.stopping = Some(msg.mode);
+            if msg.mode != StopMode::Stopped {
+                self.give_up.cancel();
+            }
             if let Some(timer) = self.timer.take() {
                 ctx.cancel_future(timer);
             }

@@ -12,7 +12,7 @@ use super::ingest::{Batch, IngestReport};
 use super::{Clock, ScheduleOptions, TaskError};
 
 /// One run of one task: writes carrying it are rejected once a newer run has started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunRef {
     /// The task.
     pub task_id: Uuid,
@@ -51,8 +51,8 @@ pub trait Host: Send + Sync + 'static {
         batch: Batch,
         state: Option<Value>,
     ) -> Result<IngestReport, TaskError>;
-    /// Gives up the task's concurrency slot (while it awaits a RUN_NOW_SYNC child).
-    async fn release_slot(&self, task_id: Uuid);
+    /// Gives up the run's concurrency slot (while it awaits a RUN_NOW_SYNC child).
+    async fn release_slot(&self, run: RunRef);
     /// Takes a concurrency slot again, waiting FIFO for one to free up.
-    async fn acquire_slot(&self, task_id: Uuid);
+    async fn acquire_slot(&self, run: RunRef);
 }

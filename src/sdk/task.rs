@@ -54,9 +54,9 @@ impl Scheduler {
             let sync = options.schedule == Schedule::RunNowSync;
             match (sync, parent) {
                 (true, Some(parent)) => {
-                    host.release_slot(parent.task_id).await;
+                    host.release_slot(parent).await;
                     let result = host.schedule(Some(parent), descriptor, options).await;
-                    host.acquire_slot(parent.task_id).await;
+                    host.acquire_slot(parent).await;
                     result
                 }
                 _ => host.schedule(parent, descriptor, options).await,

@@ -32,6 +32,10 @@ pub enum StorageError {
     /// The storage actor has stopped (the service is shutting down).
     #[error("the storage actor has stopped")]
     Stopped,
+    /// The database refused a value as malformed (SQLSTATE class 22: NUL in text, bad uuid,
+    /// out-of-range time…): bad input, never a server error.
+    #[error("invalid value: {0}")]
+    InvalidInput(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -53,6 +57,8 @@ impl StorageError {
                 if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
                     // connection exceptions, admin shutdown, too many connections
                     StorageError::Unavailable { context, message }
+                } else if code.starts_with("22") {
+                    StorageError::InvalidInput(format!("{context}: {message}"))
                 } else {
                     StorageError::Database {
                         context,

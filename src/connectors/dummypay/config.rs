@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 use crate::sdk::{Config, ConfigError, ConfigSchema, FieldError, FieldSpec};
 
+/// The longest polling period accepted.
+const MAX_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The most files the connector generates at install.
 const MAX_GENERATED: u64 = 100_000;
 
@@ -79,7 +82,11 @@ impl DummyPayConfig {
         let file_polling_period = match config.get("filePollingPeriod") {
             None | Some(Value::Null) => Duration::from_secs(10),
             Some(Value::String(p)) => match humantime::parse_duration(p.trim()) {
-                Ok(d) if !d.is_zero() => d,
+                Ok(d) if !d.is_zero() && d <= MAX_PERIOD => d,
+                Ok(d) if d > MAX_PERIOD => {
+                    fail("filePollingPeriod", "must be at most 30 days".into());
+                    Duration::ZERO
+                }
                 Ok(_) => {
                     fail("filePollingPeriod", "must be greater than zero".into());
                     Duration::ZERO

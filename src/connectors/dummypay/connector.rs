@@ -77,7 +77,12 @@ impl Connector for DummyPay {
             .collect();
         tokio::task::spawn_blocking(move || {
             for name in generated {
-                if let Ok(path) = super::files::resolve(&directory, &name) {
+                if !super::files::is_plain_name(&name) {
+                    continue;
+                }
+                // The entry itself, not what a symlink put in its place points to.
+                let path = directory.join(&name);
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                     let _ = std::fs::remove_file(path);
                 }
             }

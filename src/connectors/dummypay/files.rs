@@ -70,6 +70,30 @@ pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
+/// Opens `name` inside `directory` for reading. The resolved path is opened without following
+/// a symlink at its last step, and the opened file's real path is checked again, so a file
+/// swapped for a symlink between the check and the open cannot lead outside.
+pub fn open(directory: &Path, name: &str) -> Result<std::fs::File, PathError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let path = resolve(directory, name)?;
+    let io = |source| PathError::Io {
+        name: name.to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(io)?;
+    let root = directory.canonicalize().map_err(io)?;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io)?;
+    if !opened.starts_with(&root) {
+        return Err(PathError::Outside(name.to_string()));
+    }
+    Ok(file)
+}
+
 /// The real path of `name` inside `directory`, refusing anything that leaves it.
 pub fn resolve(directory: &Path, name: &str) -> Result<PathBuf, PathError> {
     if !is_plain_name(name) {

@@ -45,15 +45,30 @@ impl Task for GenerateFiles {
             files.push((format!("dummypay-generated-payment-{i}.json"), body));
         }
         for (name, body) in files {
-            // Recorded before it exists, so an interrupted run never leaves an unowned file.
-            ctx.kv_put(&format!("{GENERATED_PREFIX}{name}"), &true)
-                .await?;
             let path = self.config.directory.join(&name);
             let text = format!("{body}\n");
-            tokio::task::spawn_blocking(move || std::fs::write(path, text))
-                .await
-                .map_err(|e| TaskError::retryable(e.to_string()))?
-                .map_err(|e| TaskError::retryable(format!("writing {name}: {e}")))?;
+            // A new file only (never through a symlink, never over a file of the user's):
+            // the connector owns, and may later delete, only what it created.
+            let created = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)?;
+                file.write_all(text.as_bytes())
+            })
+            .await
+            .map_err(|e| TaskError::retryable(e.to_string()))?;
+            match created {
+                Ok(()) => {
+                    ctx.kv_put(&format!("{GENERATED_PREFIX}{name}"), &true)
+                        .await?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    tracing::info!(file = %name, "not generated: a file of that name exists");
+                }
+                Err(e) => return Err(TaskError::retryable(format!("writing {name}: {e}"))),
+            }
         }
         Ok(())
     }

@@ -241,10 +241,8 @@ impl IngestFile {
         let name = self.file_name.clone();
         let directory = self.config.directory.clone();
         let opened = blocking(move || -> Result<(File, Signature), TaskError> {
-            let path = files::resolve(&directory, &name)
+            let file = files::open(&directory, &name)
                 .map_err(|e| TaskError::non_retryable(e.to_string()))?;
-            let file = File::open(&path)
-                .map_err(|e| TaskError::non_retryable(format!("{name}: cannot open: {e}")))?;
             let meta = file
                 .metadata()
                 .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;

@@ -70,11 +70,12 @@ fn list(directory: &Path, prefix: &str) -> Result<Vec<Listed>, TaskError> {
         if !meta.is_file() {
             continue;
         }
-        let quiet = meta
-            .modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|age| age >= QUIET);
+        // A modification time in the future (a copy from a host whose clock is ahead) cannot
+        // tell whether the file is still changing: take it as settled.
+        let quiet = match meta.modified().map(|m| now.duration_since(m)) {
+            Ok(Ok(age)) => age >= QUIET,
+            Ok(Err(_)) | Err(_) => true,
+        };
         files.push(Listed {
             name,
             signature: Signature::of(&meta),

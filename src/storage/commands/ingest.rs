@@ -95,7 +95,8 @@ const UPSERT_BALANCES: &str = "WITH input AS (
     SELECT i.account_id, i.asset, i.balance::numeric, i.at, i.at
     FROM input i LEFT JOIN latest l ON l.account_id = i.account_id AND l.asset = i.asset
     WHERE l.balance IS DISTINCT FROM i.balance::numeric
-    ON CONFLICT (account_id, asset, created_at) DO NOTHING";
+    ON CONFLICT (account_id, asset, created_at) DO UPDATE SET balance = EXCLUDED.balance,
+        last_updated_at = GREATEST(balances.last_updated_at, EXCLUDED.last_updated_at)";
 
 fn metadata_json(m: &std::collections::BTreeMap<String, String>) -> Option<String> {
     (!m.is_empty()).then(|| serde_json::to_string(m).unwrap_or_default())
@@ -260,9 +261,11 @@ impl WriteCommand for IngestBatch {
                 .await
                 .map_err(|e| {
                     if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
-                        StorageError::NotFound(
-                            "a balance refers to an account that was never ingested".into(),
-                        )
+                        // The account may come in another file or a later batch: retry.
+                        StorageError::Unavailable {
+                            context: "ingesting balances".into(),
+                            message: "a balance refers to an account not ingested yet".into(),
+                        }
                     } else {
                         StorageError::db("ingesting balances", e)
                     }

@@ -90,6 +90,15 @@ async fn unknown_routes_and_bad_parameters_are_4xx_with_formance_bodies() {
         .await
         .error(400, "VALIDATION");
     api.get("/connectors/%FF%FE/config").await;
+    // A crafted cursor whose bound is not a task id, and NUL bytes: 400, never 500.
+    let id = api.install("probe").await;
+    let crafted =
+        base64_url(r#"{"s":5,"a":false,"f":{},"b":["2026-01-01T00:00:00Z","not-a-uuid"]}"#);
+    let reply = api
+        .get(&format!("/connectors/TEST/{id}/tasks?cursor={crafted}"))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(api.get("/payments?reference=%00").await.status, 400);
     for path in [
         "/payments?cursor=",
         "/payments?cursor=eyJzIjo1MDB9", // {"s":500}: a page size out of range
@@ -108,4 +117,9 @@ async fn unknown_routes_and_bad_parameters_are_4xx_with_formance_bodies() {
             reply.body
         );
     }
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }

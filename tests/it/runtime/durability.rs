@@ -31,8 +31,8 @@ async fn stop_a_parent_and_its_child_stay_live_across_a_restart_and_both_resume(
     // Shutdown left the statuses alone, and boot resumed both.
     h.probe.wait_runs("parent", 2).await;
     h.probe.wait_runs("child", 2).await;
-    assert_eq!(h.status(parent_id).await, Some(TaskStatus::Active));
-    assert_eq!(h.status(child_id).await, Some(TaskStatus::Active));
+    h.wait_status(parent_id, TaskStatus::Active).await;
+    h.wait_status(child_id, TaskStatus::Active).await;
     assert_eq!(
         h.row(child_id).await.expect("child").parent_id,
         Some(parent_id)

@@ -35,6 +35,9 @@ async fn every_line_a_task_emits_carries_the_connector_and_task_ids() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let h = Harness::start(10, vec![]).await;
+    // Other tests' threads may have registered these callsites while no subscriber was
+    // interested; recompute their interest now that this thread has one.
+    tracing::callsite::rebuild_interest_cache();
     let task = Script::Log {
         name: "logger".into(),
     };

@@ -293,3 +293,27 @@ async fn periodic_tasks_stay_active_retry_transient_errors_and_fail_on_refusal()
         .expect("schedule");
     h.wait_status(r, TaskStatus::Failed).await;
 }
+
+#[actix_rt::test]
+async fn concurrent_stop_and_restarts_leave_exactly_one_run_that_can_finish() {
+    let h = Harness::start(10, vec![]).await;
+    let opts = run_now(Restart::StopAndRestart);
+    let id = h
+        .schedule(&block("race"), opts.clone())
+        .await
+        .expect("first");
+    h.probe.wait_runs("race", 1).await;
+    let task = block("race");
+    let (a, b) = futures::join!(
+        h.schedule(&task, opts.clone()),
+        h.schedule(&task, opts.clone())
+    );
+    assert_eq!((a.expect("a"), b.expect("b")), (id, id));
+    h.probe.release("race");
+    h.wait_status(id, TaskStatus::Terminated).await;
+    // A later schedule is not mistaken for a no-op on a stale run.
+    let runs = h.probe.runs("race");
+    h.schedule(&block("race"), opts).await.expect("again");
+    h.probe.wait_runs("race", runs + 1).await;
+    h.wait_status(id, TaskStatus::Terminated).await;
+}

@@ -113,10 +113,9 @@ async fn children_are_stopped_with_their_parent_not_when_a_parent_run_ends() {
     h.probe.wait_runs("orphan", 1).await;
     h.probe.release("quick");
     h.wait_status(quick_id, TaskStatus::Terminated).await;
-    assert_eq!(
-        h.status(h.task_id(&block("orphan"))).await,
-        Some(TaskStatus::Active)
-    );
+    // The child lives on (its ACTIVE write comes once it has run a moment).
+    h.wait_status(h.task_id(&block("orphan")), TaskStatus::Active)
+        .await;
 
     // A parent replaced by STOP_AND_RESTART: its live child is STOPPED.
     let parent = Script::Parent {
@@ -135,5 +134,5 @@ async fn children_are_stopped_with_their_parent_not_when_a_parent_run_ends() {
     // The new parent run schedules the kid again after it was stopped.
     h.probe.wait_runs("sr", 2).await;
     h.probe.wait_runs("kid", 2).await;
-    assert_eq!(h.status(kid).await, Some(TaskStatus::Active));
+    h.wait_status(kid, TaskStatus::Active).await;
 }
