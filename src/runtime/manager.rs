@@ -23,7 +23,7 @@ use super::messages::{
 use super::registry::Registry;
 use super::supervisor::{ConnectorSupervisor, SupervisorConfig};
 use crate::ids::ConnectorKey;
-use crate::sdk::{Clock, Config, ConfigError, Connector, Loader};
+use crate::sdk::{Clock, Config, ConfigError, Connector, Loader, TaskError};
 use crate::settings::RuntimeSettings;
 use crate::storage::commands::connectors::{
     DeleteConnector, InsertConnector, Lifecycle, UpdateConnector, WipeConnectorData,
@@ -522,6 +522,30 @@ impl Handler<RestartTask> for ConnectorManager {
     }
 }
 
+/// Stands in for a connector whose stored config no longer loads: it runs nothing, and
+/// uninstalling it works.
+struct Unloadable(String);
+
+#[async_trait::async_trait]
+impl Connector for Unloadable {
+    async fn install(&self, _ctx: &crate::sdk::ConnectorContext) -> Result<(), TaskError> {
+        Err(TaskError::non_retryable(format!(
+            "stored config does not load: {}",
+            self.0
+        )))
+    }
+
+    fn resolve(
+        &self,
+        _descriptor: &serde_json::Value,
+    ) -> Result<Box<dyn crate::sdk::Task>, TaskError> {
+        Err(TaskError::non_retryable(format!(
+            "stored config does not load: {}",
+            self.0
+        )))
+    }
+}
+
 /// Restores one stored connector at boot; answers whether it runs.
 async fn restore_one(env: &Env, me: &Addr<ConnectorManager>, row: ConnectorRow) -> bool {
     let id = row.id.clone();
@@ -539,14 +563,17 @@ async fn restore_one(env: &Env, me: &Addr<ConnectorManager>, row: ConnectorRow) 
         serde_json::Value::Object(map) => map,
         _ => Config::new(),
     };
-    let connector = match loader.load(&config) {
-        Ok(c) => c,
+    // A stored config that no longer loads (a provider's validation changed) keeps the
+    // connector registered but idle, so that it can still be reconfigured or uninstalled.
+    let (connector, loads): (Arc<dyn Connector>, bool) = match loader.load(&config) {
+        Ok(c) => (c, true),
         Err(e) => {
-            tracing::error!(connector_id = %id, error = %e, "stored config does not load; connector not started");
-            return false;
+            tracing::error!(connector_id = %id, error = %e,
+                "stored config does not load; connector idle: update its config, then resume it, or uninstall it");
+            (Arc::new(Unloadable(e.to_string())), false)
         }
     };
-    let paused = !row.enabled || row.lifecycle != Lifecycle::Installed;
+    let paused = !loads || !row.enabled || row.lifecycle != Lifecycle::Installed;
     let supervisor = env.launch(&id, &loader, connector, paused);
     let _ = me
         .send(Register {

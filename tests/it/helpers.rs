@@ -284,7 +284,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// The same, with the providers of `registry`.
 pub async fn spawn_app_with(registry: tributary::runtime::Registry) -> TestApp {
-    let db = TestDb::new().await;
+    spawn_app_on(TestDb::new().await, registry).await
+}
+
+/// The same, on a database the test prepared.
+pub async fn spawn_app_on(db: TestDb, registry: tributary::runtime::Registry) -> TestApp {
     let app = Application::build_with(
         &test_settings(),
         &db.url,

@@ -119,6 +119,7 @@ impl Connector for DummyPay {
                 Ok(Box::new(IngestFile {
                     config,
                     file_name: file_name.to_string(),
+                    opened: Default::default(),
                 }))
             }
             _ => Err(TaskError::non_retryable(format!(

@@ -29,6 +29,9 @@ pub struct IngestFile {
     pub config: DummyPayConfig,
     /// The file's name in the directory (never a path).
     pub file_name: String,
+    /// The version of the file this run opened: a failure is recorded against it, not
+    /// against a version written (fixed) since.
+    pub opened: std::sync::Mutex<Option<Signature>>,
 }
 
 /// Where ingestion of a file stands (the task's state).
@@ -250,6 +253,7 @@ impl IngestFile {
         })
         .await??;
         let (file, signature) = opened;
+        *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(signature);
         metrics::counter!("tributary_dummypay_files_read_total", "connector_id" => ctx.connector_id().to_string())
             .increment(1);
         let name = self.file_name.clone();
@@ -346,7 +350,8 @@ impl Task for IngestFile {
             Ok(_) => Ok(()),
             Err(TaskError::NonRetryable(problem)) => {
                 // This version of the file is not read again; fixing the file changes it.
-                if let Some(signature) = self.current_signature().await {
+                let opened = *self.opened.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(signature) = opened {
                     let (key, value) = self.record(signature, String::new(), "failed");
                     ctx.kv_put(&key, &value).await?;
                 }
@@ -354,19 +359,5 @@ impl Task for IngestFile {
             }
             Err(other) => Err(other),
         }
-    }
-}
-
-impl IngestFile {
-    async fn current_signature(&self) -> Option<Signature> {
-        let directory = self.config.directory.clone();
-        let name = self.file_name.clone();
-        blocking(move || {
-            let path = files::resolve(&directory, &name).ok()?;
-            std::fs::metadata(path).ok().map(|m| Signature::of(&m))
-        })
-        .await
-        .ok()
-        .flatten()
     }
 }

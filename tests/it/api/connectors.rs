@@ -211,3 +211,30 @@ async fn a_connector_id_under_the_wrong_provider_or_malformed_is_refused() {
         .await
         .error(404, "NOT_FOUND");
 }
+
+#[actix_rt::test]
+async fn a_connector_whose_stored_config_no_longer_loads_can_still_be_uninstalled() {
+    let db = crate::helpers::TestDb::new().await;
+    let id = tributary::ids::ConnectorKey {
+        provider: "DUMMY-PAY".into(),
+        reference: uuid::Uuid::new_v4(),
+    }
+    .id();
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
+             VALUES ($1, gen_random_uuid(), 'DUMMY-PAY', 'stale', '{\"name\": \"stale\"}', 'installed')",
+            &[&id],
+        )
+        .await
+        .expect("insert a connector without its required directory");
+    let app = crate::helpers::spawn_app_on(db, tributary::connectors::registry()).await;
+    let http = awc::Client::default();
+    let reply = http
+        .delete(format!("{}/connectors/DUMMY-PAY/{id}", app.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(reply.status().as_u16(), 204);
+}
