@@ -13,6 +13,7 @@ mod example;
 mod health;
 mod instance_lock;
 mod migrations;
+mod outage;
 mod runtime;
 mod settings;
 mod storage_actor;

@@ -1,0 +1,181 @@
+//! A database outage in the middle of ingestion, through a TCP proxy the test controls
+//! (stopping the shared server would break the other tests): the service stays up, health is
+//! 503 meanwhile, tasks retry instead of failing, and afterwards every payment is there once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio_postgres::config::Host;
+use tokio_util::sync::CancellationToken;
+use tributary::app::Application;
+
+use crate::dummypay::{drop_file, payment};
+use crate::helpers::{TestDb, eventually, test_settings};
+
+/// Forwards TCP connections to the database server until cut.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    /// Cancelled to drop every open connection; replaced when the proxy comes back.
+    cut: Arc<std::sync::Mutex<CancellationToken>>,
+}
+
+impl Proxy {
+    async fn start(target: Host, target_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
+        let (up2, cut2) = (up.clone(), cut.clone());
+        actix_rt::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client); // refused while the database is "down"
+                    continue;
+                }
+                let token = cut2.lock().unwrap().clone();
+                let target = target.clone();
+                actix_rt::spawn(async move {
+                    let mut client = client;
+                    let forward = async {
+                        match &target {
+                            Host::Tcp(host) => {
+                                let mut server =
+                                    TcpStream::connect((host.as_str(), target_port)).await?;
+                                tokio::io::copy_bidirectional(&mut client, &mut server).await
+                            }
+                            Host::Unix(dir) => {
+                                let path = dir.join(format!(".s.PGSQL.{target_port}"));
+                                let mut server = UnixStream::connect(path).await?;
+                                tokio::io::copy_bidirectional(&mut client, &mut server).await
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = forward => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, up, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[actix_rt::test]
+async fn ingestion_survives_a_database_outage_with_every_payment_once() {
+    let db = TestDb::new().await;
+    let config: tokio_postgres::Config = db.url.parse().expect("url");
+    let host = config.get_hosts()[0].clone();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start(host, port).await;
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        config.get_user().unwrap_or("postgres"),
+        proxy.port,
+        config.get_dbname().expect("dbname")
+    );
+
+    let mut settings = test_settings();
+    settings.database.timeout = Duration::from_secs(1);
+    let app = Application::build(&settings, &url).await.expect("build");
+    let base = format!("http://127.0.0.1:{}/api/payments", app.port());
+    let stop = app.shutdown_token();
+    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let http = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let status = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reply = http
+        .post(format!("{base}/connectors/dummy-pay"))
+        .send_json(&json!({"name": "outage", "directory": dir.path().to_str(), "filePollingPeriod": "200ms"}))
+        .await
+        .expect("install");
+    assert_eq!(reply.status().as_u16(), 201);
+    let count = || async {
+        db.client()
+            .await
+            .query_one("SELECT count(*) FROM payments", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+
+    for i in 0..300 {
+        drop_file(
+            dir.path(),
+            &format!("a{i:03}.json"),
+            &payment(&format!("a{i}"), "1", "SUCCEEDED"),
+        );
+    }
+    eventually("some payments", Duration::from_secs(30), || async {
+        count().await > 0
+    })
+    .await;
+
+    // The outage: more files arrive meanwhile.
+    proxy.down();
+    for i in 0..300 {
+        drop_file(
+            dir.path(),
+            &format!("b{i:03}.json"),
+            &payment(&format!("b{i}"), "1", "SUCCEEDED"),
+        );
+    }
+    eventually("health to report 503", Duration::from_secs(10), || async {
+        status("/_health").await == 503
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status("/_live").await, 200, "the service must stay up");
+    assert_eq!(status("/_health").await, 503);
+
+    proxy.restore();
+    eventually("health back to 200", Duration::from_secs(30), || async {
+        status("/_health").await == 200
+    })
+    .await;
+    eventually("every payment", Duration::from_secs(60), || async {
+        count().await == 600
+    })
+    .await;
+    let failed: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM tasks WHERE status = 'FAILED'", &[])
+        .await
+        .expect("failed")
+        .get(0);
+    assert_eq!(failed, 0, "tasks must retry through an outage, not fail");
+    stop.cancel();
+    let _ = running.await;
+}
