@@ -183,6 +183,14 @@ impl Application {
                 token.cancel();
             });
         }
+        // Never run beside another process that took the database during an outage.
+        let lost = self._instance_lock.lost();
+        let on_lost = token.clone();
+        actix_rt::spawn(async move {
+            lost.cancelled().await;
+            tracing::error!("instance lock lost to another process; shutting down");
+            on_lost.cancel();
+        });
         let runtime = self.runtime.clone();
         let stopped = actix_rt::spawn(async move {
             token.cancelled().await;

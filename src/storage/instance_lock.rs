@@ -2,27 +2,61 @@
 //! for its whole life, so a second `serve` on the same database refuses to start instead of
 //! running every task twice. PostgreSQL releases the lock when the session ends, including
 //! when the process is killed.
+//!
+//! A database outage ends that session too. A keeper task then takes the lock again as soon
+//! as the database answers; if another process took it meanwhile, the lock is reported lost
+//! and the service shuts down rather than run beside it.
 
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
 
 use super::StorageError;
 use super::database::parse_url;
 
 /// Advisory lock key of a serving instance ("tributary-serve").
 const INSTANCE_LOCK: i64 = 0x7472_6962_7365_7276;
+/// How often the keeper tries to take the lock back after losing its connection.
+const RETAKE_EVERY: Duration = Duration::from_secs(1);
+/// The lock connection's application name (visible in `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "tributary-instance-lock";
 
-/// Held while the service runs; dropping it closes the session and frees the lock.
+/// Held while the service runs; dropping it ends the session and frees the lock.
 pub struct InstanceLock {
-    _client: tokio_postgres::Client,
+    keeper: JoinHandle<()>,
+    lost: CancellationToken,
 }
 
-/// Takes the instance lock, or fails with [`StorageError::AlreadyRunning`].
-pub async fn acquire(url: &str) -> Result<InstanceLock, StorageError> {
-    let (client, connection) = parse_url(url)?
+impl InstanceLock {
+    /// Cancelled if, after losing its connection, the lock was found taken by another process.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+/// A session holding the lock: the client, and the task driving its connection (which ends
+/// when the connection does).
+struct Session {
+    _client: tokio_postgres::Client,
+    connection: JoinHandle<()>,
+}
+
+async fn take(url: &str) -> Result<Session, StorageError> {
+    let mut config = parse_url(url)?;
+    config.application_name(APPLICATION_NAME);
+    let (client, connection) = config
         .connect(NoTls)
         .await
         .map_err(|e| StorageError::db("connecting for the instance lock", e))?;
-    tokio::spawn(async move {
+    let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = ?e, "instance lock connection closed");
         }
@@ -35,5 +69,41 @@ pub async fn acquire(url: &str) -> Result<InstanceLock, StorageError> {
     if !locked {
         return Err(StorageError::AlreadyRunning);
     }
-    Ok(InstanceLock { _client: client })
+    Ok(Session {
+        _client: client,
+        connection,
+    })
+}
+
+/// Keeps the lock: waits for the session to end, then takes the lock again.
+async fn keep(url: String, mut session: Session, lost: CancellationToken) {
+    loop {
+        let _ = (&mut session.connection).await;
+        tracing::warn!("instance lock session ended; taking the lock again");
+        session = loop {
+            tokio::time::sleep(RETAKE_EVERY).await;
+            match take(&url).await {
+                Ok(session) => {
+                    tracing::info!("instance lock taken again");
+                    break session;
+                }
+                Err(StorageError::AlreadyRunning) => {
+                    tracing::error!(
+                        "another Tributary process took this database while the connection was down"
+                    );
+                    lost.cancel();
+                    return;
+                }
+                Err(_) => continue,
+            }
+        };
+    }
+}
+
+/// Takes the instance lock, or fails with [`StorageError::AlreadyRunning`].
+pub async fn acquire(url: &str) -> Result<InstanceLock, StorageError> {
+    let session = take(url).await?;
+    let lost = CancellationToken::new();
+    let keeper = tokio::spawn(keep(url.to_string(), session, lost.clone()));
+    Ok(InstanceLock { keeper, lost })
 }

@@ -38,3 +38,44 @@ async fn instances_on_different_databases_do_not_block_each_other() {
     let _la = instance_lock::acquire(&a.url).await.expect("lock a");
     let _lb = instance_lock::acquire(&b.url).await.expect("lock b");
 }
+
+#[actix_rt::test]
+async fn the_lock_is_taken_again_after_its_session_is_cut() {
+    let db = TestDb::new().await;
+    let lock = instance_lock::acquire(&db.url).await.expect("lock");
+    let admin = db.client().await;
+    let held = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
+                   AND a.datname = current_database()",
+                &[&instance_lock::APPLICATION_NAME],
+            )
+            .await
+            .expect("pg_locks")
+            .get::<_, i64>(0)
+            == 1
+    };
+    assert!(held().await);
+    // An outage, as PostgreSQL sees it: the lock's session is terminated.
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&instance_lock::APPLICATION_NAME],
+        )
+        .await
+        .expect("terminate");
+    eventually(
+        "the lock to be taken again",
+        Duration::from_secs(15),
+        || async { held().await },
+    )
+    .await;
+    assert!(matches!(
+        instance_lock::acquire(&db.url).await,
+        Err(StorageError::AlreadyRunning)
+    ));
+    assert!(!lock.lost().is_cancelled());
+}
