@@ -218,7 +218,9 @@ impl TaskActor {
             if was != TaskStatus::Active {
                 let attempt = self.attempt;
                 ctx.run_later(ACTIVE_AFTER, move |act, _| {
-                    if act.attempt == attempt && matches!(act.phase, Phase::Running { .. }) {
+                    let running = matches!(act.phase, Phase::Running { .. });
+                    // A run being stopped (shutdown, pause…) writes no status.
+                    if act.attempt == attempt && running && act.stopping.is_none() {
                         act.host.storage.write_detached(update);
                     }
                 });

@@ -205,3 +205,62 @@ async fn boot_does_not_wait_for_a_restored_run_now_sync_task() {
     h.wait_status(h.task_id(&task), TaskStatus::Terminated)
         .await;
 }
+
+#[actix_rt::test]
+async fn shutdown_with_a_thousand_running_tasks_is_quick_and_resumes_them_all() {
+    let mut h = Harness::start(1000, vec![]).await;
+    let tasks: Vec<Script> = (0..1000)
+        .map(|i| Script::Gated {
+            name: format!("load{i}"),
+            gate: "never".into(),
+        })
+        .collect();
+    let scheduled =
+        futures::future::join_all(tasks.iter().map(|t| h.schedule(t, run_now(Restart::Never))))
+            .await;
+    assert!(scheduled.iter().all(Result::is_ok));
+    let probe = h.probe.clone();
+    crate::helpers::eventually("1,000 runs at once", Duration::from_secs(30), || {
+        let probe = probe.clone();
+        async move { probe.running() == 1000 }
+    })
+    .await;
+    let h_ref = &h;
+    crate::helpers::eventually("1,000 ACTIVE", Duration::from_secs(30), || async move {
+        statuses(h_ref).await == vec![("ACTIVE".to_string(), 1000)]
+    })
+    .await;
+    let before: Vec<(String, i64)> = statuses(&h).await;
+
+    let started = std::time::Instant::now();
+    h.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.probe.running(), 0);
+    assert_eq!(statuses(&h).await, before, "shutdown changed task statuses");
+
+    h.boot().await;
+    let probe = h.probe.clone();
+    crate::helpers::eventually("all 1,000 resumed", Duration::from_secs(30), || {
+        let probe = probe.clone();
+        async move { probe.running() == 1000 }
+    })
+    .await;
+}
+
+async fn statuses(h: &Harness) -> Vec<(String, i64)> {
+    h.db.client()
+        .await
+        .query(
+            "SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status",
+            &[],
+        )
+        .await
+        .expect("statuses")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
