@@ -179,3 +179,74 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
     stop.cancel();
     let _ = running.await;
 }
+
+#[actix_rt::test]
+async fn terminated_database_sessions_are_replaced_without_losing_a_payment() {
+    let db = TestDb::new().await;
+    let mut settings = test_settings();
+    settings.database.timeout = Duration::from_secs(1);
+    let app = Application::build(&settings, &db.url).await.expect("build");
+    let base = format!("http://127.0.0.1:{}/api/payments", app.port());
+    let stop = app.shutdown_token();
+    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let http = awc::Client::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reply = http
+        .post(format!("{base}/connectors/dummy-pay"))
+        .send_json(&json!({"name": "kill", "directory": dir.path().to_str(), "filePollingPeriod": "100ms"}))
+        .await
+        .expect("install");
+    assert_eq!(reply.status().as_u16(), 201);
+    let admin = db.client().await;
+    let count = || async {
+        admin
+            .query_one("SELECT count(*) FROM payments", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    for i in 0..400 {
+        drop_file(
+            dir.path(),
+            &format!("t{i:03}.json"),
+            &payment(&format!("t{i}"), "1", "SUCCEEDED"),
+        );
+    }
+    // Terminate every session of the service (pool and instance lock) a few times mid-run.
+    for _ in 0..3 {
+        eventually("progress", Duration::from_secs(30), || async {
+            count().await > 0
+        })
+        .await;
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("terminate");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eventually("every payment", Duration::from_secs(60), || async {
+        count().await == 400
+    })
+    .await;
+    let failed: i64 = admin
+        .query_one("SELECT count(*) FROM tasks WHERE status = 'FAILED'", &[])
+        .await
+        .expect("failed")
+        .get(0);
+    assert_eq!(
+        failed, 0,
+        "tasks must retry, not fail, when their sessions are killed"
+    );
+    let health = http
+        .get(format!("{base}/_health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    stop.cancel();
+    let _ = running.await;
+}
