@@ -21,6 +21,7 @@ use tributary::sdk::{
     Schedule, ScheduleOptions, Scheduler, SystemClock, Task, TaskContext, TaskError,
 };
 use tributary::settings::RuntimeSettings;
+use tributary::storage::database::with_dbname;
 use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use tributary::storage::{StorageHandle, database, migrate};
 
@@ -240,22 +241,6 @@ async fn run(admin_url: String) {
     let _ = client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await;
-}
-
-fn with_dbname(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[start..].find('/') {
-        Some(i) => &base[..start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }
 
 fn main() {

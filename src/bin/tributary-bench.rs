@@ -21,6 +21,7 @@ use serde_json::json;
 use tributary::app::Application;
 use tributary::sdk::SystemClock;
 use tributary::settings::Settings;
+use tributary::storage::database::with_dbname;
 use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use tributary::storage::{Pool, database};
 
@@ -383,18 +384,6 @@ async fn api(admin_url: String, payments: usize, seconds: u64, rate: u64) -> any
     );
     service.stop().await;
     service.remove().await
-}
-
-fn with_dbname(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let start = base.find("://").map_or(0, |i| i + 3);
-    let base = base[start..].find('/').map_or(base, |i| &base[..start + i]);
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -303,13 +303,3 @@ pub struct IngestReport {
     /// Balance history rows added.
     pub balances_added: u64,
 }
-
-impl Batch {
-    /// Whether there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
-            && self.payments.is_empty()
-            && self.balances.is_empty()
-            && self.store.is_empty()
-    }
-}

@@ -19,6 +19,20 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, StorageError> {
     })
 }
 
+/// The same `postgres://` URL naming another database on the same server (used to create and
+/// reach per-run databases in tests and benchmarks).
+pub fn with_dbname(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let base = base[start..].find('/').map_or(base, |i| &base[..start + i]);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
 /// Builds a pool for `url`. Connections are made lazily; `timeout` bounds connecting and
 /// waiting for a free connection, so a dead database fails fast instead of hanging requests.
 pub fn connect(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, StorageError> {
@@ -82,4 +96,22 @@ pub async fn ping(pool: &Pool) -> Result<(), StorageError> {
         .await
         .map_err(|e| StorageError::db("health check", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_dbname;
+
+    #[test]
+    fn with_dbname_replaces_only_the_database() {
+        assert_eq!(
+            with_dbname("postgres://u@h:5432/test?sslmode=disable", "t_1"),
+            "postgres://u@h:5432/t_1?sslmode=disable"
+        );
+        assert_eq!(
+            with_dbname("postgresql://postgres@%2Ftmp%2Fpg:5432/postgres", "x"),
+            "postgresql://postgres@%2Ftmp%2Fpg:5432/x"
+        );
+        assert_eq!(with_dbname("postgres://h", "x"), "postgres://h/x");
+    }
 }

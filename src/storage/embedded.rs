@@ -132,12 +132,7 @@ impl EmbeddedPostgres {
 
     /// A connection URL for `database` on this server (over its Unix socket).
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgresql://postgres@{}:{}/{}",
-            urlencode_path(&self.cluster_dir),
-            self.port,
-            database
-        )
+        socket_url(&self.cluster_dir, self.port, database)
     }
 
     /// The postmaster's process id.
@@ -466,6 +461,14 @@ fn spawn_server(
             reason: "the keeper thread died".into(),
         }),
     }
+}
+
+/// The URL of `database` on the cluster in `cluster_dir` (its socket directory).
+pub fn socket_url(cluster_dir: &Path, port: u16, database: &str) -> String {
+    format!(
+        "postgresql://postgres@{}:{port}/{database}",
+        urlencode_path(cluster_dir)
+    )
 }
 
 /// Percent-encodes a socket directory for the host part of a URL.

@@ -93,12 +93,4 @@ impl StorageError {
         ) || matches!(self, StorageError::Database { code, .. }
                 if code == "40001" || code == "40P01")
     }
-
-    /// The SQLSTATE of a database error, if this is one.
-    pub fn sqlstate(&self) -> Option<&str> {
-        match self {
-            StorageError::Database { code, .. } => Some(code),
-            _ => None,
-        }
-    }
 }

@@ -138,19 +138,7 @@ fn run_sql(url: &str, sql: &str) -> Vec<String> {
 }
 
 fn embedded_url(data_dir: &Path) -> String {
-    let dir = data_dir.join("postgres");
-    let encoded: String = dir
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c == '/' {
-                "%2F".to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
-    format!("postgresql://postgres@{encoded}:5432/tributary")
+    tributary::storage::embedded::socket_url(&data_dir.join("postgres"), 5432, "tributary")
 }
 
 #[test]

@@ -334,7 +334,21 @@ async fn a_missing_directory_is_retried_until_it_appears() {
     assert_eq!(reply.status().as_u16(), 204);
     // The install hook created the old directory; the new one does not exist yet.
     std::fs::remove_dir_all(&late).ok();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // read-files fails retryably on the missing directory and stays ACTIVE with the error.
+    let d = &d;
+    eventually(
+        "a retry on the missing directory",
+        Duration::from_secs(20),
+        || async move {
+            d.count(
+                "SELECT count(*) FROM tasks WHERE descriptor->>'key' = 'read-files'
+             AND status = 'ACTIVE' AND attempts > 0 AND error LIKE '%cannot list directory%'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
     std::fs::create_dir_all(&late).expect("mkdir");
     drop_file(&late, "p.json", &payment("late", "1", "SUCCEEDED"));
     d.wait_payments(1).await;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 use tributary::app::Application;
 use tributary::settings::Settings;
+use tributary::storage::database::with_dbname;
 use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use tributary::storage::{database, migrate};
 
@@ -27,23 +28,6 @@ struct TestServer {
 }
 
 static SERVER: OnceLock<TestServer> = OnceLock::new();
-
-/// Replaces the database name in a `postgres://` URL.
-pub fn with_dbname(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
 
 /// A name for the template that changes whenever the migrations do.
 fn template_name() -> String {
