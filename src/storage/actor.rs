@@ -5,12 +5,20 @@
 //! `batch_size`) — group commit — and each sender gets its own result only after the commit,
 //! so an acknowledged write is durable.
 //!
+//! Merging: commands of a [`WriteCommand::MERGEABLE`] type queued in one batch are applied
+//! together by one [`WriteCommand::apply_many`] call — one multi-row statement for a thousand
+//! task updates or single-file ingests, not a thousand. A merged command moves forward to the
+//! first command of its type in the batch; commands of one type keep their order. Writes queued
+//! without waiting for each other are concurrent, so any order of different types is a valid
+//! one; a sender that needs one write to follow another of a different type awaits the first.
+//!
 //! Failure isolation: a batch first runs optimistically as one plain transaction. If one
 //! command fails, the batch is rolled back and run again with a savepoint around each command,
 //! so the failing command gets its error and every other command still commits. If the commit
 //! itself fails, every sender of the batch gets the error and nothing of the batch is applied.
 
-use std::collections::VecDeque;
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +43,10 @@ pub trait WriteCommand: Send + 'static {
     /// What the sender gets back after the commit.
     type Output: Send + 'static;
 
+    /// Whether commands of this type queued in one batch are applied together, by one
+    /// [`WriteCommand::apply_many`] call.
+    const MERGEABLE: bool = false;
+
     /// The one statement this command runs, if it runs exactly one, once, through
     /// `tx.prepare_cached(sql)` as its first action. Such commands are pipelined: the actor
     /// prepares the statement beforehand, then sends a run of them without waiting for each
@@ -45,6 +57,35 @@ pub trait WriteCommand: Send + 'static {
 
     /// Runs the command's statements in `tx`.
     fn apply(&self, tx: &Tx<'_>) -> impl Future<Output = Result<Self::Output, StorageError>>;
+
+    /// Applies several commands of this type at once (for [`WriteCommand::MERGEABLE`] types),
+    /// with one result per command, in order. `Ok` promises that a command whose own result is
+    /// an error changed nothing; `Err` fails them all and leaves the transaction to be rolled
+    /// back, after which each command runs alone through [`WriteCommand::apply`].
+    fn apply_many(
+        commands: &[&Self],
+        tx: &Tx<'_>,
+    ) -> impl Future<Output = Result<Vec<Result<Self::Output, StorageError>>, StorageError>>
+    where
+        Self: Sized,
+    {
+        async move {
+            let mut outputs = Vec::with_capacity(commands.len());
+            for command in commands {
+                outputs.push(Ok(command.apply(tx).await?));
+            }
+            Ok(outputs)
+        }
+    }
+}
+
+/// The one result of a merged call made for a single command (how mergeable commands
+/// implement [`WriteCommand::apply`]: one code path for one and many).
+pub fn single<T>(results: Vec<Result<T, StorageError>>) -> Result<T, StorageError> {
+    results
+        .into_iter()
+        .next()
+        .unwrap_or(Err(StorageError::Stopped))
 }
 
 /// The message carrying a command to the actor.
@@ -65,14 +106,26 @@ pub struct StorageStats {
     pub failed_writes: AtomicU64,
     /// Batches re-run with savepoints because one command failed.
     pub isolated_batches: AtomicU64,
+    /// Commands applied by a merged call together with at least one other.
+    pub merged_writes: AtomicU64,
 }
 
 /// A queued command with its reply channel, type-erased so one queue holds every kind.
-trait PendingWrite {
+trait PendingWrite: Any {
     /// The command's single pipelinable statement, if it has one.
     fn statement(&self) -> Option<&'static str>;
+    /// The command's type, if commands of it are merged.
+    fn merge_type(&self) -> Option<TypeId>;
+    /// For downcasting the other members of a merged group.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Runs the command, keeping its output for [`PendingWrite::finish`].
     fn apply<'a>(&'a mut self, tx: &'a Tx<'a>) -> LocalBoxFuture<'a, Result<(), StorageError>>;
+    /// Runs this command and `others` (all of its type) with one merged call.
+    fn apply_merged<'a>(
+        &'a mut self,
+        others: &'a mut [Box<dyn PendingWrite>],
+        tx: &'a Tx<'a>,
+    ) -> LocalBoxFuture<'a, Result<(), StorageError>>;
     /// Marks the command as failed by its own error.
     fn fail(&mut self, error: StorageError);
     /// Sends the outcome: the command's own result, or `batch_error` when the batch failed.
@@ -88,6 +141,48 @@ struct Pending<C: WriteCommand> {
 impl<C: WriteCommand> PendingWrite for Pending<C> {
     fn statement(&self) -> Option<&'static str> {
         self.command.statement()
+    }
+
+    fn merge_type(&self) -> Option<TypeId> {
+        C::MERGEABLE.then(TypeId::of::<C>)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn apply_merged<'a>(
+        &'a mut self,
+        others: &'a mut [Box<dyn PendingWrite>],
+        tx: &'a Tx<'a>,
+    ) -> LocalBoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let mut members: Vec<&mut Pending<C>> = vec![self];
+            for other in others.iter_mut() {
+                let other = other
+                    .as_any_mut()
+                    .downcast_mut::<Pending<C>>()
+                    .ok_or_else(|| {
+                        StorageError::Internal("a merged group mixes command types".into())
+                    })?;
+                members.push(other);
+            }
+            let commands: Vec<&C> = members.iter().map(|m| &m.command).collect();
+            let results = C::apply_many(&commands, tx).await;
+            drop(commands);
+            match results {
+                Ok(results) if results.len() == members.len() => {
+                    for (member, result) in members.into_iter().zip(results) {
+                        member.outcome = Some(result);
+                    }
+                    Ok(())
+                }
+                Ok(_) => Err(StorageError::Internal(
+                    "a merged write returned the wrong number of results".into(),
+                )),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     fn apply<'a>(&'a mut self, tx: &'a Tx<'a>) -> LocalBoxFuture<'a, Result<(), StorageError>> {
@@ -195,6 +290,7 @@ pub struct Noop;
 
 impl WriteCommand for Noop {
     type Output = ();
+    const MERGEABLE: bool = true;
     async fn apply(&self, _tx: &Tx<'_>) -> Result<(), StorageError> {
         Ok(())
     }
@@ -240,6 +336,7 @@ async fn run_batch(pool: &Pool, mut batch: Vec<Box<dyn PendingWrite>>, stats: &S
             return;
         }
     };
+    group_mergeable(&mut batch);
     let mut result = apply_all(&mut client, &mut batch, false, stats).await;
     if let Err(BatchFailure::Command) = result {
         if batch.len() > 1 {
@@ -261,6 +358,22 @@ async fn run_batch(pool: &Pool, mut batch: Vec<Box<dyn PendingWrite>>, stats: &S
     batch
         .into_iter()
         .for_each(|p| p.finish(batch_error.clone(), stats));
+}
+
+/// Moves each command of a mergeable type next to the first command of its type, keeping
+/// every other order (a stable sort on the index of the group's first member).
+fn group_mergeable(batch: &mut Vec<Box<dyn PendingWrite>>) {
+    let mut first: HashMap<TypeId, usize> = HashMap::new();
+    let mut keyed: Vec<(usize, Box<dyn PendingWrite>)> = batch
+        .drain(..)
+        .enumerate()
+        .map(|(i, pending)| match pending.merge_type() {
+            Some(kind) => (*first.entry(kind).or_insert(i), pending),
+            None => (i, pending),
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    batch.extend(keyed.into_iter().map(|(_, pending)| pending));
 }
 
 enum BatchFailure {
@@ -290,7 +403,9 @@ async fn apply_all(
                     committed_any = true;
                 }
                 // The connection itself is broken: the whole batch fails.
-                Err(e) if e.is_transient() => return Err(BatchFailure::Transaction(e)),
+                Err(e @ StorageError::Unavailable { .. }) => {
+                    return Err(BatchFailure::Transaction(e));
+                }
                 Err(e) => {
                     pending.fail(e);
                     savepoint.rollback().await.map_err(tx_err)?;
@@ -302,11 +417,32 @@ async fn apply_all(
         }
     } else {
         let mut rest = &mut batch[..];
-        while !rest.is_empty() {
+        while let Some(first) = rest.first() {
+            // A group of one mergeable type is applied by one merged call.
+            if let Some(kind) = first.merge_type() {
+                let n = rest
+                    .iter()
+                    .take_while(|p| p.merge_type() == Some(kind))
+                    .count();
+                let (group, later) = rest.split_at_mut(n);
+                rest = later;
+                let result = match group.split_first_mut() {
+                    Some((head, others)) => head.apply_merged(others, &tx).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = result {
+                    group.iter_mut().for_each(|p| p.fail(e.clone()));
+                    return Err(BatchFailure::Command);
+                }
+                if n > 1 {
+                    stats.merged_writes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                continue;
+            }
             // A run of single-statement commands is pipelined; any other command runs alone.
             let run = rest
                 .iter()
-                .take_while(|p| p.statement().is_some())
+                .take_while(|p| p.statement().is_some() && p.merge_type().is_none())
                 .count()
                 .max(1);
             let (now, later) = rest.split_at_mut(run);

@@ -39,6 +39,13 @@ pub enum StorageError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The write refers to a row not written yet (a balance before its account): retrying
+    /// later may succeed, but only this write failed, not the database.
+    #[error("{0}")]
+    MissingReference(String),
+    /// An invariant of the storage layer itself broke (a bug, never bad input).
+    #[error("storage internal error: {0}")]
+    Internal(String),
 }
 
 impl StorageError {
@@ -89,7 +96,9 @@ impl StorageError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StorageError::Unavailable { .. } | StorageError::Stopped
+            StorageError::Unavailable { .. }
+                | StorageError::Stopped
+                | StorageError::MissingReference(_)
         ) || matches!(self, StorageError::Database { code, .. }
                 if code == "40001" || code == "40P01")
     }

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
+use tributary::ids::ConnectorKey;
+use tributary::sdk::host::RunRef;
+use tributary::sdk::ingest::{Amount, Batch, PaymentData, PaymentStatus, PaymentType, Scheme};
+use tributary::sdk::{Restart, Schedule, ScheduleOptions, TaskStatus};
 use tributary::storage::commands::connectors::InsertConnector;
+use tributary::storage::commands::ingest::IngestBatch;
 use tributary::storage::commands::kv::PutKv;
+use tributary::storage::commands::tasks::{Fenced, UpdateTaskRun, UpsertOutcome, UpsertTask};
 use tributary::storage::{StorageError, StorageHandle};
 use uuid::Uuid;
 
@@ -215,5 +221,182 @@ async fn a_write_to_a_missing_row_reports_not_found() {
     assert!(
         matches!(result, Err(StorageError::NotFound(_))),
         "{result:?}"
+    );
+}
+
+/// A connector row whose id is a real connector key, as ingestion needs.
+async fn keyed_connector(storage: &StorageHandle) -> ConnectorKey {
+    let key = ConnectorKey {
+        provider: "DUMMY-PAY".into(),
+        reference: Uuid::new_v4(),
+    };
+    storage
+        .write(InsertConnector {
+            id: key.id(),
+            reference: key.reference,
+            provider: key.provider.clone(),
+            name: format!("k-{}", key.reference),
+            config: json!({"directory": "/tmp"}),
+            declared: false,
+        })
+        .await
+        .expect("insert connector");
+    key
+}
+
+fn payment(reference: &str, amount: &str) -> PaymentData {
+    PaymentData {
+        reference: reference.into(),
+        created_at: chrono::Utc::now(),
+        payment_type: PaymentType::PayIn,
+        status: PaymentStatus::Succeeded,
+        scheme: Scheme::Other,
+        asset: "EUR/2".into(),
+        amount: Amount::payment("amount", amount).expect("amount"),
+        source_account: None,
+        destination_account: None,
+        raw: None,
+        metadata: Default::default(),
+    }
+}
+
+#[actix_rt::test]
+async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() {
+    let (db, storage, _) = setup(1000).await;
+    let connector = keyed_connector(&storage).await;
+    let connector_id = connector.id();
+    let tasks: Vec<UpsertTask> = (0..40)
+        .map(|i| {
+            let descriptor = json!({"file": i});
+            let key = tributary::ids::canonical_json(&descriptor);
+            UpsertTask {
+                id: tributary::ids::task_id(&connector_id, &key),
+                connector_id: connector_id.clone(),
+                parent_id: None,
+                descriptor,
+                descriptor_key: key,
+                options: ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
+                due_at: None,
+                now: chrono::Utc::now(),
+                force: false,
+            }
+        })
+        .collect();
+    // Scheduled together, twice: the second time every task is live, so nothing changes.
+    for expected_new in [true, false] {
+        let outcomes = join_all(tasks.iter().map(|t| storage.write(t.clone()))).await;
+        for outcome in outcomes {
+            let outcome = outcome.expect("schedule");
+            assert_eq!(
+                matches!(outcome, UpsertOutcome::Started { run: 0, .. }),
+                expected_new,
+                "{outcome:?}"
+            );
+        }
+    }
+    let merged_before = storage.stats().merged_writes.load(Ordering::Relaxed);
+    let isolated_before = storage.stats().isolated_batches.load(Ordering::Relaxed);
+
+    // One ingest per task, queued together: task 0 writes p1 again (a second round), and
+    // task 39 writes from a run that never existed (superseded: nothing of it is written).
+    let ingests = tasks.iter().enumerate().map(|(i, task)| {
+        let (reference, amount) = match i {
+            0 => ("p1".to_string(), "200"),
+            _ => (format!("p{i}"), "100"),
+        };
+        storage.write(Fenced {
+            run: RunRef {
+                task_id: task.id,
+                run: if i == 39 { 7 } else { 0 },
+            },
+            state: Some(json!({"done": i})),
+            inner: IngestBatch {
+                connector: connector.clone(),
+                batch: Batch {
+                    payments: vec![payment(&reference, amount)],
+                    store: vec![(format!("file/{i}"), json!(i))],
+                    ..Batch::default()
+                },
+            },
+        })
+    });
+    let reports = join_all(ingests).await;
+    for (i, report) in reports.iter().enumerate() {
+        match i {
+            39 => assert!(
+                matches!(report, Err(StorageError::Superseded { run: 7, .. })),
+                "{report:?}"
+            ),
+            // p1 comes from task 0, then again from task 1: one insert, one update.
+            0 | 1 => {
+                let r = report.as_ref().expect("ingest");
+                assert_eq!(r.payments_inserted + r.payments_updated, 1, "{i}: {r:?}");
+            }
+            _ => assert_eq!(report.as_ref().expect("ingest").payments_inserted, 1),
+        }
+    }
+    let merged = storage.stats().merged_writes.load(Ordering::Relaxed) - merged_before;
+    assert!(merged >= 20, "only {merged} writes were merged");
+    assert_eq!(
+        storage.stats().isolated_batches.load(Ordering::Relaxed),
+        isolated_before,
+        "a superseded write must not force the batch into isolation"
+    );
+
+    let client = db.client().await;
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(sql, &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM payments").await, 38);
+    assert_eq!(count("SELECT count(*) FROM payment_adjustments").await, 39);
+    assert_eq!(
+        count("SELECT count(*) FROM connector_kv WHERE key LIKE 'file/%'").await,
+        39
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM tasks WHERE state IS NOT NULL").await,
+        39
+    );
+    let p1: String = client
+        .query_one(
+            "SELECT amount::text FROM payments WHERE reference = 'p1'",
+            &[],
+        )
+        .await
+        .expect("p1")
+        .get(0);
+    assert_eq!(p1, "100", "task 1's write of p1 was queued after task 0's");
+
+    // The statuses of all runs at once, one of them stale.
+    let updates = tasks.iter().enumerate().map(|(i, task)| {
+        storage.write(UpdateTaskRun {
+            run: RunRef {
+                task_id: task.id,
+                run: if i == 5 { 2 } else { 0 },
+            },
+            status: TaskStatus::Terminated,
+            error: None,
+            attempts: 0,
+            restarts: 0,
+            due_at: None,
+            running: false,
+            succeeded_at: Some(chrono::Utc::now()),
+            now: chrono::Utc::now(),
+        })
+    });
+    let results = join_all(updates).await;
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(i == 5, result.is_err(), "{i}: {result:?}");
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM tasks WHERE status = 'TERMINATED'").await,
+        39
     );
 }

@@ -1,6 +1,7 @@
 //! Ingestion: one command writes a batch of accounts, payments and balances with one
-//! multi-row (UNNEST) statement per kind, not a round trip per row. Wrapped in
-//! [`super::tasks::Fenced`] it commits together with the task's checkpoint.
+//! multi-row (UNNEST) statement per kind, not a round trip per row; the commands of many tasks
+//! queued in one storage batch share those statements. Wrapped in [`super::tasks::Fenced`] a
+//! batch commits together with the task's checkpoint.
 //!
 //! - accounts: inserted, or updated only when a field changed;
 //! - payments: inserted (with a first adjustment), or updated only when a tracked field
@@ -13,9 +14,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
+use super::rounds::rounds;
 use crate::ids::{AccountKey, ConnectorKey, PaymentKey};
-use crate::sdk::ingest::{Batch, IngestReport};
+use crate::sdk::ingest::{AccountData, BalanceData, Batch, IngestReport, PaymentData};
+use crate::storage::actor::single;
 use crate::storage::{StorageError, Tx, WriteCommand};
 
 /// Writes one batch for a connector.
@@ -29,31 +33,33 @@ pub struct IngestBatch {
 
 const UPSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, connector_id, reference, created_at,
         default_asset, account_name, type, metadata, raw)
-    SELECT i.id, $1, i.reference, i.created_at, i.default_asset, i.account_name, i.type,
-           i.metadata::jsonb, i.raw::jsonb
-    FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[])
-         AS i(id, reference, created_at, default_asset, account_name, type, metadata, raw)
+    SELECT i.id, i.connector_id, i.reference, i.created_at, i.default_asset, i.account_name,
+           i.type, i.metadata::jsonb, i.raw::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[])
+         AS i(id, connector_id, reference, created_at, default_asset, account_name, type,
+              metadata, raw)
     ON CONFLICT (id) DO UPDATE SET default_asset = EXCLUDED.default_asset,
         account_name = EXCLUDED.account_name, type = EXCLUDED.type,
         metadata = EXCLUDED.metadata, updated_at = now()
     WHERE (accounts.default_asset, accounts.account_name, accounts.type, accounts.metadata)
           IS DISTINCT FROM (EXCLUDED.default_asset, EXCLUDED.account_name, EXCLUDED.type,
-                            EXCLUDED.metadata)";
+                            EXCLUDED.metadata)
+    RETURNING id";
 
 const UPSERT_PAYMENTS: &str = "WITH input AS (
-        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::text[], $8::text[], $9::text[], $10::text[],
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                              $11::timestamptz[], $12::text[], $13::text[])
-            AS i(id, reference, type, status, scheme, asset, amount, source, destination,
-                 created_at, raw, metadata)
+            AS i(id, connector_id, reference, type, status, scheme, asset, amount, source,
+                 destination, created_at, raw, metadata)
     ),
     upserted AS (
         INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset, amount,
                               initial_amount, source_account_id, destination_account_id,
                               created_at, raw, metadata)
-        SELECT id, $1, reference, type, status, scheme, asset, amount::numeric, amount::numeric,
-               source, destination, created_at, raw::jsonb, metadata::jsonb
+        SELECT id, connector_id, reference, type, status, scheme, asset, amount::numeric,
+               amount::numeric, source, destination, created_at, raw::jsonb, metadata::jsonb
         FROM input
         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, amount = EXCLUDED.amount,
             asset = EXCLUDED.asset, scheme = EXCLUDED.scheme,
@@ -72,7 +78,7 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
                i.status, i.amount::numeric, i.raw::jsonb
         FROM upserted u JOIN input i ON i.id = u.id
     )
-    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted";
+    SELECT id, inserted FROM upserted";
 
 const UPSERT_BALANCES: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -96,7 +102,12 @@ const UPSERT_BALANCES: &str = "WITH input AS (
     FROM input i LEFT JOIN latest l ON l.account_id = i.account_id AND l.asset = i.asset
     WHERE l.balance IS DISTINCT FROM i.balance::numeric
     ON CONFLICT (account_id, asset, created_at) DO UPDATE SET balance = EXCLUDED.balance,
-        last_updated_at = GREATEST(balances.last_updated_at, EXCLUDED.last_updated_at)";
+        last_updated_at = GREATEST(balances.last_updated_at, EXCLUDED.last_updated_at)
+    RETURNING account_id, asset";
+
+const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
+    SELECT c, k, v FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS i(c, k, v)
+    ON CONFLICT (connector_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
 
 fn metadata_json(m: &std::collections::BTreeMap<String, String>) -> Option<String> {
     (!m.is_empty()).then(|| serde_json::to_string(m).unwrap_or_default())
@@ -123,170 +134,337 @@ fn db(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
     move |e| StorageError::db(context, e)
 }
 
-impl WriteCommand for IngestBatch {
-    type Output = IngestReport;
+/// A payment with the ids it is written under.
+struct PaymentRow<'a> {
+    id: String,
+    source: Option<String>,
+    destination: Option<String>,
+    data: &'a PaymentData,
+}
 
-    async fn apply(&self, tx: &Tx<'_>) -> Result<IngestReport, StorageError> {
-        let connector_id = self.connector.id();
+/// One command's rows, deduplicated, with their ids computed once.
+struct Rows<'a> {
+    connector_id: String,
+    accounts: Vec<(String, &'a AccountData)>,
+    payments: Vec<PaymentRow<'a>>,
+    balances: Vec<(String, &'a BalanceData)>,
+    store: Vec<&'a (String, Value)>,
+}
+
+/// A row a command writes: two commands writing one row go in separate rounds.
+#[derive(PartialEq, Eq, Hash)]
+enum RowKey<'a> {
+    Account(&'a str),
+    Payment(&'a str),
+    Balance(&'a str, &'a str),
+    Store(&'a str, &'a str),
+}
+
+impl<'a> Rows<'a> {
+    fn of(command: &'a IngestBatch) -> Self {
         let account_id = |reference: &str| {
             AccountKey {
-                connector: self.connector.clone(),
+                connector: command.connector.clone(),
                 reference: reference.to_string(),
             }
             .id()
         };
-        let mut report = IngestReport::default();
-
-        let accounts = last_per_key(&self.batch.accounts, |a| a.reference.clone());
-        if !accounts.is_empty() {
-            let stmt = tx
-                .prepare_cached(UPSERT_ACCOUNTS)
-                .await
-                .map_err(db("ingesting accounts"))?;
-            let ids: Vec<String> = accounts.iter().map(|a| account_id(&a.reference)).collect();
-            let refs: Vec<&str> = accounts.iter().map(|a| a.reference.as_str()).collect();
-            let created: Vec<DateTime<Utc>> = accounts.iter().map(|a| a.created_at).collect();
-            let assets: Vec<Option<&str>> = accounts
-                .iter()
-                .map(|a| a.default_asset.as_deref())
-                .collect();
-            let names: Vec<Option<&str>> =
-                accounts.iter().map(|a| a.account_name.as_deref()).collect();
-            let types: Vec<&str> = accounts.iter().map(|a| a.account_type.as_str()).collect();
-            let metadata: Vec<Option<String>> = accounts
-                .iter()
-                .map(|a| metadata_json(&a.metadata))
-                .collect();
-            let raws: Vec<Option<&str>> = accounts.iter().map(|a| a.raw.as_deref()).collect();
-            report.accounts_written = tx
-                .execute(
-                    &stmt,
-                    &[
-                        &connector_id,
-                        &ids,
-                        &refs,
-                        &created,
-                        &assets,
-                        &names,
-                        &types,
-                        &metadata,
-                        &raws,
-                    ],
-                )
-                .await
-                .map_err(db("ingesting accounts"))?;
-        }
-
-        let payments = last_per_key(&self.batch.payments, |p| {
-            (p.reference.clone(), p.payment_type)
-        });
-        if !payments.is_empty() {
-            let stmt = tx
-                .prepare_cached(UPSERT_PAYMENTS)
-                .await
-                .map_err(db("ingesting payments"))?;
-            let ids: Vec<String> = payments
-                .iter()
-                .map(|p| {
-                    PaymentKey {
-                        connector: self.connector.clone(),
+        let batch = &command.batch;
+        Rows {
+            connector_id: command.connector.id(),
+            accounts: last_per_key(&batch.accounts, |a| a.reference.clone())
+                .into_iter()
+                .map(|a| (account_id(&a.reference), a))
+                .collect(),
+            payments: last_per_key(&batch.payments, |p| (p.reference.clone(), p.payment_type))
+                .into_iter()
+                .map(|p| PaymentRow {
+                    id: PaymentKey {
+                        connector: command.connector.clone(),
                         reference: p.reference.clone(),
                         payment_type: p.payment_type.as_str().to_string(),
                     }
-                    .id()
+                    .id(),
+                    source: p.source_account.as_deref().map(account_id),
+                    destination: p.destination_account.as_deref().map(account_id),
+                    data: p,
                 })
-                .collect();
-            let refs: Vec<&str> = payments.iter().map(|p| p.reference.as_str()).collect();
-            let types: Vec<&str> = payments.iter().map(|p| p.payment_type.as_str()).collect();
-            let statuses: Vec<&str> = payments.iter().map(|p| p.status.as_str()).collect();
-            let schemes: Vec<&str> = payments.iter().map(|p| p.scheme.as_str()).collect();
-            let assets: Vec<&str> = payments.iter().map(|p| p.asset.as_str()).collect();
-            let amounts: Vec<&str> = payments.iter().map(|p| p.amount.as_str()).collect();
-            let sources: Vec<Option<String>> = payments
-                .iter()
-                .map(|p| p.source_account.as_deref().map(account_id))
-                .collect();
-            let destinations: Vec<Option<String>> = payments
-                .iter()
-                .map(|p| p.destination_account.as_deref().map(account_id))
-                .collect();
-            let created: Vec<DateTime<Utc>> = payments.iter().map(|p| p.created_at).collect();
-            let raws: Vec<Option<&str>> = payments.iter().map(|p| p.raw.as_deref()).collect();
-            let metadata: Vec<Option<String>> = payments
-                .iter()
-                .map(|p| metadata_json(&p.metadata))
-                .collect();
-            let row = tx
-                .query_one(
-                    &stmt,
-                    &[
-                        &connector_id,
-                        &ids,
-                        &refs,
-                        &types,
-                        &statuses,
-                        &schemes,
-                        &assets,
-                        &amounts,
-                        &sources,
-                        &destinations,
-                        &created,
-                        &raws,
-                        &metadata,
-                    ],
-                )
-                .await
-                .map_err(db("ingesting payments"))?;
-            report.payments_inserted = row.get::<_, i64>(0) as u64;
-            report.payments_updated = row.get::<_, i64>(1) as u64;
+                .collect(),
+            balances: last_per_key(&batch.balances, |b| {
+                (b.account_reference.clone(), b.asset.clone())
+            })
+            .into_iter()
+            .map(|b| (account_id(&b.account_reference), b))
+            .collect(),
+            store: last_per_key(&batch.store, |(k, _)| k.clone()),
         }
+    }
 
-        let balances = last_per_key(&self.batch.balances, |b| {
-            (b.account_reference.clone(), b.asset.clone())
-        });
-        if !balances.is_empty() {
-            let stmt = tx
-                .prepare_cached(UPSERT_BALANCES)
-                .await
-                .map_err(db("ingesting balances"))?;
-            let ids: Vec<String> = balances
-                .iter()
-                .map(|b| account_id(&b.account_reference))
-                .collect();
-            let assets: Vec<&str> = balances.iter().map(|b| b.asset.as_str()).collect();
-            let amounts: Vec<&str> = balances.iter().map(|b| b.balance.as_str()).collect();
-            let at: Vec<DateTime<Utc>> = balances.iter().map(|b| b.at).collect();
-            report.balances_added = tx
-                .execute(&stmt, &[&ids, &assets, &amounts, &at])
-                .await
-                .map_err(|e| {
-                    if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
-                        // The account may come in another file or a later batch: retry.
-                        StorageError::Unavailable {
-                            context: "ingesting balances".into(),
-                            message: "a balance refers to an account not ingested yet".into(),
-                        }
-                    } else {
-                        StorageError::db("ingesting balances", e)
-                    }
-                })?;
-        }
-        if !self.batch.store.is_empty() {
-            let stmt = tx
-                .prepare_cached(PUT_STORE)
-                .await
-                .map_err(db("writing the connector store"))?;
-            let entries = last_per_key(&self.batch.store, |(k, _)| k.clone());
-            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-            let values: Vec<&serde_json::Value> = entries.iter().map(|(_, v)| v).collect();
-            tx.execute(&stmt, &[&connector_id, &keys, &values])
-                .await
-                .map_err(db("writing the connector store"))?;
-        }
-        Ok(report)
+    fn keys(&self) -> Vec<RowKey<'_>> {
+        let accounts = self.accounts.iter().map(|(id, _)| RowKey::Account(id));
+        let payments = self.payments.iter().map(|p| RowKey::Payment(&p.id));
+        let balances = self
+            .balances
+            .iter()
+            .map(|(id, b)| RowKey::Balance(id, &b.asset));
+        let store = self
+            .store
+            .iter()
+            .map(|(k, _)| RowKey::Store(&self.connector_id, k));
+        accounts
+            .chain(payments)
+            .chain(balances)
+            .chain(store)
+            .collect()
     }
 }
 
-const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
-    SELECT $1, k, v FROM unnest($2::text[], $3::jsonb[]) AS i(k, v)
-    ON CONFLICT (connector_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
+impl WriteCommand for IngestBatch {
+    type Output = IngestReport;
+    const MERGEABLE: bool = true;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<IngestReport, StorageError> {
+        single(Self::apply_many(&[self], tx).await?)
+    }
+
+    /// The batches of many tasks (many files, many connectors) in one statement per kind.
+    async fn apply_many(
+        commands: &[&Self],
+        tx: &Tx<'_>,
+    ) -> Result<Vec<Result<IngestReport, StorageError>>, StorageError> {
+        let rows: Vec<Rows<'_>> = commands.iter().map(|c| Rows::of(c)).collect();
+        let mut out = Vec::with_capacity(commands.len());
+        for round in rounds(&rows, Rows::keys) {
+            let mut reports = vec![IngestReport::default(); round.len()];
+            write_accounts(tx, round, &mut reports).await?;
+            write_payments(tx, round, &mut reports).await?;
+            write_balances(tx, round, &mut reports).await?;
+            write_store(tx, round).await?;
+            out.extend(reports.into_iter().map(Ok));
+        }
+        Ok(out)
+    }
+}
+
+/// Which command of a round wrote the row with this id (ids are unique within a round).
+fn owners<'a>(ids: impl Iterator<Item = (usize, &'a str)>) -> HashMap<&'a str, usize> {
+    ids.map(|(owner, id)| (id, owner)).collect()
+}
+
+async fn write_accounts(
+    tx: &Tx<'_>,
+    round: &[Rows<'_>],
+    reports: &mut [IngestReport],
+) -> Result<(), StorageError> {
+    let all: Vec<(usize, &Rows<'_>, &(String, &AccountData))> = round
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.accounts.iter().map(move |a| (i, r, a)))
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let context = "ingesting accounts";
+    let stmt = tx
+        .prepare_cached(UPSERT_ACCOUNTS)
+        .await
+        .map_err(db(context))?;
+    let ids: Vec<&str> = all.iter().map(|(_, _, (id, _))| id.as_str()).collect();
+    let connectors: Vec<&str> = all
+        .iter()
+        .map(|(_, r, _)| r.connector_id.as_str())
+        .collect();
+    let refs: Vec<&str> = all
+        .iter()
+        .map(|(_, _, (_, a))| a.reference.as_str())
+        .collect();
+    let created: Vec<DateTime<Utc>> = all.iter().map(|(_, _, (_, a))| a.created_at).collect();
+    let assets: Vec<Option<&str>> = all
+        .iter()
+        .map(|(_, _, (_, a))| a.default_asset.as_deref())
+        .collect();
+    let names: Vec<Option<&str>> = all
+        .iter()
+        .map(|(_, _, (_, a))| a.account_name.as_deref())
+        .collect();
+    let types: Vec<&str> = all
+        .iter()
+        .map(|(_, _, (_, a))| a.account_type.as_str())
+        .collect();
+    let metadata: Vec<Option<String>> = all
+        .iter()
+        .map(|(_, _, (_, a))| metadata_json(&a.metadata))
+        .collect();
+    let raws: Vec<Option<&str>> = all.iter().map(|(_, _, (_, a))| a.raw.as_deref()).collect();
+    let written = tx
+        .query(
+            &stmt,
+            &[
+                &ids,
+                &connectors,
+                &refs,
+                &created,
+                &assets,
+                &names,
+                &types,
+                &metadata,
+                &raws,
+            ],
+        )
+        .await
+        .map_err(db(context))?;
+    let owner = owners(all.iter().map(|(i, _, (id, _))| (*i, id.as_str())));
+    for row in &written {
+        if let Some(&i) = owner.get(row.get::<_, &str>(0)) {
+            reports[i].accounts_written += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn write_payments(
+    tx: &Tx<'_>,
+    round: &[Rows<'_>],
+    reports: &mut [IngestReport],
+) -> Result<(), StorageError> {
+    let all: Vec<(usize, &Rows<'_>, &PaymentRow<'_>)> = round
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.payments.iter().map(move |p| (i, r, p)))
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let context = "ingesting payments";
+    let stmt = tx
+        .prepare_cached(UPSERT_PAYMENTS)
+        .await
+        .map_err(db(context))?;
+    let ids: Vec<&str> = all.iter().map(|(_, _, p)| p.id.as_str()).collect();
+    let connectors: Vec<&str> = all
+        .iter()
+        .map(|(_, r, _)| r.connector_id.as_str())
+        .collect();
+    let refs: Vec<&str> = all
+        .iter()
+        .map(|(_, _, p)| p.data.reference.as_str())
+        .collect();
+    let types: Vec<&str> = all
+        .iter()
+        .map(|(_, _, p)| p.data.payment_type.as_str())
+        .collect();
+    let statuses: Vec<&str> = all.iter().map(|(_, _, p)| p.data.status.as_str()).collect();
+    let schemes: Vec<&str> = all.iter().map(|(_, _, p)| p.data.scheme.as_str()).collect();
+    let assets: Vec<&str> = all.iter().map(|(_, _, p)| p.data.asset.as_str()).collect();
+    let amounts: Vec<&str> = all.iter().map(|(_, _, p)| p.data.amount.as_str()).collect();
+    let sources: Vec<Option<&str>> = all.iter().map(|(_, _, p)| p.source.as_deref()).collect();
+    let destinations: Vec<Option<&str>> = all
+        .iter()
+        .map(|(_, _, p)| p.destination.as_deref())
+        .collect();
+    let created: Vec<DateTime<Utc>> = all.iter().map(|(_, _, p)| p.data.created_at).collect();
+    let raws: Vec<Option<&str>> = all.iter().map(|(_, _, p)| p.data.raw.as_deref()).collect();
+    let metadata: Vec<Option<String>> = all
+        .iter()
+        .map(|(_, _, p)| metadata_json(&p.data.metadata))
+        .collect();
+    let written = tx
+        .query(
+            &stmt,
+            &[
+                &ids,
+                &connectors,
+                &refs,
+                &types,
+                &statuses,
+                &schemes,
+                &assets,
+                &amounts,
+                &sources,
+                &destinations,
+                &created,
+                &raws,
+                &metadata,
+            ],
+        )
+        .await
+        .map_err(db(context))?;
+    let owner = owners(all.iter().map(|(i, _, p)| (*i, p.id.as_str())));
+    for row in &written {
+        if let Some(&i) = owner.get(row.get::<_, &str>(0)) {
+            if row.get::<_, bool>(1) {
+                reports[i].payments_inserted += 1;
+            } else {
+                reports[i].payments_updated += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_balances(
+    tx: &Tx<'_>,
+    round: &[Rows<'_>],
+    reports: &mut [IngestReport],
+) -> Result<(), StorageError> {
+    let all: Vec<(usize, &(String, &BalanceData))> = round
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.balances.iter().map(move |b| (i, b)))
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let context = "ingesting balances";
+    let stmt = tx
+        .prepare_cached(UPSERT_BALANCES)
+        .await
+        .map_err(db(context))?;
+    let ids: Vec<&str> = all.iter().map(|(_, (id, _))| id.as_str()).collect();
+    let assets: Vec<&str> = all.iter().map(|(_, (_, b))| b.asset.as_str()).collect();
+    let amounts: Vec<&str> = all.iter().map(|(_, (_, b))| b.balance.as_str()).collect();
+    let at: Vec<DateTime<Utc>> = all.iter().map(|(_, (_, b))| b.at).collect();
+    let written = tx
+        .query(&stmt, &[&ids, &assets, &amounts, &at])
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+                // The account may come in another file or a later batch: retry.
+                StorageError::MissingReference(
+                    "ingesting balances: a balance refers to an account not ingested yet".into(),
+                )
+            } else {
+                StorageError::db(context, e)
+            }
+        })?;
+    let owner: HashMap<(&str, &str), usize> = all
+        .iter()
+        .map(|(i, (id, b))| ((id.as_str(), b.asset.as_str()), *i))
+        .collect();
+    for row in &written {
+        let key = (row.get::<_, &str>(0), row.get::<_, &str>(1));
+        if let Some(&i) = owner.get(&key) {
+            reports[i].balances_added += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn write_store(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), StorageError> {
+    let all: Vec<(&str, &(String, Value))> = round
+        .iter()
+        .flat_map(|r| r.store.iter().map(move |e| (r.connector_id.as_str(), *e)))
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let context = "writing the connector store";
+    let stmt = tx.prepare_cached(PUT_STORE).await.map_err(db(context))?;
+    let connectors: Vec<&str> = all.iter().map(|(c, _)| *c).collect();
+    let keys: Vec<&str> = all.iter().map(|(_, (k, _))| k.as_str()).collect();
+    let values: Vec<&Value> = all.iter().map(|(_, (_, v))| v).collect();
+    tx.execute(&stmt, &[&connectors, &keys, &values])
+        .await
+        .map_err(db(context))?;
+    Ok(())
+}

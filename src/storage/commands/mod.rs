@@ -5,4 +5,5 @@ pub mod connectors;
 pub mod ingest;
 pub mod kv;
 pub mod payments;
+pub mod rounds;
 pub mod tasks;

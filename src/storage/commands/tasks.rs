@@ -2,12 +2,16 @@
 //! a newer run has started (STOP_AND_RESTART, a new schedule), the old run's writes are
 //! rejected with [`StorageError::Superseded`].
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::rounds::rounds;
 use crate::sdk::host::RunRef;
 use crate::sdk::{Schedule, ScheduleOptions, TaskStatus};
+use crate::storage::actor::single;
 use crate::storage::{StorageError, Tx, WriteCommand};
 
 /// Schedules a task: inserts it, or starts a new run of an existing one when the restart
@@ -64,12 +68,22 @@ fn period_ms(schedule: &Schedule) -> Option<i64> {
 }
 
 /// Insert, or start a new run when allowed; otherwise report the stored status. One
-/// statement: the SELECT sees the row as it was before the INSERT (data-modifying CTE).
-const UPSERT_TASK: &str = "WITH upsert AS (
+/// statement for many tasks: the SELECT sees the rows as they were before the INSERT
+/// (data-modifying CTE). `$13` forces a new run (STOP_AND_RESTART of a live task).
+const UPSERT_TASKS: &str = "WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[],
+                         $6::text[], $7::text[], $8::int8[], $9::text[], $10::int4[],
+                         $11::timestamptz[], $12::timestamptz[])
+        AS i(id, connector_id, parent_id, descriptor, descriptor_key, schedule, restart,
+             period_ms, on_interrupt, max_restarts, due_at, now)
+ ),
+ upsert AS (
     INSERT INTO tasks (id, connector_id, parent_id, descriptor, descriptor_key, status,
                        schedule, restart, period_ms, on_interrupt, max_restarts,
                        due_at, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9, $10, $11, $12, $12)
+    SELECT id, connector_id, parent_id, descriptor, descriptor_key, 'PENDING', schedule,
+           restart, period_ms, on_interrupt, max_restarts, due_at, now, now
+    FROM input
     ON CONFLICT (connector_id, descriptor_key) DO UPDATE SET
         status = 'PENDING', error = NULL, parent_id = EXCLUDED.parent_id,
         schedule = EXCLUDED.schedule, restart = EXCLUDED.restart,
@@ -80,64 +94,113 @@ const UPSERT_TASK: &str = "WITH upsert AS (
     WHERE $13
        OR (tasks.status IN ('TERMINATED', 'FAILED', 'STOPPED')
            AND EXCLUDED.restart <> 'RESTART_NEVER')
-    RETURNING run_number, state
+    RETURNING id, run_number, state
  )
- SELECT TRUE, run_number, state, NULL::text, NULL::text FROM upsert
+ SELECT id, TRUE, run_number, state, NULL::text, NULL::text FROM upsert
  UNION ALL
- SELECT FALSE, t.run_number, t.state, t.status, t.error FROM tasks t
-  WHERE t.id = $1 AND NOT EXISTS (SELECT 1 FROM upsert)";
+ SELECT t.id, FALSE, t.run_number, t.state, t.status, t.error
+   FROM tasks t JOIN input i ON i.id = t.id
+  WHERE NOT EXISTS (SELECT 1 FROM upsert u WHERE u.id = t.id)";
 
 impl WriteCommand for UpsertTask {
     type Output = UpsertOutcome;
-
-    fn statement(&self) -> Option<&'static str> {
-        Some(UPSERT_TASK)
-    }
+    const MERGEABLE: bool = true;
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<UpsertOutcome, StorageError> {
-        let context = "scheduling a task";
+        single(Self::apply_many(&[self], tx).await?)
+    }
+
+    async fn apply_many(
+        commands: &[&Self],
+        tx: &Tx<'_>,
+    ) -> Result<Vec<Result<UpsertOutcome, StorageError>>, StorageError> {
+        let context = "scheduling tasks";
         let stmt = tx
-            .prepare_cached(UPSERT_TASK)
+            .prepare_cached(UPSERT_TASKS)
             .await
             .map_err(|e| StorageError::db(context, e))?;
-        let o = &self.options;
-        let row = tx
-            .query_one(
-                &stmt,
-                &[
-                    &self.id,
-                    &self.connector_id,
-                    &self.parent_id,
-                    &self.descriptor,
-                    &self.descriptor_key,
-                    &o.schedule.name(),
-                    &o.restart.name(),
-                    &period_ms(&o.schedule),
-                    &o.on_interrupt.name(),
-                    &(o.max_restarts.min(i32::MAX as u32) as i32),
-                    &self.due_at,
-                    &self.now,
-                    &self.force,
-                ],
-            )
-            .await
-            .map_err(|e| match e.code() {
-                Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                    StorageError::NotFound(format!("connector {} not found", self.connector_id))
-                }
-                _ => StorageError::db(context, e),
-            })?;
-        if row.get::<_, bool>(0) {
-            return Ok(UpsertOutcome::Started {
-                run: row.get(1),
-                state: row.get(2),
-            });
+        let mut out = Vec::with_capacity(commands.len());
+        // Forced and unforced schedules go in separate statements (`$13` is per statement).
+        for same_force in commands.chunk_by(|a, b| a.force == b.force) {
+            for round in rounds(same_force, |c| [c.id]) {
+                let ids: Vec<Uuid> = round.iter().map(|c| c.id).collect();
+                let connectors: Vec<&str> = round.iter().map(|c| c.connector_id.as_str()).collect();
+                let parents: Vec<Option<Uuid>> = round.iter().map(|c| c.parent_id).collect();
+                let descriptors: Vec<&Value> = round.iter().map(|c| &c.descriptor).collect();
+                let keys: Vec<&str> = round.iter().map(|c| c.descriptor_key.as_str()).collect();
+                let schedules: Vec<&str> =
+                    round.iter().map(|c| c.options.schedule.name()).collect();
+                let restarts: Vec<&str> = round.iter().map(|c| c.options.restart.name()).collect();
+                let periods: Vec<Option<i64>> = round
+                    .iter()
+                    .map(|c| period_ms(&c.options.schedule))
+                    .collect();
+                let interrupts: Vec<&str> = round
+                    .iter()
+                    .map(|c| c.options.on_interrupt.name())
+                    .collect();
+                let max_restarts: Vec<i32> = round
+                    .iter()
+                    .map(|c| c.options.max_restarts.min(i32::MAX as u32) as i32)
+                    .collect();
+                let due: Vec<Option<DateTime<Utc>>> = round.iter().map(|c| c.due_at).collect();
+                let now: Vec<DateTime<Utc>> = round.iter().map(|c| c.now).collect();
+                let force = round.first().is_some_and(|c| c.force);
+                let rows = tx
+                    .query(
+                        &stmt,
+                        &[
+                            &ids,
+                            &connectors,
+                            &parents,
+                            &descriptors,
+                            &keys,
+                            &schedules,
+                            &restarts,
+                            &periods,
+                            &interrupts,
+                            &max_restarts,
+                            &due,
+                            &now,
+                            &force,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| match e.code() {
+                        Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                            StorageError::NotFound(format!(
+                                "connector {} not found",
+                                connectors.first().copied().unwrap_or_default()
+                            ))
+                        }
+                        _ => StorageError::db(context, e),
+                    })?;
+                let mut by_id: HashMap<Uuid, UpsertOutcome> = rows
+                    .iter()
+                    .map(|row| {
+                        let outcome = if row.get::<_, bool>(1) {
+                            UpsertOutcome::Started {
+                                run: row.get(2),
+                                state: row.get(3),
+                            }
+                        } else {
+                            let status: String = row.get(4);
+                            UpsertOutcome::Unchanged {
+                                status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+                                error: row.get(5),
+                            }
+                        };
+                        (row.get(0), outcome)
+                    })
+                    .collect();
+                out.extend(round.iter().map(|c| {
+                    by_id.remove(&c.id).ok_or_else(|| {
+                        StorageError::Internal(format!("task {} neither inserted nor found", c.id))
+                    })
+                }));
+            }
         }
-        let status: String = row.get(3);
-        Ok(UpsertOutcome::Unchanged {
-            status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
-            error: row.get(4),
-        })
+        Ok(out)
     }
 }
 
@@ -164,49 +227,73 @@ pub struct UpdateTaskRun {
     pub now: DateTime<Utc>,
 }
 
-const UPDATE_TASK_RUN: &str = "UPDATE tasks SET status = $3, error = $4, attempts = $5,
-        restarts = $6, due_at = $7, running = $8,
-        last_success_at = COALESCE($9, last_success_at), updated_at = $10
-     WHERE id = $1 AND run_number = $2";
+/// Many runs' progress in one statement; a row not returned was superseded.
+const UPDATE_TASK_RUNS: &str = "UPDATE tasks t SET status = i.status, error = i.error,
+        attempts = i.attempts, restarts = i.restarts, due_at = i.due_at, running = i.running,
+        last_success_at = COALESCE(i.succeeded_at, t.last_success_at), updated_at = i.now
+     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int4[], $6::int4[],
+                 $7::timestamptz[], $8::bool[], $9::timestamptz[], $10::timestamptz[])
+          AS i(id, run, status, error, attempts, restarts, due_at, running, succeeded_at, now)
+     WHERE t.id = i.id AND t.run_number = i.run
+     RETURNING t.id";
 
 impl WriteCommand for UpdateTaskRun {
     type Output = ();
-
-    fn statement(&self) -> Option<&'static str> {
-        Some(UPDATE_TASK_RUN)
-    }
+    const MERGEABLE: bool = true;
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        let context = "updating a task";
+        single(Self::apply_many(&[self], tx).await?)
+    }
+
+    async fn apply_many(
+        commands: &[&Self],
+        tx: &Tx<'_>,
+    ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
+        let context = "updating tasks";
         let stmt = tx
-            .prepare_cached(UPDATE_TASK_RUN)
+            .prepare_cached(UPDATE_TASK_RUNS)
             .await
             .map_err(|e| StorageError::db(context, e))?;
-        let n = tx
-            .execute(
-                &stmt,
-                &[
-                    &self.run.task_id,
-                    &self.run.run,
-                    &self.status.as_str(),
-                    &self.error,
-                    &(self.attempts.min(i32::MAX as u32) as i32),
-                    &(self.restarts.min(i32::MAX as u32) as i32),
-                    &self.due_at,
-                    &self.running,
-                    &self.succeeded_at,
-                    &self.now,
-                ],
-            )
-            .await
-            .map_err(|e| StorageError::db(context, e))?;
-        if n == 0 {
-            return Err(StorageError::Superseded {
-                task_id: self.run.task_id,
-                run: self.run.run,
-            });
+        let mut out = Vec::with_capacity(commands.len());
+        for round in rounds(commands, |c| [c.run.task_id]) {
+            let count = |n: u32| n.min(i32::MAX as u32) as i32;
+            let ids: Vec<Uuid> = round.iter().map(|c| c.run.task_id).collect();
+            let runs: Vec<i64> = round.iter().map(|c| c.run.run).collect();
+            let statuses: Vec<&str> = round.iter().map(|c| c.status.as_str()).collect();
+            let errors: Vec<Option<&str>> = round.iter().map(|c| c.error.as_deref()).collect();
+            let attempts: Vec<i32> = round.iter().map(|c| count(c.attempts)).collect();
+            let restarts: Vec<i32> = round.iter().map(|c| count(c.restarts)).collect();
+            let due: Vec<Option<DateTime<Utc>>> = round.iter().map(|c| c.due_at).collect();
+            let running: Vec<bool> = round.iter().map(|c| c.running).collect();
+            let succeeded: Vec<Option<DateTime<Utc>>> =
+                round.iter().map(|c| c.succeeded_at).collect();
+            let now: Vec<DateTime<Utc>> = round.iter().map(|c| c.now).collect();
+            let rows = tx
+                .query(
+                    &stmt,
+                    &[
+                        &ids, &runs, &statuses, &errors, &attempts, &restarts, &due, &running,
+                        &succeeded, &now,
+                    ],
+                )
+                .await
+                .map_err(|e| StorageError::db(context, e))?;
+            let updated: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+            out.extend(round.iter().map(|c| superseded_unless(&updated, c.run)));
         }
+        Ok(out)
+    }
+}
+
+/// `Ok` if `run`'s task is among the rows a fenced statement touched.
+fn superseded_unless(touched: &HashSet<Uuid>, run: RunRef) -> Result<(), StorageError> {
+    if touched.contains(&run.task_id) {
         Ok(())
+    } else {
+        Err(StorageError::Superseded {
+            task_id: run.task_id,
+            run: run.run,
+        })
     }
 }
 
@@ -222,33 +309,62 @@ pub struct Fenced<C> {
     pub inner: C,
 }
 
+/// Checks many runs (saving the new state of those that bring one); returns the tasks whose
+/// run is current.
+const FENCE_RUNS: &str = "UPDATE tasks t
+        SET state = CASE WHEN i.has_state THEN i.state ELSE t.state END
+     FROM unnest($1::uuid[], $2::int8[], $3::jsonb[], $4::bool[]) AS i(id, run, state, has_state)
+     WHERE t.id = i.id AND t.run_number = i.run
+     RETURNING t.id";
+
 impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
     type Output = C::Output;
+    const MERGEABLE: bool = C::MERGEABLE;
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<C::Output, StorageError> {
-        let current = match &self.state {
-            Some(state) => tx
-                .execute(
-                    "UPDATE tasks SET state = $3 WHERE id = $1 AND run_number = $2",
-                    &[&self.run.task_id, &self.run.run, state],
-                )
+        single(Self::apply_many(&[self], tx).await?)
+    }
+
+    async fn apply_many(
+        commands: &[&Self],
+        tx: &Tx<'_>,
+    ) -> Result<Vec<Result<C::Output, StorageError>>, StorageError> {
+        let context = "checking task runs";
+        let stmt = tx
+            .prepare_cached(FENCE_RUNS)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let mut out = Vec::with_capacity(commands.len());
+        for round in rounds(commands, |c| [c.run.task_id]) {
+            let ids: Vec<Uuid> = round.iter().map(|c| c.run.task_id).collect();
+            let runs: Vec<i64> = round.iter().map(|c| c.run.run).collect();
+            let states: Vec<Option<&Value>> = round.iter().map(|c| c.state.as_ref()).collect();
+            let has_state: Vec<bool> = round.iter().map(|c| c.state.is_some()).collect();
+            let rows = tx
+                .query(&stmt, &[&ids, &runs, &states, &has_state])
                 .await
-                .map_err(|e| StorageError::db("saving task state", e))?,
-            None => tx
-                .execute(
-                    "SELECT 1 FROM tasks WHERE id = $1 AND run_number = $2",
-                    &[&self.run.task_id, &self.run.run],
-                )
-                .await
-                .map_err(|e| StorageError::db("checking a task's run", e))?,
-        };
-        if current == 0 {
-            return Err(StorageError::Superseded {
-                task_id: self.run.task_id,
-                run: self.run.run,
-            });
+                .map_err(|e| StorageError::db(context, e))?;
+            let current: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+            // Only the writes of current runs are applied.
+            let passed: Vec<&C> = round
+                .iter()
+                .filter(|c| current.contains(&c.run.task_id))
+                .map(|c| &c.inner)
+                .collect();
+            let mut applied = if passed.is_empty() {
+                Vec::new()
+            } else {
+                C::apply_many(&passed, tx).await?
+            }
+            .into_iter();
+            for command in round {
+                out.push(match superseded_unless(&current, command.run) {
+                    Ok(()) => applied.next().unwrap_or(Err(StorageError::Stopped)),
+                    Err(e) => Err(e),
+                });
+            }
         }
-        self.inner.apply(tx).await
+        Ok(out)
     }
 }
 
