@@ -80,6 +80,7 @@ impl Host for ConnectorHost {
             .write(Fenced {
                 run,
                 state: Some(state),
+                finish: None,
                 inner: Noop,
             })
             .await
@@ -104,6 +105,7 @@ impl Host for ConnectorHost {
                     .write(Fenced {
                         run,
                         state: None,
+                        finish: None,
                         inner: put,
                     })
                     .await
@@ -124,6 +126,7 @@ impl Host for ConnectorHost {
         run: RunRef,
         batch: Batch,
         state: Option<Value>,
+        finish: bool,
     ) -> Result<IngestReport, TaskError> {
         let connector = ConnectorKey::parse(&self.connector_id)
             .map_err(|e| TaskError::non_retryable(e.to_string()))?;
@@ -131,6 +134,7 @@ impl Host for ConnectorHost {
             .write(Fenced {
                 run,
                 state,
+                finish: finish.then(|| self.clock.now()),
                 inner: IngestBatch { connector, batch },
             })
             .await

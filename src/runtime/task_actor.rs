@@ -21,7 +21,7 @@ use super::messages::{AcquireSlot, ReleaseSlot, StopMode, StopTask, TaskEnded, T
 use super::policy::{self, Counters, Next};
 use super::supervisor::ConnectorSupervisor;
 use crate::sdk::host::{Host, RunRef};
-use crate::sdk::{OnInterrupt, ScheduleOptions, TaskContext, TaskError, TaskStatus};
+use crate::sdk::{FinalWrite, OnInterrupt, ScheduleOptions, TaskContext, TaskError, TaskStatus};
 use crate::storage::StorageError;
 use crate::storage::commands::tasks::UpdateTaskRun;
 
@@ -111,6 +111,8 @@ pub struct TaskActor {
     attempt: u64,
     /// Cancelled when a stop that writes nothing (shutdown, pause, uninstall) arrives.
     give_up: CancellationToken,
+    /// The current run's final write, when the run may end with one (not periodic).
+    final_write: Option<Arc<FinalWrite>>,
 }
 
 impl TaskActor {
@@ -140,6 +142,7 @@ impl TaskActor {
             span,
             attempt: 0,
             give_up: CancellationToken::new(),
+            final_write: None,
         }
     }
 
@@ -219,8 +222,10 @@ impl TaskActor {
                 let attempt = self.attempt;
                 ctx.run_later(ACTIVE_AFTER, move |act, _| {
                     let running = matches!(act.phase, Phase::Running { .. });
-                    // A run being stopped (shutdown, pause…) writes no status.
-                    if act.attempt == attempt && running && act.stopping.is_none() {
+                    // A run being stopped (shutdown, pause…) writes no status, nor one whose
+                    // final write is out (it would land after it).
+                    let ending = act.final_write.as_ref().is_some_and(|f| f.sent());
+                    if act.attempt == attempt && running && act.stopping.is_none() && !ending {
                         act.host.storage.write_detached(update);
                     }
                 });
@@ -246,7 +251,14 @@ impl TaskActor {
         };
         let cancel = CancellationToken::new();
         let host: Arc<dyn Host> = self.host.clone();
-        let task_ctx = TaskContext::new(host, self.spec.run, cancel.clone(), self.state.clone());
+        self.final_write = (!self.spec.options.is_periodic()).then(Default::default);
+        let task_ctx = TaskContext::new(
+            host,
+            self.spec.run,
+            cancel.clone(),
+            self.state.clone(),
+            self.final_write.clone(),
+        );
         let body = async move { task.run(task_ctx).await }.instrument(self.span.clone());
         let handle = actix_rt::spawn(body);
         self.phase = Phase::Running {
@@ -272,6 +284,22 @@ impl TaskActor {
         self.phase = Phase::Idle;
         if self.stopping.is_some() {
             self.finish_stop(ctx);
+            return;
+        }
+        if self.final_write.take().is_some_and(|f| f.committed()) {
+            // The run's last write ended it in the database: nothing more to persist.
+            self.span.in_scope(|| match &outcome {
+                Ok(()) => tracing::debug!("run succeeded"),
+                Err(e) => tracing::warn!(error = %e, "run failed after its final write; it stays TERMINATED"),
+            });
+            self.spec.status = TaskStatus::Terminated;
+            self.spec.due_at = None;
+            self.spec.counters = Counters::default();
+            self.supervisor().do_send(TaskEnded {
+                run: self.spec.run,
+                outcome: Ok(()),
+            });
+            ctx.stop();
             return;
         }
         if outcome == Err(TaskError::Cancelled) {

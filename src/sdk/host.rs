@@ -44,12 +44,14 @@ pub trait Host: Send + Sync + 'static {
     /// Reads every key of the connector's store that starts with `prefix`, in key order.
     async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError>;
     /// Writes a batch of data, and the task's new state with it when given, in one
-    /// transaction (rejected if `run` is no longer the task's current run).
+    /// transaction (rejected if `run` is no longer the task's current run). With `finish`,
+    /// the run ends TERMINATED in the same transaction.
     async fn ingest(
         &self,
         run: RunRef,
         batch: Batch,
         state: Option<Value>,
+        finish: bool,
     ) -> Result<IngestReport, TaskError>;
     /// Gives up the run's concurrency slot (while it awaits a RUN_NOW_SYNC child).
     async fn release_slot(&self, run: RunRef);

@@ -17,4 +17,4 @@ pub use connector::{
 };
 pub use error::TaskError;
 pub use schedule::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
-pub use task::{Scheduler, Task, TaskContext};
+pub use task::{FinalWrite, Scheduler, Task, TaskContext};

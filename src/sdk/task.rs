@@ -1,6 +1,7 @@
 //! Tasks: the unit of work the runtime schedules, runs, retries and persists.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -65,12 +66,34 @@ impl Scheduler {
     }
 }
 
+/// Shared by a run and the runtime: whether the run sent its final write
+/// ([`TaskContext::ingest_final`]), after which the runtime writes no status of its own.
+#[derive(Debug, Default)]
+pub struct FinalWrite {
+    sent: AtomicBool,
+    committed: AtomicBool,
+}
+
+impl FinalWrite {
+    /// The final write was sent (it may not have committed).
+    pub fn sent(&self) -> bool {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// The final write committed: the run is TERMINATED in the database.
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Acquire)
+    }
+}
+
 /// What a running task gets from the runtime.
 pub struct TaskContext {
     host: Arc<dyn Host>,
     run: RunRef,
     cancel: CancellationToken,
     state: Arc<Mutex<Option<Value>>>,
+    /// Present when the run ends with its success (not a periodic task).
+    final_write: Option<Arc<FinalWrite>>,
 }
 
 impl TaskContext {
@@ -80,12 +103,14 @@ impl TaskContext {
         run: RunRef,
         cancel: CancellationToken,
         state: Arc<Mutex<Option<Value>>>,
+        final_write: Option<Arc<FinalWrite>>,
     ) -> Self {
         Self {
             host,
             run,
             cancel,
             state,
+            final_write,
         }
     }
 
@@ -153,10 +178,37 @@ impl TaskContext {
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| TaskError::non_retryable(format!("task state is not JSON: {e}")))?;
-        let report = self.host.ingest(self.run, batch, state.clone()).await?;
+        let report = self
+            .host
+            .ingest(self.run, batch, state.clone(), false)
+            .await?;
         if let Some(state) = state {
             *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         }
+        Ok(report)
+    }
+
+    /// Like [`TaskContext::ingest`], for the run's last write: a task that ends when it
+    /// succeeds (every schedule but RUN_PERIODICALLY) ends TERMINATED in the same
+    /// transaction, sparing each run a status write of its own — what makes a task per file
+    /// cheap. Return `Ok(())` right after it: once it has committed, the run is over and a
+    /// later write or error of this run is ignored. A periodic task's run goes on as usual.
+    pub async fn ingest_final<T: Serialize>(
+        &self,
+        batch: Batch,
+        state: Option<&T>,
+    ) -> Result<IngestReport, TaskError> {
+        let Some(final_write) = &self.final_write else {
+            return self.ingest(batch, state).await;
+        };
+        let state = state
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| TaskError::non_retryable(format!("task state is not JSON: {e}")))?;
+        // Marked before sending, so the runtime's delayed ACTIVE write can never follow it.
+        final_write.sent.store(true, Ordering::Release);
+        let report = self.host.ingest(self.run, batch, state, true).await?;
+        final_write.committed.store(true, Ordering::Release);
         Ok(report)
     }
 

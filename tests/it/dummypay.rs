@@ -182,6 +182,45 @@ async fn a_thousand_files_become_a_thousand_payments_and_are_never_read_again() 
 }
 
 #[actix_rt::test]
+async fn a_new_run_for_an_unchanged_file_does_not_read_it_again() {
+    // A poll that listed the file just before its record committed schedules it once more.
+    let d = Dummy::start().await;
+    drop_file(d.dir.path(), "p.json", &payment("r", "100", "SUCCEEDED"));
+    d.wait_payments(1).await;
+    let task_id: String = d
+        .app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT id::text FROM tasks WHERE descriptor->>'fileName' = 'p.json'",
+            &[],
+        )
+        .await
+        .expect("task")
+        .get(0);
+    let restart = d
+        .http
+        .post(format!(
+            "{}/connectors/DUMMY-PAY/{}/tasks/{task_id}/restart",
+            d.app.base, d.connector_id
+        ))
+        .send()
+        .await
+        .expect("restart");
+    assert!(restart.status().is_success(), "{}", restart.status());
+    eventually("the second run to end", Duration::from_secs(20), || async {
+        d.count(&format!(
+            "SELECT count(*) FROM tasks WHERE id = '{task_id}' AND run_number = 1 AND status = 'TERMINATED'"
+        ))
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(d.files_read().await, 1, "the unchanged file was read again");
+}
+
+#[actix_rt::test]
 async fn a_rewritten_file_updates_its_payment_with_exactly_one_adjustment() {
     let d = Dummy::start().await;
     drop_file(d.dir.path(), "p.json", &payment("r", "100", "PENDING"));

@@ -310,6 +310,7 @@ async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() 
                 run: if i == 39 { 7 } else { 0 },
             },
             state: Some(json!({"done": i})),
+            finish: None,
             inner: IngestBatch {
                 connector: connector.clone(),
                 batch: Batch {

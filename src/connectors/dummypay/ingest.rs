@@ -44,6 +44,10 @@ pub struct Checkpoint {
     pub offset: u64,
     /// Lines consumed.
     pub line: u64,
+    /// The version of the file this run finished with: a later run of the same version (a
+    /// poll that listed the file just before its record committed) has nothing to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Signature>,
 }
 
 /// An open file being read line by line, moved into blocking reads and back.
@@ -97,6 +101,7 @@ impl Reader {
             prefix_hash: self.hasher.finalize().to_hex().to_string(),
             offset: self.offset,
             line: self.line,
+            completed: None,
         }
     }
 
@@ -254,6 +259,11 @@ impl IngestFile {
         .await??;
         let (file, signature) = opened;
         *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(signature);
+        let last: Option<Checkpoint> = ctx.state()?;
+        if let Some(done) = last.filter(|cp| cp.completed == Some(signature)) {
+            tracing::debug!(file = %self.file_name, "unchanged since it was ingested; not read again");
+            return Ok((signature, done.prefix_hash));
+        }
         metrics::counter!("tributary_dummypay_files_read_total", "connector_id" => ctx.connector_id().to_string())
             .increment(1);
         let name = self.file_name.clone();
@@ -283,8 +293,9 @@ impl IngestFile {
                         prefix_hash: hash.clone(),
                         offset: bytes.len() as u64,
                         line: 1,
+                        completed: Some(signature),
                     };
-                    ctx.ingest(batch, Some(&checkpoint)).await?;
+                    ctx.ingest_final(batch, Some(&checkpoint)).await?;
                     return Ok((signature, hash));
                 }
                 Single::Invalid(problem) => {
@@ -320,7 +331,7 @@ impl IngestFile {
             .await?;
             reader = back;
             let mut chunk = chunk?;
-            let checkpoint = reader.checkpoint();
+            let mut checkpoint = reader.checkpoint();
             if chunk.done {
                 // The last batch carries the file's record: data, checkpoint and record
                 // commit together.
@@ -330,11 +341,14 @@ impl IngestFile {
             if chunk.lines > 0 {
                 tracing::info!(file = %name, lines = chunk.lines, through_line = reader.line, "batch read");
             }
-            if chunk.lines > 0 || chunk.done {
-                ctx.ingest(chunk.batch, Some(&checkpoint)).await?;
-            }
             if chunk.done {
+                // Data, checkpoint, the file's record and the task's end: one transaction.
+                checkpoint.completed = Some(signature);
+                ctx.ingest_final(chunk.batch, Some(&checkpoint)).await?;
                 return Ok((signature, checkpoint.prefix_hash));
+            }
+            if chunk.lines > 0 {
+                ctx.ingest(chunk.batch, Some(&checkpoint)).await?;
             }
             if ctx.cancellation().is_cancelled() {
                 return Err(TaskError::Cancelled);

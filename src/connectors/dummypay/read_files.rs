@@ -55,16 +55,24 @@ fn list(directory: &Path, prefix: &str) -> Result<Vec<Listed>, TaskError> {
         if name.starts_with('.') || !name.starts_with(prefix) || !is_plain_name(&name) {
             continue;
         }
-        // Follows symlinks, but only to files inside the directory.
-        let path = entry.path();
-        let Ok(real) = path.canonicalize() else {
+        // Follows symlinks, but only to files inside the directory. A plain file costs one
+        // stat: polls list every file each time, so resolving each path would dominate.
+        let Ok(file_type) = entry.file_type() else {
             continue;
         };
-        if !real.starts_with(&root) {
-            tracing::warn!(file = %name, "skipping a symlink that leaves the directory");
-            continue;
-        }
-        let Ok(meta) = std::fs::metadata(&real) else {
+        let meta = if file_type.is_symlink() {
+            let Ok(real) = entry.path().canonicalize() else {
+                continue;
+            };
+            if !real.starts_with(&root) {
+                tracing::warn!(file = %name, "skipping a symlink that leaves the directory");
+                continue;
+            }
+            std::fs::metadata(&real)
+        } else {
+            entry.metadata()
+        };
+        let Ok(meta) = meta else {
             continue;
         };
         if !meta.is_file() {

@@ -227,14 +227,15 @@ pub struct UpdateTaskRun {
     pub now: DateTime<Utc>,
 }
 
-/// Many runs' progress in one statement; a row not returned was superseded.
+/// Many runs' progress in one statement; a row not returned was superseded (or its run had
+/// already ended: a late intermediate write never reopens it).
 const UPDATE_TASK_RUNS: &str = "UPDATE tasks t SET status = i.status, error = i.error,
         attempts = i.attempts, restarts = i.restarts, due_at = i.due_at, running = i.running,
         last_success_at = COALESCE(i.succeeded_at, t.last_success_at), updated_at = i.now
      FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int4[], $6::int4[],
                  $7::timestamptz[], $8::bool[], $9::timestamptz[], $10::timestamptz[])
           AS i(id, run, status, error, attempts, restarts, due_at, running, succeeded_at, now)
-     WHERE t.id = i.id AND t.run_number = i.run
+     WHERE t.id = i.id AND t.run_number = i.run AND t.status NOT IN ('TERMINATED', 'FAILED')
      RETURNING t.id";
 
 impl WriteCommand for UpdateTaskRun {
@@ -305,16 +306,29 @@ pub struct Fenced<C> {
     pub run: RunRef,
     /// The task's new state, if it changes.
     pub state: Option<Value>,
+    /// When set, the write is the run's last: the task ends TERMINATED (succeeded at this
+    /// time) in the same statement, sparing the run a status write of its own.
+    pub finish: Option<DateTime<Utc>>,
     /// The write itself.
     pub inner: C,
 }
 
-/// Checks many runs (saving the new state of those that bring one); returns the tasks whose
-/// run is current.
-const FENCE_RUNS: &str = "UPDATE tasks t
-        SET state = CASE WHEN i.has_state THEN i.state ELSE t.state END
-     FROM unnest($1::uuid[], $2::int8[], $3::jsonb[], $4::bool[]) AS i(id, run, state, has_state)
-     WHERE t.id = i.id AND t.run_number = i.run
+/// Checks many runs, saving the new state of those that bring one and ending those that
+/// finish; returns the tasks whose run is current. An ended run (TERMINATED, FAILED) is never
+/// current again: its late writes are rejected.
+const FENCE_RUNS: &str = "UPDATE tasks t SET
+        state = CASE WHEN i.has_state THEN i.state ELSE t.state END,
+        status = COALESCE(CASE WHEN i.finish IS NOT NULL THEN 'TERMINATED' END, t.status),
+        error = CASE WHEN i.finish IS NULL THEN t.error END,
+        attempts = CASE WHEN i.finish IS NULL THEN t.attempts ELSE 0 END,
+        restarts = CASE WHEN i.finish IS NULL THEN t.restarts ELSE 0 END,
+        due_at = CASE WHEN i.finish IS NULL THEN t.due_at END,
+        running = i.finish IS NULL AND t.running,
+        last_success_at = COALESCE(i.finish, t.last_success_at),
+        updated_at = COALESCE(i.finish, t.updated_at)
+     FROM unnest($1::uuid[], $2::int8[], $3::jsonb[], $4::bool[], $5::timestamptz[])
+          AS i(id, run, state, has_state, finish)
+     WHERE t.id = i.id AND t.run_number = i.run AND t.status NOT IN ('TERMINATED', 'FAILED')
      RETURNING t.id";
 
 impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
@@ -340,8 +354,9 @@ impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
             let runs: Vec<i64> = round.iter().map(|c| c.run.run).collect();
             let states: Vec<Option<&Value>> = round.iter().map(|c| c.state.as_ref()).collect();
             let has_state: Vec<bool> = round.iter().map(|c| c.state.is_some()).collect();
+            let finish: Vec<Option<DateTime<Utc>>> = round.iter().map(|c| c.finish).collect();
             let rows = tx
-                .query(&stmt, &[&ids, &runs, &states, &has_state])
+                .query(&stmt, &[&ids, &runs, &states, &has_state, &finish])
                 .await
                 .map_err(|e| StorageError::db(context, e))?;
             let current: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();

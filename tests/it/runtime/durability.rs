@@ -1,6 +1,7 @@
 //! Durability: shutdown leaves statuses alone, boot resumes every live task with its
 //! persisted options, due times and state; writes from a superseded run are rejected.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
@@ -263,4 +264,73 @@ async fn statuses(h: &Harness) -> Vec<(String, i64)> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+fn final_write(name: &str, then_fail: bool) -> Script {
+    Script::Final {
+        name: name.into(),
+        then_fail,
+    }
+}
+
+#[actix_rt::test]
+async fn a_final_write_ends_a_one_shot_run_with_no_status_write_of_its_own() {
+    let h = Harness::start(10, vec![]).await;
+    let script = final_write("last", false);
+    let writes = |h: &Harness| h.storage.stats().writes.load(Ordering::Relaxed);
+    let before = writes(&h);
+    let id = h
+        .schedule(&script, run_now(Restart::IfNotActive))
+        .await
+        .expect("schedule");
+    h.wait_status(id, TaskStatus::Terminated).await;
+    let row = h.row(id).await.expect("row");
+    assert_eq!(
+        row.state,
+        Some(json!({"n": 1})),
+        "the state commits with it"
+    );
+    assert!(row.last_success_at.is_some());
+    // Without the fold, TERMINATED would only show after a third write (the actor's own).
+    // The drain settles the counter and counts itself.
+    h.storage.drain().await;
+    assert_eq!(
+        writes(&h) - before,
+        3,
+        "schedule + final write (+ the drain) only"
+    );
+
+    // An error after the final write changes nothing: the run stays TERMINATED.
+    let failing = final_write("last-then-fail", true);
+    let id = h
+        .schedule(&failing, run_now(Restart::Always))
+        .await
+        .expect("schedule");
+    h.wait_status(id, TaskStatus::Terminated).await;
+    h.probe.wait_runs("last-then-fail", 1).await;
+    assert_eq!(h.row(id).await.expect("row").error, None);
+}
+
+#[actix_rt::test]
+async fn a_final_write_does_not_end_a_periodic_task() {
+    let h = Harness::start(10, vec![]).await;
+    let script = final_write("tick", false);
+    let id = h
+        .schedule(
+            &script,
+            ScheduleOptions::new(
+                Schedule::RunPeriodically(Duration::from_secs(60)),
+                Restart::IfNotActive,
+            ),
+        )
+        .await
+        .expect("schedule");
+    h.probe.wait_runs("tick", 1).await;
+    let due = h.next_deadline().await;
+    assert_eq!(due, t0() + chrono::Duration::seconds(60));
+    let row = h.row(id).await.expect("row");
+    assert_eq!(row.status, TaskStatus::Active);
+    assert_eq!(row.state, Some(json!({"n": 1})));
+    h.fire_next_timer().await;
+    h.probe.wait_runs("tick", 2).await;
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tributary::runtime::{Registry, Runtime};
+use tributary::sdk::ingest::Batch;
 use tributary::sdk::{
     Clock, Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldSpec, Loader,
     Restart, Schedule, ScheduleOptions, Scheduler, Task, TaskContext, TaskError, TaskStatus,
@@ -60,6 +61,9 @@ pub enum Script {
     Log { name: String },
     /// Writes its run number under key `name` in the connector's store and reads it back.
     Kv { name: String },
+    /// Saves `{"n": runs}` with its final write (`ingest_final`), then returns an error when
+    /// `then_fail`, else succeeds.
+    Final { name: String, then_fail: bool },
 }
 
 impl Script {
@@ -79,7 +83,8 @@ impl Script {
             | Script::Gated { name, .. }
             | Script::LateWriter { name }
             | Script::Log { name }
-            | Script::Kv { name } => name,
+            | Script::Kv { name }
+            | Script::Final { name, .. } => name,
         }
     }
 }
@@ -310,6 +315,14 @@ impl Task for ScriptTask {
                 let back: Option<Value> = ctx.kv_get(&name).await?;
                 if back != Some(json!(run)) {
                     return Err(TaskError::failed(format!("store read back {back:?}")));
+                }
+                Ok(())
+            }
+            Script::Final { then_fail, .. } => {
+                let state = json!({ "n": run });
+                ctx.ingest_final(Batch::default(), Some(&state)).await?;
+                if *then_fail {
+                    return Err(TaskError::failed("failed after the final write"));
                 }
                 Ok(())
             }
