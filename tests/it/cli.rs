@@ -331,4 +331,13 @@ fn the_benchmarks_run_at_smoke_size() {
     let api = bench(&["api", "--payments", "200", "--seconds", "1", "--rate", "20"]);
     assert_eq!(api["bench"], "api");
     assert!(api["p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{api}");
+    let tasks = bench(&["tasks", "--one-shot", "200", "--idle", "200"]);
+    assert_eq!(tasks["bench"], "tasks");
+    assert!(
+        tasks["one_shot_tasks_per_s"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{tasks}"
+    );
+    assert_eq!(tasks["restore_live_tasks"], 200, "{tasks}");
 }

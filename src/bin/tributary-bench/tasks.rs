@@ -1,17 +1,14 @@
-//! Runtime benchmark: prints its figures, asserts nothing (performance targets live here, not
-//! in timed tests).
+//! The `tasks` scenario: the runtime alone, with a connector whose tasks do nothing.
 //!
-//! - one-shot tasks per second: 10,000 RUN_NOW tasks, schedule → run → TERMINATED durable;
-//! - resident memory per idle periodic task, with 100,000 of them;
-//! - boot restore time for the live tasks (the 100,000 periodic ones).
-//!
-//! Run with `cargo bench --bench runtime` (sizes: `BENCH_ONE_SHOT`, `BENCH_IDLE`). Uses
-//! `DATABASE_URL`'s server when set, else an embedded PostgreSQL in a temporary directory.
+//! - one-shot tasks per second: RUN_NOW tasks, schedule → run → TERMINATED durable;
+//! - resident memory per idle periodic task;
+//! - boot restore time for the live tasks (the idle periodic ones).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use async_trait::async_trait;
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -22,7 +19,6 @@ use tributary::sdk::{
 };
 use tributary::settings::RuntimeSettings;
 use tributary::storage::database::with_dbname;
-use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use tributary::storage::{StorageHandle, database, migrate};
 
 #[derive(Default)]
@@ -84,13 +80,6 @@ impl Loader for BenchLoader {
     }
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Resident memory of this process, in bytes, after returning freed memory to the system.
 fn rss_bytes() -> u64 {
     // SAFETY: malloc_trim only releases free heap memory.
@@ -106,15 +95,15 @@ fn rss_bytes() -> u64 {
         * 1024
 }
 
-async fn count(pool: &tributary::storage::Pool, sql: &str) -> i64 {
-    let client = pool.get().await.expect("client");
-    client.query_one(sql, &[]).await.expect("count").get(0)
+async fn count(pool: &tributary::storage::Pool, sql: &str) -> anyhow::Result<i64> {
+    Ok(pool.get().await?.query_one(sql, &[]).await?.get(0))
 }
 
-async fn wait_count(pool: &tributary::storage::Pool, sql: &str, n: i64) {
-    while count(pool, sql).await < n {
+async fn wait_count(pool: &tributary::storage::Pool, sql: &str, n: i64) -> anyhow::Result<()> {
+    while count(pool, sql).await? < n {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Ok(())
 }
 
 fn start_runtime(storage: &StorageHandle, shared: &Arc<Shared>) -> Runtime {
@@ -127,32 +116,26 @@ fn start_runtime(storage: &StorageHandle, shared: &Arc<Shared>) -> Runtime {
     )
 }
 
-async fn run(admin_url: String) {
-    let one_shot = env_usize("BENCH_ONE_SHOT", 10_000);
-    let idle = env_usize("BENCH_IDLE", 100_000);
+/// Runs the scenario.
+pub async fn run(admin_url: String, one_shot: usize, idle: usize) -> anyhow::Result<()> {
     let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    database::ensure_database(&admin_url, &db)
-        .await
-        .expect("create bench database");
+    database::ensure_database(&admin_url, &db).await?;
     let url = with_dbname(&admin_url, &db);
-    let pool = database::connect(&url, 16, Duration::from_secs(10)).expect("pool");
-    migrate::run(&pool).await.expect("migrate");
+    let pool = database::connect(&url, 16, Duration::from_secs(10))?;
+    migrate::run(&pool).await?;
     let storage = StorageHandle::start(pool.clone(), 1000, Duration::ZERO);
     let shared = Arc::new(Shared::default());
     let runtime = start_runtime(&storage, &shared);
-    runtime.restore().await.expect("restore");
+    runtime.restore().await?;
     let mut config = Config::new();
     config.insert("name".into(), json!("bench"));
-    let connector_id = runtime
-        .install("BENCH", config, false)
-        .await
-        .expect("install");
+    let connector_id = runtime.install("BENCH", config, false).await?;
     let scheduler = shared
         .scheduler
         .lock()
-        .expect("lock")
+        .map_err(|_| anyhow::anyhow!("scheduler lock poisoned"))?
         .clone()
-        .expect("scheduler");
+        .context("the bench connector's install hook did not run")?;
 
     // 1. One-shot tasks: schedule → run → TERMINATED durable.
     let started = Instant::now();
@@ -163,7 +146,7 @@ async fn run(admin_url: String) {
         "SELECT count(*) FROM tasks WHERE status = 'TERMINATED'",
         one_shot as i64,
     )
-    .await;
+    .await?;
     let elapsed = started.elapsed();
     let tasks_per_s = one_shot as f64 / elapsed.as_secs_f64();
     let stats = storage.stats();
@@ -212,10 +195,10 @@ async fn run(admin_url: String) {
         &pool,
         "SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'ACTIVE')",
     )
-    .await;
+    .await?;
     let runtime = start_runtime(&storage, &shared);
     let started = Instant::now();
-    runtime.restore().await.expect("restore");
+    runtime.restore().await?;
     let restored_in = started.elapsed();
     println!(
         "boot restore: {live} live tasks resumed in {:.3} s",
@@ -224,7 +207,7 @@ async fn run(admin_url: String) {
     println!(
         "{}",
         json!({
-            "bench": "runtime",
+            "bench": "tasks",
             "one_shot_tasks": one_shot,
             "one_shot_tasks_per_s": tasks_per_s.round(),
             "idle_periodic_tasks": idle,
@@ -236,26 +219,11 @@ async fn run(admin_url: String) {
     runtime.shutdown().await;
     let _ = connector_id;
     pool.close();
-    let admin = database::connect(&admin_url, 2, Duration::from_secs(10)).expect("admin");
-    let client = admin.get().await.expect("admin client");
-    let _ = client
+    let admin = database::connect(&admin_url, 2, Duration::from_secs(10))?;
+    admin
+        .get()
+        .await?
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await;
-}
-
-fn main() {
-    let (admin_url, _embedded, _dir) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (url, None, None),
-        _ => {
-            let dir = tempfile::tempdir_in("/tmp").expect("tempdir");
-            let pg = EmbeddedPostgres::start(&EmbeddedConfig::for_data_dir(
-                dir.path(),
-                std::path::Path::new(""),
-                5432,
-            ))
-            .expect("embedded PostgreSQL");
-            (pg.url("postgres"), Some(pg), Some(dir))
-        }
-    };
-    actix_rt::System::new().block_on(run(admin_url));
+        .await?;
+    Ok(())
 }

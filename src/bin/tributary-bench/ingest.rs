@@ -1,0 +1,174 @@
+//! The `ingest` scenario: files on disk → payments committed, against the database's own
+//! ceiling (the same rows by a plain client, batched and one per transaction).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tributary::storage::Pool;
+
+use crate::service::{Service, post};
+
+fn payment_json(reference: &str, amount: usize) -> String {
+    format!(
+        r#"{{"reference":"{reference}","amount":{amount},"asset":"EUR/2","type":"PAY-IN","status":"SUCCEEDED","scheme":"sepa credit","createdAt":"2026-01-01T00:00:00Z"}}"#
+    )
+}
+
+fn age(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now() - Duration::from_secs(60))?;
+    Ok(())
+}
+
+async fn count(pool: &Pool, connector_id: &str) -> anyhow::Result<i64> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM payments WHERE connector_id = $1",
+            &[&connector_id],
+        )
+        .await?
+        .get(0))
+}
+
+/// Installs a DUMMY-PAY connector on `dir` and times until `n` payments are committed.
+async fn time_ingest(
+    port: u16,
+    pool: &Pool,
+    name: &str,
+    dir: &Path,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let install = json!({"name": name, "directory": dir, "filePollingPeriod": "200ms"});
+    // The runtime shares this thread: the blocking request must not.
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        post(port, "/api/payments/connectors/dummy-pay", &install)
+    })
+    .await??;
+    if status != 201 {
+        bail!("install failed: {status} {body}");
+    }
+    let id = serde_json::from_str::<serde_json::Value>(&body)?["data"]["connectorID"]
+        .as_str()
+        .context("connectorID")?
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while count(pool, &id).await? < n as i64 {
+        if Instant::now() > deadline {
+            bail!("{name}: not done after 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The database's own ceiling: the same rows by a plain client, batched and one per transaction.
+async fn ceilings(pool: &Pool, rows: usize) -> anyhow::Result<(f64, f64)> {
+    let mut client = pool.get().await?;
+    client
+        .batch_execute(
+            "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
+             VALUES ('ceiling', gen_random_uuid(), 'DUMMY-PAY', 'ceiling', '{}', 'installed')
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let upsert = |n: usize, offset: usize| {
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                let r = offset + i;
+                format!(
+                    "('ceiling-{r}', 'ceiling', 'ref-{r}', 'PAY-IN', 'SUCCEEDED', 'sepa credit', 'EUR/2', {r}, {r}, '2026-01-01T00:00:00Z', '{{}}')"
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset, amount,
+                                   initial_amount, created_at, raw) VALUES {}
+             ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status
+             WHERE payments.status IS DISTINCT FROM EXCLUDED.status",
+            values.join(",")
+        )
+    };
+    let started = Instant::now();
+    let mut done = 0;
+    while done < rows {
+        let n = (rows - done).min(1000);
+        let tx = client.transaction().await?;
+        tx.batch_execute(&upsert(n, done)).await?;
+        tx.commit().await?;
+        done += n;
+    }
+    let batched = rows as f64 / started.elapsed().as_secs_f64();
+    let single_rows = (rows / 10).clamp(100, 5_000);
+    let started = Instant::now();
+    for i in 0..single_rows {
+        let tx = client.transaction().await?;
+        tx.batch_execute(&upsert(1, rows + i)).await?;
+        tx.commit().await?;
+    }
+    let single = single_rows as f64 / started.elapsed().as_secs_f64();
+    Ok((batched, single))
+}
+
+/// Runs the scenario.
+pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let (files_dir, lines_dir) = (work.path().join("files"), work.path().join("lines"));
+    std::fs::create_dir_all(&files_dir)?;
+    std::fs::create_dir_all(&lines_dir)?;
+    eprintln!("writing {files} files and a {lines}-line file…");
+    for i in 0..files {
+        let path = files_dir.join(format!("p{i:07}.json"));
+        std::fs::write(&path, payment_json(&format!("file-{i}"), i))?;
+        age(&path)?;
+    }
+    let big = lines_dir.join("payments.jsonl");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&big)?);
+        for i in 0..lines {
+            writeln!(out, "{}", payment_json(&format!("line-{i}"), i))?;
+        }
+    }
+    age(&big)?;
+
+    let mut service = Service::start(&admin_url).await?;
+    let (port, pool) = (service.port, service.pool.clone());
+    let files_rate = time_ingest(port, &pool, "bench-files", &files_dir, files).await?;
+    let lines_rate = time_ingest(port, &pool, "bench-lines", &lines_dir, lines).await?;
+    service.stop().await;
+    let (batched, single) = ceilings(&pool, lines.max(files)).await?;
+
+    println!(
+        "| case | payments/s | batched ceiling | ours / ceiling | single-row rate | ours / single-row |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (case, rate) in [
+        (format!("{files} single-payment files"), files_rate),
+        (format!("JSON Lines, {lines} payments"), lines_rate),
+    ] {
+        println!(
+            "| {case} | {rate:.0} | {batched:.0} | {:.2} | {single:.0} | {:.1}x |",
+            rate / batched,
+            rate / single
+        );
+    }
+    println!(
+        "{}",
+        json!({
+            "bench": "ingest",
+            "files": files, "files_payments_per_s": files_rate.round(),
+            "lines": lines, "lines_payments_per_s": lines_rate.round(),
+            "batched_ceiling_rows_per_s": batched.round(),
+            "single_row_rows_per_s": single.round(),
+            "files_vs_ceiling": files_rate / batched, "lines_vs_ceiling": lines_rate / batched,
+            "files_vs_single_row": files_rate / single, "lines_vs_single_row": lines_rate / single,
+        })
+    );
+    service.remove().await
+}

@@ -1,0 +1,88 @@
+//! The real service, started in the bench's own process on a fresh database, and a minimal
+//! HTTP client to drive it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tributary::app::Application;
+use tributary::sdk::SystemClock;
+use tributary::settings::Settings;
+use tributary::storage::database::with_dbname;
+use tributary::storage::{Pool, database};
+
+/// A minimal HTTP/1.0 POST (keeps the bench free of an HTTP client dependency).
+pub fn post(port: u16, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, String)> {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}
+
+/// The real service, in this process, on a fresh database of its own.
+pub struct Service {
+    admin_url: String,
+    db: String,
+    pub port: u16,
+    pub pool: Pool,
+    stop: tokio_util::sync::CancellationToken,
+    running: Option<actix_rt::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Service {
+    pub async fn start(admin_url: &str) -> anyhow::Result<Service> {
+        let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        database::ensure_database(admin_url, &db).await?;
+        let mut settings = Settings::default();
+        settings.server.bind = "127.0.0.1:0".parse()?;
+        let app = Application::build_with(
+            &settings,
+            &with_dbname(admin_url, &db),
+            tributary::connectors::registry(),
+            Arc::new(SystemClock),
+        )
+        .await?;
+        Ok(Service {
+            admin_url: admin_url.to_string(),
+            db,
+            port: app.port(),
+            pool: app.storage().pool().clone(),
+            stop: app.shutdown_token(),
+            running: Some(actix_rt::spawn(app.run_until_stopped(false))),
+        })
+    }
+
+    /// Stops the service (the pool stays usable for ceiling measurements).
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+    }
+
+    /// Drops the database.
+    pub async fn remove(mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        self.pool.close();
+        let admin = database::connect(&self.admin_url, 2, Duration::from_secs(10))?;
+        admin
+            .get()
+            .await?
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
+            .await?;
+        Ok(())
+    }
+}
