@@ -316,40 +316,40 @@ impl IngestFile {
     ) -> Result<(Signature, String), TaskError> {
         let name = self.file_name.clone();
         let checkpoint: Option<Checkpoint> = ctx.state()?;
-        let mut reader = blocking(move || Reader::open(file, checkpoint.as_ref(), signature.size))
+        let reader = blocking(move || Reader::open(file, checkpoint.as_ref(), signature.size))
             .await?
             .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
         if reader.offset > 0 {
             tracing::info!(file = %name, line = reader.line, offset = reader.offset, "resuming file");
         }
-        loop {
+        // The next batch is read while the previous one commits.
+        let read_next = |mut reader: Reader| {
             let file_name = name.clone();
-            let (back, chunk) = blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 let chunk = reader.next_chunk(&file_name);
-                (reader, chunk)
+                let checkpoint = reader.checkpoint();
+                (reader, chunk, checkpoint)
             })
-            .await?;
-            reader = back;
+        };
+        let mut next = read_next(reader);
+        loop {
+            let (reader, chunk, mut checkpoint) = next
+                .await
+                .map_err(|e| TaskError::retryable(format!("file reader: {e}")))?;
             let mut chunk = chunk?;
-            let mut checkpoint = reader.checkpoint();
-            if chunk.done {
-                // The last batch carries the file's record: data, checkpoint and record
-                // commit together.
-                let record = self.record(signature, checkpoint.prefix_hash.clone(), "ingested");
-                chunk.batch.store.push(record);
-            }
             if chunk.lines > 0 {
-                tracing::info!(file = %name, lines = chunk.lines, through_line = reader.line, "batch read");
+                tracing::info!(file = %name, lines = chunk.lines, through_line = checkpoint.line, "batch read");
             }
             if chunk.done {
                 // Data, checkpoint, the file's record and the task's end: one transaction.
+                let record = self.record(signature, checkpoint.prefix_hash.clone(), "ingested");
+                chunk.batch.store.push(record);
                 checkpoint.completed = Some(signature);
                 ctx.ingest_final(chunk.batch, Some(&checkpoint)).await?;
                 return Ok((signature, checkpoint.prefix_hash));
             }
-            if chunk.lines > 0 {
-                ctx.ingest(chunk.batch, Some(&checkpoint)).await?;
-            }
+            next = read_next(reader);
+            ctx.ingest(chunk.batch, Some(&checkpoint)).await?;
             if ctx.cancellation().is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
