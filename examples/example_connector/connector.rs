@@ -231,7 +231,7 @@ impl Task for FileTask {
             ..Batch::default()
         };
         // Ids are deterministic: ingesting the same file again changes nothing.
-        ctx.ingest(batch, None::<&()>).await?;
+        ctx.ingest_final(batch, None::<&()>).await?;
         Ok(())
     }
 }
