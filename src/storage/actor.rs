@@ -108,6 +108,9 @@ pub struct StorageStats {
     pub isolated_batches: AtomicU64,
     /// Commands applied by a merged call together with at least one other.
     pub merged_writes: AtomicU64,
+    /// Time spent committing batches, in microseconds: against wall time, how busy the single
+    /// writer is (near 100 %: the database is the bottleneck; far below: the writers are).
+    pub busy_micros: AtomicU64,
 }
 
 /// A queued command with its reply channel, type-erased so one queue holds every kind.
@@ -315,7 +318,17 @@ impl Storage {
         let batch: Vec<Box<dyn PendingWrite>> = self.queue.drain(..take).collect();
         let pool = self.pool.clone();
         let stats = self.stats.clone();
-        let work = async move { run_batch(&pool, batch, &stats).await };
+        let work = async move {
+            let (started, writes) = (std::time::Instant::now(), batch.len());
+            run_batch(&pool, batch, &stats).await;
+            let seconds = started.elapsed().as_secs_f64();
+            stats
+                .busy_micros
+                .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+            metrics::histogram!("tributary_storage_batch_seconds").record(seconds);
+            metrics::histogram!("tributary_storage_batch_writes").record(writes as f64);
+            tracing::trace!(writes, ms = seconds * 1e3, "storage batch committed");
+        };
         ctx.spawn(work.into_actor(self).map(|(), act, ctx| {
             act.busy = false;
             act.schedule_batch(ctx);

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -37,13 +38,19 @@ async fn count(pool: &Pool, connector_id: &str) -> anyhow::Result<i64> {
 }
 
 /// Installs a DUMMY-PAY connector on `dir` and times until `n` payments are committed.
-async fn time_ingest(
-    port: u16,
-    pool: &Pool,
-    name: &str,
-    dir: &Path,
-    n: usize,
-) -> anyhow::Result<f64> {
+async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> anyhow::Result<f64> {
+    let (port, pool) = (service.port, &service.pool);
+    let stats = service.storage.stats();
+    let counters = || {
+        [
+            &stats.transactions,
+            &stats.writes,
+            &stats.merged_writes,
+            &stats.busy_micros,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    };
+    let before = counters();
     let started = Instant::now();
     // The connector's default polling period: the first poll runs at install and sees every
     // file (they are aged), so the period only decides how often listing competes with
@@ -68,7 +75,18 @@ async fn time_ingest(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed();
+    let [transactions, writes, merged, busy] = counters();
+    let busy = (busy - before[3]) as f64 / 1e6 / elapsed.as_secs_f64();
+    eprintln!(
+        "{name}: {} transactions, {} writes ({} merged), storage actor busy {:.0} % of {:.2} s",
+        transactions - before[0],
+        writes - before[1],
+        merged - before[2],
+        busy * 100.0,
+        elapsed.as_secs_f64()
+    );
+    Ok(n as f64 / elapsed.as_secs_f64())
 }
 
 /// The database's own ceiling: the same rows by a plain client, batched and one per transaction.
@@ -141,9 +159,9 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
     age(&big)?;
 
     let mut service = Service::start(&admin_url).await?;
-    let (port, pool) = (service.port, service.pool.clone());
-    let files_rate = time_ingest(port, &pool, "bench-files", &files_dir, files).await?;
-    let lines_rate = time_ingest(port, &pool, "bench-lines", &lines_dir, lines).await?;
+    let pool = service.pool.clone();
+    let files_rate = time_ingest(&service, "bench-files", &files_dir, files).await?;
+    let lines_rate = time_ingest(&service, "bench-lines", &lines_dir, lines).await?;
     service.stop().await;
     let (batched, single) = ceilings(&pool, lines.max(files)).await?;
 

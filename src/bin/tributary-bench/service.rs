@@ -10,7 +10,7 @@ use tributary::app::Application;
 use tributary::sdk::SystemClock;
 use tributary::settings::Settings;
 use tributary::storage::database::with_dbname;
-use tributary::storage::{Pool, database};
+use tributary::storage::{Pool, StorageHandle, database};
 
 /// A minimal HTTP/1.0 POST (keeps the bench free of an HTTP client dependency).
 pub fn post(port: u16, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, String)> {
@@ -38,6 +38,8 @@ pub struct Service {
     db: String,
     pub port: u16,
     pub pool: Pool,
+    /// The service's storage actor, for its counters.
+    pub storage: StorageHandle,
     stop: tokio_util::sync::CancellationToken,
     running: Option<actix_rt::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -60,6 +62,7 @@ impl Service {
             db,
             port: app.port(),
             pool: app.storage().pool().clone(),
+            storage: app.storage().clone(),
             stop: app.shutdown_token(),
             running: Some(actix_rt::spawn(app.run_until_stopped(false))),
         })
