@@ -5,7 +5,8 @@
 # with DUMMY-PAY connectors holding payments, accounts, balances and tasks; the fuzzer draws
 # path ids from those half of the time, so that requests reach stored rows. Prints one JSON
 # line of figures; exits non-zero on any 5xx, a crash or panic of the service, or a PostgreSQL
-# left running. Usage: scripts/fuzz-api.sh [examples-per-operation]   (default 100; SEED=n)
+# left running. Usage: scripts/fuzz-api.sh [examples-per-operation]   (default 100; SEED=n;
+# CHECKS=…: other schemathesis checks, e.g. response_schema_conformance against the document)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,7 +146,7 @@ echo "fuzzing $API with $EXAMPLES examples per operation (work dir $WORK)" >&2
 STARTED=$SECONDS
 status=0
 (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run \
-   "http://127.0.0.1:$PORT/openapi.json" --checks not_a_server_error \
+   "http://127.0.0.1:$PORT/openapi.json" --checks "${CHECKS:-not_a_server_error}" \
    --max-examples "$EXAMPLES" --workers 1 ${SEED:+--seed "$SEED"} --generation-database none \
    --report json,har --report-dir "$WORK/report" --no-color) >&2 || status=$?
 DURATION=$((SECONDS - STARTED))

@@ -204,7 +204,7 @@ pub struct Validation {
 #[allow(dead_code)] // never built: it only describes the body
 pub struct ConnectorConfig {
     /// The connector's name, unique among connectors.
-    #[schema(example = "local-files")]
+    #[schema(example = "local-files", min_length = 1, max_length = 256)]
     name: String,
     /// DUMMY-PAY: the directory to watch (created at install if missing).
     #[schema(example = "./data/dummypay")]

@@ -177,3 +177,47 @@ async fn a_retryable_ingest_error_is_not_answered_to_the_other_writes_of_its_bat
     );
     api_write.expect("the other write of the batch commits");
 }
+
+/// Found while fuzzing: a long, incompressible connector name (10,000 characters) was a 500
+/// (its unique index entry exceeded PostgreSQL's limit). Now a 400 naming the field, on
+/// install, config update and validate, and nothing is stored.
+#[actix_rt::test]
+async fn an_overlong_connector_name_is_a_validation_error() {
+    let api = Api::start().await;
+    // Incompressible, as the index limit applies after compression.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let long: String = (0..10_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let install = api.post("/connectors/TEST", &json!({ "name": long })).await;
+    assert!(install.error(400, "VALIDATION").contains("name"));
+    assert_eq!(api.get("/connectors").await.body["data"], json!([]));
+
+    let id = api.install("short").await;
+    let update = api
+        .post(
+            &format!("/connectors/TEST/{id}/config"),
+            &json!({ "name": long }),
+        )
+        .await;
+    assert!(update.error(400, "VALIDATION").contains("name"));
+    let validate = api
+        .post(
+            "/connectors/configs/TEST/validate",
+            &json!({ "name": long }),
+        )
+        .await;
+    assert_eq!(validate.body["data"]["valid"], false, "{}", validate.body);
+    assert_eq!(
+        api.get(&format!("/connectors/TEST/{id}/config")).await.body["data"]["name"],
+        "short"
+    );
+    let max = "é".repeat(tributary::runtime::manager::MAX_NAME_CHARS);
+    let reply = api.post("/connectors/TEST", &json!({ "name": max })).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
