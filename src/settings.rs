@@ -241,10 +241,10 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(Env::prefixed("TRIBUTARY_").split("__"));
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if !url.is_empty() {
-                figment = figment.merge(("database.url", url));
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            figment = figment.merge(("database.url", url));
         }
         figment
     }

@@ -1,42 +1,70 @@
 //! `/accounts`: the list, one account, and an account's balance history.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::extract::Params;
-use super::pagination::PageRequest;
+use super::openapi::big_integer;
+use super::pagination::{CursorResponse, PageQuery, PageRequest};
 use super::payments::{number, raw_json};
-use super::{AppState, Data};
+use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
 
-/// Registers the account routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/accounts", web::get().to(list))
-        .route("/accounts/{account_id}", web::get().to(get))
-        .route("/accounts/{account_id}/balances", web::get().to(balances));
+/// The account routes.
+pub fn routes() -> Vec<RouteEntry> {
+    vec![
+        (Method::GET, "/accounts", web::to(list)),
+        (Method::GET, "/accounts/{accountID}", web::to(get)),
+        (
+            Method::GET,
+            "/accounts/{accountID}/balances",
+            web::to(balances),
+        ),
+    ]
 }
 
-#[derive(Serialize)]
+/// An account as Formance shows it.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AccountJson {
+pub struct AccountJson {
+    /// Derived from the connector id and reference.
     id: String,
+    /// The provider's reference.
     reference: String,
+    /// Its connector.
     #[serde(rename = "connectorID")]
     connector_id: String,
+    /// Its provider.
+    #[schema(example = "DUMMY-PAY")]
     provider: String,
+    /// When the provider created it.
     created_at: DateTime<Utc>,
+    /// `CUR/precision`, empty when unknown.
+    #[schema(example = "EUR/2")]
     default_asset: String,
+    /// The same as `defaultAsset` (deprecated).
+    #[schema(example = "EUR/2")]
     default_currency: String,
+    /// Empty when none.
     account_name: String,
+    /// INTERNAL, EXTERNAL or UNKNOWN.
     #[serde(rename = "type")]
+    #[schema(example = "INTERNAL")]
     account_type: String,
+    /// String metadata.
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Option<Value>,
+    /// The provider's object as ingested.
+    #[schema(value_type = Value)]
     raw: Box<RawValue>,
+    /// Always empty (Formance's pools are not implemented).
     pools: Vec<Value>,
 }
 
@@ -58,15 +86,49 @@ fn account_json(a: AccountRow) -> AccountJson {
     }
 }
 
-#[derive(Serialize)]
+/// One balance of an account over a time span (history).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BalanceJson {
+pub struct BalanceJson {
+    /// The account.
     account_id: String,
+    /// `CUR/precision`.
+    #[schema(example = "EUR/2")]
     asset: String,
+    /// The same as `asset` (deprecated).
+    #[schema(example = "EUR/2")]
     currency: String,
+    /// In minor units; may be negative.
+    #[schema(schema_with = big_integer)]
     balance: Box<RawValue>,
+    /// Since when the account held it.
     created_at: DateTime<Utc>,
+    /// When it was last seen unchanged.
     last_updated_at: DateTime<Utc>,
+}
+
+/// The account list's filter, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // never built: it only describes the parameter
+pub struct AccountQuery {
+    /// Only this connector's accounts.
+    #[param(rename = "connectorID")]
+    connector_id: Option<String>,
+}
+
+/// The balance history's filters, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // never built: it only describes the parameters
+pub struct BalanceQuery {
+    /// Only balances in this asset.
+    #[param(example = "EUR/2")]
+    asset: Option<String>,
+    /// Only balances held at or after this time.
+    from: Option<DateTime<Utc>>,
+    /// Only balances held before this time.
+    to: Option<DateTime<Utc>>,
 }
 
 fn balance_json(b: BalanceRow) -> BalanceJson {
@@ -86,6 +148,11 @@ struct AccountFilter {
     connector_id: Option<String>,
 }
 
+/// Lists accounts, newest first unless sorted otherwise.
+#[utoipa::path(get, path = "/api/payments/accounts", tag = "accounts",
+    operation_id = "listAccounts", params(PageQuery, AccountQuery),
+    responses((status = 200, description = "A page of accounts",
+        body = CursorResponse<AccountJson>)))]
 async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
     let request = PageRequest::from_params(&params, |p| {
         Ok(AccountFilter {
@@ -105,6 +172,9 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
     )))
 }
 
+/// One account.
+#[utoipa::path(get, path = "/api/payments/accounts/{accountID}", tag = "accounts",
+    operation_id = "getAccount", responses((status = 200, description = "The account", body = Data<AccountJson>)))]
 async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -129,6 +199,11 @@ struct BalanceParams {
     to: Option<DateTime<Utc>>,
 }
 
+/// An account's balance history, newest first unless sorted otherwise.
+#[utoipa::path(get, path = "/api/payments/accounts/{accountID}/balances", tag = "accounts",
+    operation_id = "getAccountBalances", params(PageQuery, BalanceQuery),
+    responses((status = 200, description = "A page of balances",
+        body = CursorResponse<BalanceJson>)))]
 async fn balances(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -2,87 +2,109 @@
 //! validate; and Formance's deprecated forms without `{connectorID}`, which work when exactly
 //! one connector of the provider is installed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use super::extract::JsonObject;
+use super::{AppState, Data, RouteEntry};
 use crate::ids::ConnectorKey;
 use crate::runtime::checked_config;
-use crate::sdk::{Config, Loader};
+use crate::sdk::{Config, ConfigSchema, FieldError, FieldSpec, Loader};
 use crate::storage::commands::connectors::Lifecycle;
 use crate::storage::queries::{self, connectors::ConnectorRow};
 
-/// Registers the connector routes (literal segments before parameters: actix matches in order).
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The connector routes, tasks included (literal segments before parameters: actix tries
+/// them in order). The deprecated forms are still served.
+#[allow(deprecated)]
+pub fn routes() -> Vec<RouteEntry> {
     use super::tasks;
-    cfg.route("/connectors", web::get().to(list))
-        .route("/connectors/configs", web::get().to(configs))
-        .route(
+    use Method as M;
+    vec![
+        (M::GET, "/connectors", web::to(list)),
+        (M::GET, "/connectors/configs", web::to(configs)),
+        (
+            M::POST,
             "/connectors/configs/{provider}/validate",
-            web::post().to(validate),
-        )
+            web::to(validate),
+        ),
         // Deprecated forms (exactly one connector of the provider).
-        .route(
+        (
+            M::GET,
             "/connectors/{provider}/config",
-            web::get().to(read_config_only),
-        )
-        .route(
+            web::to(read_config_only),
+        ),
+        (
+            M::POST,
             "/connectors/{provider}/config",
-            web::post().to(update_config_only),
-        )
-        .route("/connectors/{provider}/reset", web::post().to(reset_only))
-        .route(
+            web::to(update_config_only),
+        ),
+        (M::POST, "/connectors/{provider}/reset", web::to(reset_only)),
+        (
+            M::GET,
             "/connectors/{provider}/tasks",
-            web::get().to(tasks::list_only),
-        )
-        .route(
-            "/connectors/{provider}/tasks/{task_id}",
-            web::get().to(tasks::get_only),
-        )
-        .route("/connectors/{provider}", web::post().to(install))
-        .route("/connectors/{provider}", web::delete().to(uninstall_only))
+            web::to(tasks::list_only),
+        ),
+        (
+            M::GET,
+            "/connectors/{provider}/tasks/{taskID}",
+            web::to(tasks::get_only),
+        ),
+        (M::POST, "/connectors/{provider}", web::to(install)),
+        (M::DELETE, "/connectors/{provider}", web::to(uninstall_only)),
         // One connector by id.
-        .route(
-            "/connectors/{provider}/{connector_id}",
-            web::delete().to(uninstall),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/config",
-            web::get().to(read_config),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/config",
-            web::post().to(update_config),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/reset",
-            web::post().to(reset),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/pause",
-            web::post().to(pause),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/resume",
-            web::post().to(resume),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/tasks",
-            web::get().to(tasks::list),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/tasks/{task_id}",
-            web::get().to(tasks::get),
-        )
-        .route(
-            "/connectors/{provider}/{connector_id}/tasks/{task_id}/restart",
-            web::post().to(tasks::restart),
-        );
+        (
+            M::DELETE,
+            "/connectors/{provider}/{connectorID}",
+            web::to(uninstall),
+        ),
+        (
+            M::GET,
+            "/connectors/{provider}/{connectorID}/config",
+            web::to(read_config),
+        ),
+        (
+            M::POST,
+            "/connectors/{provider}/{connectorID}/config",
+            web::to(update_config),
+        ),
+        (
+            M::POST,
+            "/connectors/{provider}/{connectorID}/reset",
+            web::to(reset),
+        ),
+        (
+            M::POST,
+            "/connectors/{provider}/{connectorID}/pause",
+            web::to(pause),
+        ),
+        (
+            M::POST,
+            "/connectors/{provider}/{connectorID}/resume",
+            web::to(resume),
+        ),
+        (
+            M::GET,
+            "/connectors/{provider}/{connectorID}/tasks",
+            web::to(tasks::list),
+        ),
+        (
+            M::GET,
+            "/connectors/{provider}/{connectorID}/tasks/{taskID}",
+            web::to(tasks::get),
+        ),
+        (
+            M::POST,
+            "/connectors/{provider}/{connectorID}/tasks/{taskID}/restart",
+            web::to(tasks::restart),
+        ),
+    ]
 }
 
 /// The loader of a provider path segment (any case), or 404.
@@ -137,19 +159,76 @@ pub async fn resolve(
 }
 
 /// Connectors still being installed are not shown.
+/// Connectors still being installed are not shown.
 fn visible(c: &ConnectorRow) -> bool {
     c.lifecycle != Lifecycle::Installing
 }
 
-#[derive(Serialize)]
-struct ConnectorJson {
+/// An installed connector.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectorJson {
+    /// Its provider, upper case.
+    #[schema(example = "DUMMY-PAY")]
     provider: String,
+    /// Its id.
     #[serde(rename = "connectorID")]
     connector_id: String,
+    /// Its name, unique among connectors.
     name: String,
+    /// False while paused.
     enabled: bool,
 }
 
+/// The id of a connector just installed.
+#[derive(Serialize, ToSchema)]
+pub struct Installed {
+    /// Its id.
+    #[serde(rename = "connectorID")]
+    connector_id: String,
+}
+
+/// Whether a config would be accepted, and what is wrong with it.
+#[derive(Serialize, ToSchema)]
+pub struct Validation {
+    /// True when `errors` is empty.
+    valid: bool,
+    /// Each offending field.
+    errors: Vec<FieldError>,
+}
+
+/// A connector's config: DUMMY-PAY's fields here; `GET /connectors/configs` lists each
+/// provider's.
+// For the OpenAPI document only: handlers take any JSON object and the provider validates it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // never built: it only describes the body
+pub struct ConnectorConfig {
+    /// The connector's name, unique among connectors.
+    #[schema(example = "local-files", min_length = 1, max_length = 256)]
+    name: String,
+    /// DUMMY-PAY: the directory to watch (created at install if missing).
+    #[schema(example = "./data/dummypay")]
+    directory: String,
+    /// DUMMY-PAY: how often the directory is listed (a duration, at most 30 days).
+    #[schema(example = "10s", default = "10s")]
+    file_polling_period: Option<String>,
+    /// DUMMY-PAY: only file names starting with this are ingested.
+    prefix_file_to_ingest: Option<String>,
+    /// DUMMY-PAY: demo account files written at install.
+    #[schema(minimum = 0, maximum = 100_000, default = 0)]
+    number_of_accounts_pre_generated: Option<u64>,
+    /// DUMMY-PAY: demo payment files written at install.
+    #[schema(minimum = 0, maximum = 100_000, default = 0)]
+    number_of_payments_pre_generated: Option<u64>,
+    /// Ignored (`GET …/config` adds it, so that clients can send it back).
+    #[schema(example = "Dummypay")]
+    provider: Option<String>,
+}
+
+/// Lists the installed connectors.
+#[utoipa::path(get, path = "/api/payments/connectors", tag = "connectors",
+    operation_id = "listAllConnectors",
+    responses((status = 200, description = "The connectors", body = Data<Vec<ConnectorJson>>)))]
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let data: Vec<ConnectorJson> = queries::connectors::all(state.storage.pool())
         .await?
@@ -162,19 +241,28 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             enabled: c.enabled,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(Data { data }))
 }
 
+/// Each provider's config fields: type, whether required, default.
+#[utoipa::path(get, path = "/api/payments/connectors/configs", tag = "connectors",
+    operation_id = "listConfigsAvailableConnectors",
+    responses((status = 200, description = "Fields by provider",
+        body = Data<BTreeMap<String, BTreeMap<String, FieldSpec>>>)))]
 async fn configs(state: web::Data<AppState>) -> HttpResponse {
-    let data: serde_json::Map<String, Value> = state
+    let data: BTreeMap<&str, ConfigSchema> = state
         .runtime
         .registry()
         .iter()
-        .map(|l| (l.provider().to_string(), json!(l.schema())))
+        .map(|l| (l.provider(), l.schema()))
         .collect();
-    HttpResponse::Ok().json(json!({ "data": data }))
+    HttpResponse::Ok().json(Data { data })
 }
 
+/// Validates a config without installing anything (beyond Formance).
+#[utoipa::path(post, path = "/api/payments/connectors/configs/{provider}/validate",
+    tag = "connectors", operation_id = "validateConnectorConfig", request_body = ConnectorConfig,
+    responses((status = 200, description = "The verdict", body = Data<Validation>)))]
 async fn validate(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -182,10 +270,16 @@ async fn validate(
 ) -> Result<HttpResponse, ApiError> {
     let loader = loader(&state, &path)?;
     let data = match checked_config(&loader, without_provider(body.0)) {
-        Ok(_) => json!({"valid": true, "errors": []}),
-        Err(e) => json!({"valid": false, "errors": e.0}),
+        Ok(_) => Validation {
+            valid: true,
+            errors: Vec::new(),
+        },
+        Err(e) => Validation {
+            valid: false,
+            errors: e.0,
+        },
     };
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(Data { data }))
 }
 
 /// Clients echo `GET …/config` back, `provider` included; it is not a config field.
@@ -194,19 +288,28 @@ fn without_provider(mut config: Config) -> Config {
     config
 }
 
+/// Installs a connector, all or nothing.
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}", tag = "connectors",
+    operation_id = "installConnector", request_body = ConnectorConfig,
+    responses((status = 201, description = "Installed", body = Data<Installed>)))]
 async fn install(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
     let loader = loader(&state, &path)?;
-    let id = state
+    let connector_id = state
         .runtime
         .install(loader.provider(), without_provider(body.0), false)
         .await?;
-    Ok(HttpResponse::Created().json(json!({ "data": { "connectorID": id } })))
+    Ok(HttpResponse::Created().json(Data {
+        data: Installed { connector_id },
+    }))
 }
 
+/// Uninstalls a connector, deleting its tasks, payments, accounts and balances.
+#[utoipa::path(delete, path = "/api/payments/connectors/{provider}/{connectorID}",
+    tag = "connectors", operation_id = "uninstallConnectorV1", responses((status = 204, description = "Uninstalled")))]
 async fn uninstall(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -217,6 +320,10 @@ async fn uninstall(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Uninstalls the provider's only connector (deprecated: use the form with the id).
+#[utoipa::path(delete, path = "/api/payments/connectors/{provider}", tag = "connectors",
+    operation_id = "uninstallConnector", responses((status = 204, description = "Uninstalled")))]
+#[deprecated = "use the form with {connectorID}"]
 async fn uninstall_only(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -233,9 +340,12 @@ fn config_json(state: &AppState, row: ConnectorRow) -> Result<HttpResponse, ApiE
         _ => Config::new(),
     };
     config.insert("provider".into(), json!(loader.provider_title()));
-    Ok(HttpResponse::Ok().json(json!({ "data": config })))
+    Ok(HttpResponse::Ok().json(Data { data: config }))
 }
 
+/// A connector's config, defaults applied, with `provider` (title case) added.
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/{connectorID}/config",
+    tag = "connectors", operation_id = "readConnectorConfigV1", responses((status = 200, description = "The config", body = Data<ConnectorConfig>)))]
 async fn read_config(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -245,6 +355,10 @@ async fn read_config(
     config_json(&state, row)
 }
 
+/// The config of the provider's only connector (deprecated).
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/config", tag = "connectors",
+    operation_id = "readConnectorConfig", responses((status = 200, description = "The config", body = Data<ConnectorConfig>)))]
+#[deprecated = "use the form with {connectorID}"]
 async fn read_config_only(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -253,6 +367,9 @@ async fn read_config_only(
     config_json(&state, row)
 }
 
+/// Replaces a connector's config; running tasks see it from their next run.
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/{connectorID}/config",
+    tag = "connectors", operation_id = "updateConnectorConfigV1", request_body = ConnectorConfig, responses((status = 204, description = "Updated")))]
 async fn update_config(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -267,6 +384,10 @@ async fn update_config(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Replaces the config of the provider's only connector (deprecated).
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/config", tag = "connectors",
+    operation_id = "updateConnectorConfig", request_body = ConnectorConfig, responses((status = 204, description = "Updated")))]
+#[deprecated = "use the form with {connectorID}"]
 async fn update_config_only(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -280,6 +401,9 @@ async fn update_config_only(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Resets a connector: its data is deleted and it is installed again, with the same id.
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/{connectorID}/reset",
+    tag = "connectors", operation_id = "resetConnectorV1", responses((status = 204, description = "Reset")))]
 async fn reset(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -290,6 +414,10 @@ async fn reset(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Resets the provider's only connector (deprecated).
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/reset", tag = "connectors",
+    operation_id = "resetConnector", responses((status = 204, description = "Reset")))]
+#[deprecated = "use the form with {connectorID}"]
 async fn reset_only(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -299,6 +427,9 @@ async fn reset_only(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Pauses a connector: runs stop, nothing starts until resume; persisted (beyond Formance).
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/{connectorID}/pause",
+    tag = "connectors", operation_id = "pauseConnector", responses((status = 204, description = "Paused")))]
 async fn pause(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -309,6 +440,9 @@ async fn pause(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Resumes a paused connector (beyond Formance).
+#[utoipa::path(post, path = "/api/payments/connectors/{provider}/{connectorID}/resume",
+    tag = "connectors", operation_id = "resumeConnector", responses((status = 204, description = "Resumed")))]
 async fn resume(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -69,12 +69,41 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
+/// Every error's body, as Formance writes it.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
+pub struct ErrorBody<'a> {
+    /// What kind of error.
     error_code: ErrorCode,
+    /// What is wrong, naming the field or value.
+    #[schema(example = "pageSize must be an integer from 1 to 100, not \"0\"")]
     error_message: &'a str,
 }
+
+impl ErrorCode {
+    /// Each code as written on the wire, once (several variants share a code).
+    pub const WIRE: [&'static str; 7] = [
+        "INTERNAL",
+        "VALIDATION",
+        "INVALID_ID",
+        "MISSING_OR_INVALID_BODY",
+        "CONFLICT",
+        "NOT_FOUND",
+        "FORBIDDEN",
+    ];
+}
+
+// Written by hand: a derived schema would list the shared codes twice.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Self::WIRE))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
 
 impl ApiError {
     /// An error with a code and message.

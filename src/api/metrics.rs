@@ -11,6 +11,9 @@ use super::AppState;
 use super::error::ApiError;
 use crate::storage::queries;
 
+/// Where the metrics are served: at the root, where Prometheus looks, not under the API.
+pub const PATH: &str = "/metrics";
+
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder (once; later calls reuse it).
@@ -21,6 +24,9 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
 }
 
 /// Serves the metrics.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition format",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = queries::tasks::count_by_status(state.storage.pool()).await?;
     for (connector_id, status, n) in counts {

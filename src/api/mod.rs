@@ -1,6 +1,7 @@
 //! The HTTP API, wire-compatible with Formance Payments v1, under `/api/payments`.
-//! One file per resource; [`error`] maps every error to `(status, errorCode)`;
-//! [`pagination`] implements the cursor envelope; [`guard`] keeps web pages out.
+//! One file per resource, each with its route table and the OpenAPI doc of its handlers;
+//! [`error`] maps every error to `(status, errorCode)`; [`pagination`] implements the cursor
+//! envelope; [`guard`] keeps web pages out; [`openapi`] assembles the document.
 
 pub mod accounts;
 pub mod connectors;
@@ -9,11 +10,13 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod payments;
 pub mod tasks;
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
 
 use crate::runtime::Runtime;
 use crate::storage::StorageHandle;
@@ -21,6 +24,9 @@ use error::ApiError;
 
 /// The base path every route lives under, as in Formance.
 pub const BASE_PATH: &str = "/api/payments";
+
+/// One route: its method, its path (under [`BASE_PATH`] unless said otherwise) and handler.
+pub type RouteEntry = (Method, &'static str, Route);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -37,29 +43,54 @@ pub struct AppState {
     pub cors_allowed_origins: Vec<String>,
 }
 
-/// The `{"data": …}` envelope. Serialized directly (never through `serde_json::Value`, which
-/// would turn exact amounts into floats).
-#[derive(serde::Serialize)]
+/// The `{"data": …}` envelope.
+// Serialized directly, never through `serde_json::Value`, which would turn exact amounts into
+// floats.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Data<T> {
     /// The object.
     pub data: T,
 }
 
-/// Registers every route: the API under [`BASE_PATH`], `/metrics` at the root, and a
-/// Formance-shaped 404 for everything else.
+/// Every route under [`BASE_PATH`], in matching order (actix tries them in turn, so literal
+/// segments come before parameters). Route tables are built on demand: a `Route` is not Clone.
+fn api_routes() -> Vec<RouteEntry> {
+    [
+        health::routes(),
+        connectors::routes(),
+        payments::routes(),
+        accounts::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Every `(method, full path)` the router serves, from the same tables it is built from: the
+/// OpenAPI test checks that the document lists exactly these.
+pub fn served() -> Vec<(Method, String)> {
+    let api = api_routes()
+        .into_iter()
+        .map(|(method, path, _)| (method, format!("{BASE_PATH}{path}")));
+    let root = [(Method::GET, metrics::PATH.to_string())];
+    api.chain(root).collect()
+}
+
+/// Registers every route: the API under [`BASE_PATH`], `/metrics`, the OpenAPI document and
+/// Swagger UI at the root, and a Formance-shaped 404 for everything else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let api = api_routes()
+        .into_iter()
+        .fold(web::scope(BASE_PATH), |scope, (method, path, route)| {
+            scope.route(path, route.method(method))
+        });
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::validation(format!("malformed path: {e}")).into()),
     )
-    .route("/metrics", web::get().to(metrics::metrics))
-    .service(
-        web::scope(BASE_PATH)
-            .configure(health::routes)
-            .configure(connectors::routes)
-            .configure(payments::routes)
-            .configure(accounts::routes),
-    )
+    .route(metrics::PATH, web::get().to(metrics::metrics))
+    .service(openapi::swagger_ui())
+    .service(api)
     .default_service(web::to(not_found));
 }
 

@@ -38,8 +38,25 @@ pub struct PageRequest<F> {
     pub backward: bool,
 }
 
+/// The paging query parameters of every list, for the OpenAPI document only: parsing is
+/// [`PageRequest::from_params`], which answers bad values with Formance error bodies.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)] // never built: it only describes the parameters
+pub struct PageQuery {
+    /// Rows per page.
+    #[param(minimum = 1, maximum = 100, default = 15)]
+    page_size: Option<i64>,
+    /// The opaque `next` or `previous` of an earlier page; when given, every other parameter
+    /// is ignored (the cursor carries them).
+    cursor: Option<String>,
+    /// The order: `createdAt:asc` or `createdAt:desc` (the default, newest first).
+    #[param(pattern = "^createdAt(:(asc|desc))?$", example = "createdAt:desc")]
+    sort: Option<String>,
+}
+
 /// The cursor envelope's body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cursor<T> {
     /// Rows per page.
@@ -57,7 +74,7 @@ pub struct Cursor<T> {
 }
 
 /// `{"cursor": …}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CursorResponse<T> {
     /// The page.
     pub cursor: Cursor<T>,

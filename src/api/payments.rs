@@ -2,28 +2,34 @@
 //! merging metadata. Amounts are JSON integers of any size, written from PostgreSQL's exact
 //! decimal text.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::extract::{JsonObject, Params, kind};
-use super::pagination::PageRequest;
-use super::{AppState, Data};
+use super::openapi::big_integer;
+use super::pagination::{CursorResponse, PageQuery, PageRequest};
+use super::{AppState, Data, RouteEntry};
 use crate::ids::PaymentKey;
 use crate::storage::commands::payments::PatchPaymentMetadata;
 use crate::storage::queries::payments::{self, AdjustmentRow, PaymentFilter, PaymentRow};
 
-/// Registers the payment routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/payments", web::get().to(list))
-        .route("/payments/{payment_id}", web::get().to(get))
-        .route(
-            "/payments/{payment_id}/metadata",
-            web::patch().to(patch_metadata),
-        );
+/// The payment routes.
+pub fn routes() -> Vec<RouteEntry> {
+    vec![
+        (Method::GET, "/payments", web::to(list)),
+        (Method::GET, "/payments/{paymentID}", web::to(get)),
+        (
+            Method::PATCH,
+            "/payments/{paymentID}/metadata",
+            web::to(patch_metadata),
+        ),
+    ]
 }
 
 /// An exact integer from PostgreSQL's text, as a JSON number.
@@ -43,38 +49,74 @@ fn null() -> Box<RawValue> {
     RawValue::from_string("null".into()).unwrap_or_else(|_| Box::<RawValue>::default())
 }
 
-#[derive(Serialize)]
+/// One change of a payment (its history).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AdjustmentJson {
+pub struct AdjustmentJson {
+    /// The payment's reference.
     reference: String,
+    /// When the change was ingested.
     created_at: DateTime<Utc>,
+    /// The status after the change.
+    #[schema(example = "SUCCEEDED")]
     status: String,
+    /// The amount after the change, in minor units.
+    #[schema(schema_with = big_integer)]
     amount: Box<RawValue>,
+    /// The provider's object that brought the change.
+    #[schema(value_type = Value)]
     raw: Box<RawValue>,
 }
 
-#[derive(Serialize)]
+/// A payment as Formance shows it.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PaymentJson {
+pub struct PaymentJson {
+    /// Derived from the connector id, reference and type.
     id: String,
+    /// The provider's reference.
     reference: String,
+    /// Its connector.
     #[serde(rename = "connectorID")]
     connector_id: String,
+    /// Its provider.
+    #[schema(example = "DUMMY-PAY")]
     provider: String,
+    /// PAY-IN, PAYOUT, TRANSFER or OTHER.
     #[serde(rename = "type")]
+    #[schema(example = "PAY-IN")]
     payment_type: String,
+    /// PENDING, SUCCEEDED, CANCELLED, FAILED, EXPIRED, REFUNDED, REFUNDED_FAILURE, DISPUTE,
+    /// DISPUTE_WON, DISPUTE_LOST or OTHER.
+    #[schema(example = "SUCCEEDED")]
     status: String,
+    /// The payment scheme (`visa`, `sepa credit`, …).
+    #[schema(example = "visa")]
     scheme: String,
+    /// `CUR/precision`.
+    #[schema(example = "EUR/2")]
     asset: String,
+    /// The current amount, in minor units.
+    #[schema(schema_with = big_integer)]
     amount: Box<RawValue>,
+    /// The amount first ingested.
+    #[schema(schema_with = big_integer)]
     initial_amount: Box<RawValue>,
+    /// Empty when none.
     #[serde(rename = "sourceAccountID")]
     source_account_id: String,
+    /// Empty when none.
     #[serde(rename = "destinationAccountID")]
     destination_account_id: String,
+    /// When the provider created it.
     created_at: DateTime<Utc>,
+    /// The provider's object as first ingested.
+    #[schema(value_type = Value)]
     raw: Box<RawValue>,
+    /// String metadata.
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Option<Value>,
+    /// Its history, oldest first.
     adjustments: Vec<AdjustmentJson>,
 }
 
@@ -124,6 +166,32 @@ struct Filter {
     reference: Option<String>,
 }
 
+/// The payment list's filters, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // never built: it only describes the parameters
+pub struct PaymentQuery {
+    /// Only this connector's payments.
+    #[param(rename = "connectorID")]
+    connector_id: Option<String>,
+    /// Only payments with this status.
+    #[param(example = "SUCCEEDED")]
+    status: Option<String>,
+    /// Only payments of this type.
+    #[param(rename = "type", example = "PAY-IN")]
+    payment_type: Option<String>,
+    /// Only payments in this asset.
+    #[param(example = "EUR/2")]
+    asset: Option<String>,
+    /// Only the payments with this reference.
+    reference: Option<String>,
+}
+
+/// Lists payments, newest first unless sorted otherwise.
+#[utoipa::path(get, path = "/api/payments/payments", tag = "payments",
+    operation_id = "listPayments", params(PageQuery, PaymentQuery),
+    responses((status = 200, description = "A page of payments",
+        body = CursorResponse<PaymentJson>)))]
 async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
     let request = PageRequest::from_params(&params, |p| {
         Ok(Filter {
@@ -150,6 +218,9 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
     )))
 }
 
+/// One payment, with its adjustments.
+#[utoipa::path(get, path = "/api/payments/payments/{paymentID}", tag = "payments",
+    operation_id = "getPayment", responses((status = 200, description = "The payment", body = Data<PaymentJson>)))]
 async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -164,6 +235,10 @@ async fn get(
     }))
 }
 
+/// Merges string metadata into a payment's.
+#[utoipa::path(patch, path = "/api/payments/payments/{paymentID}/metadata", tag = "payments",
+    operation_id = "updateMetadata", request_body(content = BTreeMap<String, String>, example = json!({"order": "42"})),
+    responses((status = 204, description = "Merged")))]
 async fn patch_metadata(
     state: web::Data<AppState>,
     path: web::Path<String>,

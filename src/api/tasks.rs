@@ -6,41 +6,70 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::connectors::resolve;
 use super::error::{ApiError, ErrorCode};
 use super::extract::Params;
-use super::pagination::PageRequest;
+use super::pagination::{CursorResponse, PageQuery, PageRequest};
 use super::{AppState, Data};
 use crate::sdk::{Schedule, TaskStatus};
 use crate::storage::queries::tasks::{self, TaskRow};
 
-/// A task as the API shows it.
-#[derive(Serialize)]
+/// A task as the API shows it: Formance's fields, then the schedule and run bookkeeping.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TaskJson {
+pub struct TaskJson {
+    /// Derived from the connector id and the descriptor.
     id: Uuid,
+    /// Its connector.
     #[serde(rename = "connectorID")]
     connector_id: String,
+    /// When it was first scheduled.
     created_at: DateTime<Utc>,
+    /// When its row last changed.
     updated_at: DateTime<Utc>,
+    /// The connector's JSON naming the task (DUMMY-PAY: `{name, key, fileName}`).
     descriptor: Value,
+    /// Where it is in its life.
     status: TaskStatus,
+    /// The state the task saved, if any.
     state: Option<Value>,
+    /// The last error, if any.
     error: Option<String>,
-    // Beyond Formance.
+    /// Beyond Formance: when it runs.
+    #[schema(example = "RUN_PERIODICALLY")]
     scheduling_option: &'static str,
+    /// Beyond Formance: what rescheduling and failure do.
+    #[schema(example = "RESTART_IF_NOT_ACTIVE")]
     restart_option: &'static str,
+    /// The period or delay of RUN_PERIODICALLY / RUN_IN_DURATION tasks.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "10s")]
     period: Option<String>,
+    /// Consecutive retryable failures of the current run.
     attempts: u32,
+    /// Consecutive failed runs (RESTART_ALWAYS).
     restarts: u32,
+    /// Which run this is.
     run_number: i64,
+    /// When a live task runs next.
     next_run_at: Option<DateTime<Utc>>,
+    /// When a run last succeeded.
     last_success_at: Option<DateTime<Utc>>,
+    /// The task that scheduled it.
     #[serde(rename = "parentID")]
     parent_id: Option<Uuid>,
+}
+
+/// The task list's filter, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // never built: it only describes the parameter
+pub struct TaskQuery {
+    /// Only tasks with this status (any case).
+    status: Option<TaskStatus>,
 }
 
 fn task_json(row: TaskRow) -> TaskJson {
@@ -112,7 +141,11 @@ async fn list_of(
     )))
 }
 
-/// GET …/{connectorID}/tasks
+/// A connector's tasks, newest first.
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/{connectorID}/tasks",
+    tag = "tasks", operation_id = "listConnectorTasksV1",
+    params(PageQuery, TaskQuery),
+    responses((status = 200, description = "A page of tasks", body = CursorResponse<TaskJson>)))]
 pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -122,7 +155,11 @@ pub async fn list(
     list_of(&state, &provider, Some(&id), &params).await
 }
 
-/// GET /connectors/{provider}/tasks (deprecated)
+/// The tasks of the provider's only connector (deprecated).
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/tasks", tag = "tasks",
+    operation_id = "listConnectorTasks", params(PageQuery, TaskQuery),
+    responses((status = 200, description = "A page of tasks", body = CursorResponse<TaskJson>)))]
+#[deprecated = "use the form with {connectorID}"]
 pub async fn list_only(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -152,7 +189,9 @@ async fn get_of(
     }))
 }
 
-/// GET …/{connectorID}/tasks/{taskID}
+/// One task.
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/{connectorID}/tasks/{taskID}",
+    tag = "tasks", operation_id = "getConnectorTaskV1", responses((status = 200, description = "The task", body = Data<TaskJson>)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -161,7 +200,10 @@ pub async fn get(
     get_of(&state, &provider, Some(&id), &task_id).await
 }
 
-/// GET /connectors/{provider}/tasks/{taskID} (deprecated)
+/// One task of the provider's only connector (deprecated).
+#[utoipa::path(get, path = "/api/payments/connectors/{provider}/tasks/{taskID}", tag = "tasks",
+    operation_id = "getConnectorTask", responses((status = 200, description = "The task", body = Data<TaskJson>)))]
+#[deprecated = "use the form with {connectorID}"]
 pub async fn get_only(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -170,7 +212,10 @@ pub async fn get_only(
     get_of(&state, &provider, None, &task_id).await
 }
 
-/// POST …/{connectorID}/tasks/{taskID}/restart: runs a FAILED, TERMINATED or STOPPED task again.
+/// Runs a FAILED, TERMINATED or STOPPED task again (beyond Formance; a live one is CONFLICT).
+#[utoipa::path(post,
+    path = "/api/payments/connectors/{provider}/{connectorID}/tasks/{taskID}/restart",
+    tag = "tasks", operation_id = "restartConnectorTask", responses((status = 204, description = "Restarted")))]
 pub async fn restart(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,

@@ -177,6 +177,10 @@ pub fn checked_config(
     let config = loader.apply_defaults(config);
     loader.validate(&config)?;
     match config.get("name").and_then(|v| v.as_str()) {
+        Some(name) if name.chars().count() > MAX_NAME_CHARS => Err(ConfigError::field(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        )),
         Some(name) if !name.trim().is_empty() => {
             let name = name.to_string();
             Ok((config, name))
@@ -184,6 +188,10 @@ pub fn checked_config(
         _ => Err(ConfigError::field("name", "is required")),
     }
 }
+
+/// The longest connector name: names are unique through a btree index, whose entries cannot
+/// exceed about 2.7 kB (256 characters are at most 1 kB of UTF-8).
+pub const MAX_NAME_CHARS: usize = 256;
 
 impl Handler<InstallConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<String, RuntimeError>>;

@@ -15,10 +15,11 @@ use super::{Clock, Scheduler, Task, TaskError};
 pub type Config = serde_json::Map<String, Value>;
 
 /// One config field, as `GET /connectors/configs` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldSpec {
     /// Formance's type names: `string`, `duration ns`, `unsigned integer`, `boolean`.
+    #[schema(example = "string")]
     pub data_type: &'static str,
     /// Whether the field must be given.
     pub required: bool,
@@ -31,7 +32,7 @@ pub struct FieldSpec {
 pub type ConfigSchema = BTreeMap<&'static str, FieldSpec>;
 
 /// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's name.
     pub field: String,

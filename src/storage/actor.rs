@@ -415,14 +415,14 @@ async fn apply_all(
                     savepoint.commit().await.map_err(tx_err)?;
                     committed_any = true;
                 }
-                // The connection itself is broken: the whole batch fails.
-                Err(e @ StorageError::Unavailable { .. }) => {
-                    return Err(BatchFailure::Transaction(e));
-                }
-                Err(e) => {
-                    pending.fail(e);
-                    savepoint.rollback().await.map_err(tx_err)?;
-                }
+                // A command's error, even a retryable one (a balance whose account is not
+                // ingested yet), is its own; only a connection that cannot even roll back the
+                // savepoint fails the whole batch.
+                Err(e) => match savepoint.rollback().await {
+                    Ok(()) => pending.fail(e),
+                    Err(_) if e.is_transient() => return Err(BatchFailure::Transaction(e)),
+                    Err(rollback) => return Err(tx_err(rollback)),
+                },
             }
         }
         if !committed_any {

@@ -215,10 +215,10 @@ fn find_binaries(configured: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         candidates.push(dir.into());
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            candidates.push(String::from_utf8_lossy(&out.stdout).trim().into());
-        }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        candidates.push(String::from_utf8_lossy(&out.stdout).trim().into());
     }
     // Debian and Ubuntu install each major version under /usr/lib/postgresql/<major>/bin.
     if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {

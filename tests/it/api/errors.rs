@@ -123,3 +123,101 @@ fn base64_url(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+/// Found by scripts/fuzz-api.sh: `POST …/reset` and `…/resume` answered 503 "database
+/// unavailable during ingesting balances" because their writes shared a storage batch with an
+/// ingest whose balance named an account not ingested yet. That retryable error is the ingest's
+/// alone: the other writes of the batch commit.
+#[actix_rt::test]
+async fn a_retryable_ingest_error_is_not_answered_to_the_other_writes_of_its_batch() {
+    use std::time::Duration;
+    use tributary::ids::ConnectorKey;
+    use tributary::sdk::ingest::{Amount, BalanceData, Batch};
+    use tributary::storage::StorageHandle;
+    use tributary::storage::commands::connectors::InsertConnector;
+    use tributary::storage::commands::ingest::IngestBatch;
+
+    let db = crate::helpers::TestDb::new().await;
+    // A linger long enough for both writes below to share one batch.
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::from_millis(200));
+    let insert = |name: &str| {
+        let key = ConnectorKey {
+            provider: "DUMMY-PAY".into(),
+            reference: uuid::Uuid::new_v4(),
+        };
+        let row = InsertConnector {
+            id: key.id(),
+            reference: key.reference,
+            provider: key.provider.clone(),
+            name: name.into(),
+            config: json!({"directory": "/tmp"}),
+            declared: false,
+        };
+        (key, row)
+    };
+    let (key, row) = insert("ingesting");
+    storage.write(row).await.expect("connector");
+    let orphan_balance = IngestBatch {
+        connector: key,
+        batch: Batch {
+            balances: vec![BalanceData {
+                account_reference: "not-ingested-yet".into(),
+                asset: "EUR/2".into(),
+                balance: Amount::balance("balance", "-5").expect("amount"),
+                at: chrono::Utc::now(),
+            }],
+            ..Batch::default()
+        },
+    };
+    let (_, other) = insert("api-write");
+    let (ingest, api_write) = futures::join!(storage.write(orphan_balance), storage.write(other));
+    assert!(
+        ingest.as_ref().is_err_and(|e| e.is_transient()),
+        "{ingest:?}"
+    );
+    api_write.expect("the other write of the batch commits");
+}
+
+/// Found while fuzzing: a long, incompressible connector name (10,000 characters) was a 500
+/// (its unique index entry exceeded PostgreSQL's limit). Now a 400 naming the field, on
+/// install, config update and validate, and nothing is stored.
+#[actix_rt::test]
+async fn an_overlong_connector_name_is_a_validation_error() {
+    let api = Api::start().await;
+    // Incompressible, as the index limit applies after compression.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let long: String = (0..10_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let install = api.post("/connectors/TEST", &json!({ "name": long })).await;
+    assert!(install.error(400, "VALIDATION").contains("name"));
+    assert_eq!(api.get("/connectors").await.body["data"], json!([]));
+
+    let id = api.install("short").await;
+    let update = api
+        .post(
+            &format!("/connectors/TEST/{id}/config"),
+            &json!({ "name": long }),
+        )
+        .await;
+    assert!(update.error(400, "VALIDATION").contains("name"));
+    let validate = api
+        .post(
+            "/connectors/configs/TEST/validate",
+            &json!({ "name": long }),
+        )
+        .await;
+    assert_eq!(validate.body["data"]["valid"], false, "{}", validate.body);
+    assert_eq!(
+        api.get(&format!("/connectors/TEST/{id}/config")).await.body["data"]["name"],
+        "short"
+    );
+    let max = "é".repeat(tributary::runtime::manager::MAX_NAME_CHARS);
+    let reply = api.post("/connectors/TEST", &json!({ "name": max })).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}

@@ -3,6 +3,7 @@
 mod connectors;
 mod data;
 mod errors;
+mod openapi;
 mod tasks;
 
 use std::sync::Arc;

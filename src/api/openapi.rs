@@ -1,0 +1,163 @@
+//! The OpenAPI 3.1 document of the whole HTTP API, served at `/openapi.json`, and Swagger UI
+//! at `/swagger-ui/` (its assets are compiled in: no network needed). Each handler carries its
+//! own `#[utoipa::path]` and each response type its `ToSchema`, so the document sits next to
+//! the code it describes; this module only gathers them and adds what every operation shares.
+
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::error::ErrorBody;
+use super::{accounts, connectors, health, metrics, payments, tasks};
+
+/// Where the document is served.
+pub const DOC_PATH: &str = "/openapi.json";
+
+/// The document: every route of [`super::served`], checked by tests/it/api/openapi.rs.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tributary",
+        description = "A payments connector runtime, wire-compatible with Formance Payments v1. \
+            Errors are `{\"errorCode\", \"errorMessage\"}`: 4xx for bad input (the message \
+            names what is wrong), 503 while the database is unreachable."
+    ),
+    paths(
+        health::live, health::health, health::info,
+        connectors::list, connectors::configs, connectors::validate,
+        connectors::read_config_only, connectors::update_config_only, connectors::reset_only,
+        tasks::list_only, tasks::get_only,
+        connectors::install, connectors::uninstall_only, connectors::uninstall,
+        connectors::read_config, connectors::update_config, connectors::reset,
+        connectors::pause, connectors::resume,
+        tasks::list, tasks::get, tasks::restart,
+        payments::list, payments::get, payments::patch_metadata,
+        accounts::list, accounts::get, accounts::balances,
+        metrics::metrics,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Shared),
+    tags(
+        (name = "health", description = "Liveness, readiness and version"),
+        (name = "connectors", description = "Install, configure, reset, pause connectors"),
+        (name = "tasks", description = "A connector's tasks"),
+        (name = "payments", description = "Ingested payments and their history"),
+        (name = "accounts", description = "Ingested accounts and balances"),
+        (name = "metrics", description = "Prometheus metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// What every operation shares, written once: the error answers (a 4xx for bad input, 503
+/// while the database is unreachable) and the path parameters' descriptions (utoipa infers the
+/// parameters themselves from the handlers' `web::Path` arguments).
+struct Shared;
+
+/// Each path parameter: its description and an example.
+const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
+    (
+        "provider",
+        "The provider, in any case; an unknown one is 404",
+        "DUMMY-PAY",
+    ),
+    (
+        "connectorID",
+        "A connector id, as `POST /connectors/{provider}` returned it",
+        "eyJQcm92aWRlciI6IkRVTU1ZLVBBWSIsIlJlZmVyZW5jZSI6IjAxOTM0ZTZjLTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMCJ9",
+    ),
+    (
+        "taskID",
+        "A task id (a UUID)",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    ),
+    (
+        "paymentID",
+        "A payment id, as listed by `GET /payments`",
+        "",
+    ),
+    (
+        "accountID",
+        "An account id, as listed by `GET /accounts`",
+        "",
+    ),
+];
+
+impl Modify for Shared {
+    fn modify(&self, doc: &mut Document) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorBody",
+                        ))))
+                        .build(),
+                )
+                .build()
+        };
+        let operations = doc.paths.paths.values_mut().flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for operation in operations {
+            add(
+                operation,
+                "4XX",
+                error("Bad input, or not found: the message says which"),
+            );
+            add(
+                operation,
+                "503",
+                error("The database is unreachable: retry later"),
+            );
+            let parameters = operation.parameters.iter_mut().flatten();
+            for parameter in parameters.filter_map(|p| match p {
+                RefOr::T(p) => Some(p),
+                RefOr::Ref(_) => None,
+            }) {
+                let known = PATH_PARAMETERS.iter().find(|(n, ..)| *n == parameter.name);
+                if let (ParameterIn::Path, Some((_, description, example))) =
+                    (&parameter.parameter_in, known)
+                {
+                    parameter.description = Some(description.to_string());
+                    if let (false, Some(RefOr::T(Schema::Object(schema)))) =
+                        (example.is_empty(), &mut parameter.schema)
+                    {
+                        schema.examples = vec![(*example).into()];
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add(operation: &mut Operation, status: &str, response: utoipa::openapi::Response) {
+    let responses = &mut operation.responses.responses;
+    if !responses.contains_key(status) {
+        responses.insert(status.to_string(), RefOr::T(response));
+    }
+}
+
+/// The schema of an exact integer of any size (amounts): written from PostgreSQL's `numeric`
+/// text, never through a float, so it has no `format`.
+pub fn big_integer() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some("An exact integer of any size, in minor units"))
+        .build()
+}
+
+/// Swagger UI at `/swagger-ui/`, reading the document from [`DOC_PATH`] (which it serves).
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/swagger-ui/{_:.*}").url(DOC_PATH, ApiDoc::openapi())
+}
