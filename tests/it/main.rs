@@ -15,5 +15,6 @@ mod instance_lock;
 mod migrations;
 mod outage;
 mod runtime;
+mod secrets;
 mod settings;
 mod storage_actor;
