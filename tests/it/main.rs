@@ -17,4 +17,5 @@ mod outage;
 mod runtime;
 mod secrets;
 mod settings;
+mod sigterm;
 mod storage_actor;
