@@ -10,6 +10,7 @@ pub mod cli;
 pub mod connectors;
 pub mod declared;
 pub mod ids;
+pub mod redact;
 pub mod runtime;
 pub mod sdk;
 pub mod settings;

@@ -148,7 +148,7 @@ pub struct LogSettings {
 }
 
 /// A connector declared in the settings file, identified by (provider, name).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredConnector {
     /// The provider, e.g. `DUMMY-PAY`.
@@ -158,6 +158,18 @@ pub struct DeclaredConnector {
     /// The connector's configuration, as the install API takes it.
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+// The config may hold secrets (and `Settings` is `Debug`): only its keys are shown.
+impl std::fmt::Debug for DeclaredConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = serde_json::Value::Object(self.config.clone());
+        f.debug_struct("DeclaredConnector")
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("config", &crate::redact::ConfigKeys(&config))
+            .finish()
+    }
 }
 
 impl Default for Settings {

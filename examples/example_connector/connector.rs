@@ -70,6 +70,7 @@ impl Loader for ExampleLoader {
                     data_type: "string",
                     required: true,
                     default_value: None,
+                    secret: false,
                 },
             ),
             (
@@ -78,6 +79,7 @@ impl Loader for ExampleLoader {
                     data_type: "string",
                     required: true,
                     default_value: None,
+                    secret: false,
                 },
             ),
             (
@@ -86,6 +88,7 @@ impl Loader for ExampleLoader {
                     data_type: "duration ns",
                     required: false,
                     default_value: Some(json!("10s")),
+                    secret: false,
                 },
             ),
         ])

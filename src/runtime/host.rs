@@ -14,6 +14,7 @@ use super::error::task_error;
 use super::messages::{AcquireSlot, ReleaseSlot, ScheduleTask};
 use super::supervisor::ConnectorSupervisor;
 use crate::ids::ConnectorKey;
+use crate::redact::Redactor;
 use crate::sdk::host::{Host, RunRef};
 use crate::sdk::ingest::{Batch, IngestReport};
 use crate::sdk::{Clock, Connector, ScheduleOptions, TaskError};
@@ -37,6 +38,9 @@ pub struct ConnectorHost {
     pub connector: RwLock<Arc<dyn Connector>>,
     /// The connector's supervisor.
     pub supervisor: Addr<ConnectorSupervisor>,
+    /// Masks the secrets of the connector's config (current and replaced ones) in the errors
+    /// its code returns, before they are logged, stored or answered.
+    pub redactor: RwLock<Redactor>,
 }
 
 impl ConnectorHost {
@@ -46,6 +50,14 @@ impl ConnectorHost {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A task or hook error of this connector with its config's secrets masked.
+    pub fn redact(&self, error: TaskError) -> TaskError {
+        self.redactor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .task_error(error)
     }
 }
 

@@ -23,6 +23,7 @@ use super::messages::{
 use super::registry::Registry;
 use super::supervisor::{ConnectorSupervisor, SupervisorConfig};
 use crate::ids::ConnectorKey;
+use crate::redact::Redactor;
 use crate::sdk::{Clock, Config, ConfigError, Connector, Loader, TaskError};
 use crate::settings::RuntimeSettings;
 use crate::storage::commands::connectors::{
@@ -46,11 +47,13 @@ impl Env {
         connector_id: &str,
         loader: &Arc<dyn Loader>,
         connector: Arc<dyn Connector>,
+        redactor: Redactor,
         paused: bool,
     ) -> Addr<ConnectorSupervisor> {
         ConnectorSupervisor::launch(SupervisorConfig {
             connector_id: connector_id.to_string(),
             connector,
+            redactor,
             allow_tasks: loader.allow_tasks(),
             paused,
             storage: self.storage.clone(),
@@ -169,13 +172,17 @@ impl Handler<Register> for ConnectorManager {
 }
 
 /// Applies defaults and validates; the name is required for every provider. Returns the
-/// config to store and the connector's name.
+/// config to store and the connector's name. The provider's messages may quote values: the
+/// secret ones are masked here, the one place every install, update, validate and declared
+/// config passes through.
 pub fn checked_config(
     loader: &Arc<dyn Loader>,
     config: Config,
 ) -> Result<(Config, String), ConfigError> {
     let config = loader.apply_defaults(config);
-    loader.validate(&config)?;
+    if let Err(e) = loader.validate(&config) {
+        return Err(Redactor::new(&loader.schema(), &config).config_error(e));
+    }
     match config.get("name").and_then(|v| v.as_str()) {
         Some(name) if name.chars().count() > MAX_NAME_CHARS => Err(ConfigError::field(
             "name",
@@ -192,6 +199,19 @@ pub fn checked_config(
 /// The longest connector name: names are unique through a btree index, whose entries cannot
 /// exceed about 2.7 kB (256 characters are at most 1 kB of UTF-8).
 pub const MAX_NAME_CHARS: usize = 256;
+
+/// Builds a connector from a checked config, with the redactor of that config's secrets
+/// (which also masks them in a load error).
+fn load(
+    loader: &Arc<dyn Loader>,
+    config: &Config,
+) -> Result<(Arc<dyn Connector>, Redactor), ConfigError> {
+    let redactor = Redactor::new(&loader.schema(), config);
+    match loader.load(config) {
+        Ok(connector) => Ok((connector, redactor)),
+        Err(e) => Err(redactor.config_error(e)),
+    }
+}
 
 impl Handler<InstallConnector> for ConnectorManager {
     type Result = ResponseFuture<Result<String, RuntimeError>>;
@@ -210,7 +230,7 @@ impl Handler<InstallConnector> for ConnectorManager {
                 .cloned()
                 .ok_or_else(|| RuntimeError::UnknownProvider(msg.provider.clone()))?;
             let (config, name) = checked_config(&loader, msg.config)?;
-            let connector = loader.load(&config)?;
+            let (connector, redactor) = load(&loader, &config)?;
             let key = ConnectorKey {
                 provider: loader.provider().to_string(),
                 reference: Uuid::new_v4(),
@@ -226,7 +246,7 @@ impl Handler<InstallConnector> for ConnectorManager {
                     declared: msg.declared,
                 })
                 .await?;
-            let supervisor = env.launch(&connector_id, &loader, connector, false);
+            let supervisor = env.launch(&connector_id, &loader, connector, redactor, false);
             let _ = me
                 .send(Register {
                     connector_id: connector_id.clone(),
@@ -451,7 +471,7 @@ impl Handler<UpdateConnectorConfig> for ConnectorManager {
             false,
             |env, id, supervisor, loader| async move {
                 let (config, name) = checked_config(&loader, config)?;
-                let connector = loader.load(&config)?;
+                let (connector, redactor) = load(&loader, &config)?;
                 env.storage
                     .write(UpdateConnector {
                         id,
@@ -460,7 +480,13 @@ impl Handler<UpdateConnectorConfig> for ConnectorManager {
                         ..Default::default()
                     })
                     .await?;
-                match supervisor.send(ReplaceConnector { connector }).await {
+                match supervisor
+                    .send(ReplaceConnector {
+                        connector,
+                        redactor,
+                    })
+                    .await
+                {
                     Ok(Err(e)) => Err(RuntimeError::ConfigHookFailed(e)),
                     _ => Ok(()),
                 }
@@ -573,16 +599,18 @@ async fn restore_one(env: &Env, me: &Addr<ConnectorManager>, row: ConnectorRow) 
     };
     // A stored config that no longer loads (a provider's validation changed) keeps the
     // connector registered but idle, so that it can still be reconfigured or uninstalled.
+    let redactor = Redactor::new(&loader.schema(), &config);
     let (connector, loads): (Arc<dyn Connector>, bool) = match loader.load(&config) {
         Ok(c) => (c, true),
         Err(e) => {
+            let e = redactor.config_error(e);
             tracing::error!(connector_id = %id, error = %e,
                 "stored config does not load; connector idle: update its config, then resume it, or uninstall it");
             (Arc::new(Unloadable(e.to_string())), false)
         }
     };
     let paused = !loads || !row.enabled || row.lifecycle != Lifecycle::Installed;
-    let supervisor = env.launch(&id, &loader, connector, paused);
+    let supervisor = env.launch(&id, &loader, connector, redactor, paused);
     let _ = me
         .send(Register {
             connector_id: id.clone(),

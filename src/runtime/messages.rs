@@ -190,6 +190,8 @@ pub enum RunHook {
 pub struct ReplaceConnector {
     /// The new connector value.
     pub connector: std::sync::Arc<dyn crate::sdk::Connector>,
+    /// Masks the new config's secrets (added to the old ones').
+    pub redactor: crate::redact::Redactor,
 }
 
 /// Runs an ended task again (supervisor side of [`RestartTask`]).

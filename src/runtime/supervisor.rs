@@ -24,6 +24,7 @@ use super::messages::{
 use super::policy::{self, Counters};
 use super::task_actor::{TaskActor, TaskSpec};
 use crate::ids;
+use crate::redact::Redactor;
 use crate::sdk::host::RunRef;
 use crate::sdk::{
     Clock, Connector, ConnectorContext, Restart, Schedule, ScheduleOptions, TaskError, TaskStatus,
@@ -83,6 +84,8 @@ pub struct SupervisorConfig {
     pub connector_id: String,
     /// The connector value.
     pub connector: Arc<dyn Connector>,
+    /// Masks the secrets of the config the connector was built from.
+    pub redactor: Redactor,
     /// The most concurrent runs.
     pub allow_tasks: usize,
     /// Start paused (nothing runs until resumed).
@@ -106,6 +109,7 @@ impl ConnectorSupervisor {
                 settings: config.settings,
                 connector: RwLock::new(config.connector),
                 supervisor: ctx.address(),
+                redactor: RwLock::new(config.redactor),
             });
             ConnectorSupervisor {
                 host,
@@ -521,6 +525,7 @@ impl Handler<RunHook> for ConnectorSupervisor {
     fn handle(&mut self, msg: RunHook, _ctx: &mut Self::Context) -> Self::Result {
         let connector = self.host.connector();
         let ctx = ConnectorContext::new(self.host.clone());
+        let host = self.host.clone();
         // Hooks run like task bodies: spawned, so a panic is a failure, not a crash.
         let handle = actix_rt::spawn(async move {
             match msg {
@@ -529,11 +534,13 @@ impl Handler<RunHook> for ConnectorSupervisor {
             }
         });
         Box::pin(async move {
-            match handle.await {
+            let outcome = match handle.await {
                 Ok(outcome) => outcome,
                 Err(e) if e.is_panic() => Err(TaskError::Failed("connector hook panicked".into())),
                 Err(_) => Err(TaskError::Cancelled),
-            }
+            };
+            // Hook errors are logged and answered by the manager: no secret may be in them.
+            outcome.map_err(|e| host.redact(e))
         })
     }
 }
@@ -547,14 +554,25 @@ impl Handler<ReplaceConnector> for ConnectorSupervisor {
             .connector
             .write()
             .unwrap_or_else(|e| e.into_inner()) = msg.connector.clone();
+        {
+            // Old secrets stay masked too: a run that started before the swap still uses them.
+            let mut redactor = self
+                .host
+                .redactor
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            *redactor = msg.redactor.merged(&redactor);
+        }
         let ctx = ConnectorContext::new(self.host.clone());
         let connector = msg.connector;
+        let host = self.host.clone();
         let handle = actix_rt::spawn(async move { connector.config_updated(&ctx).await });
         Box::pin(async move {
-            match handle.await {
+            let outcome = match handle.await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(TaskError::Failed("config_updated hook panicked".into())),
-            }
+            };
+            outcome.map_err(|e| host.redact(e))
         })
     }
 }

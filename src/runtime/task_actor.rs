@@ -280,6 +280,8 @@ impl TaskActor {
 
     /// Applies the policy to a run's outcome and persists the next step.
     fn finish_run(&mut self, outcome: Result<(), TaskError>, ctx: &mut Context<Self>) {
+        // From here the error is logged, stored and handed to waiters: no secret may be in it.
+        let outcome = outcome.map_err(|e| self.host.redact(e));
         self.release_slot();
         self.phase = Phase::Idle;
         if self.stopping.is_some() {

@@ -26,6 +26,12 @@ pub struct FieldSpec {
     /// The value used when the field is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_value: Option<Value>,
+    /// The value is a secret (an API key, a password): the runtime masks it in every error
+    /// message and log line it produces about the connector (config validation errors, task
+    /// errors, install/uninstall/config hook errors). Not shown in `GET /connectors/configs`,
+    /// whose shape is Formance's.
+    #[serde(skip)]
+    pub secret: bool,
 }
 
 /// A connector's config fields by name.

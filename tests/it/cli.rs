@@ -15,7 +15,8 @@ use crate::helpers::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
-fn free_port() -> u16 {
+/// A TCP port free right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -47,7 +48,7 @@ fn serve(data_dir: &Path, port: u16, database_url: Option<&str>) -> Child {
 }
 
 /// GET a path with a plain HTTP/1.0 request; returns the status code.
-fn http_status(port: u16, path: &str) -> Option<u16> {
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -74,7 +75,8 @@ fn wait_healthy(child: &mut Child, port: u16) {
     }
 }
 
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// Waits up to `timeout` for the child to exit; its status, or None if it still runs.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -95,7 +97,8 @@ fn stderr(child: &mut Child) -> String {
     out
 }
 
-fn postmaster_pid(data_dir: &Path) -> u32 {
+/// The pid of the embedded PostgreSQL of a data directory, from its `postmaster.pid`.
+pub fn postmaster_pid(data_dir: &Path) -> u32 {
     let text =
         std::fs::read_to_string(data_dir.join("postgres/postmaster.pid")).expect("postmaster.pid");
     text.lines()
@@ -104,7 +107,8 @@ fn postmaster_pid(data_dir: &Path) -> u32 {
         .expect("pid")
 }
 
-fn signal(child: &Child, sig: Signal) {
+/// Sends `sig` to the child.
+pub fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(child.id() as i32), sig).expect("signal");
 }
 

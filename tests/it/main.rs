@@ -15,5 +15,7 @@ mod instance_lock;
 mod migrations;
 mod outage;
 mod runtime;
+mod secrets;
 mod settings;
+mod sigterm;
 mod storage_actor;

@@ -1,6 +1,8 @@
 //! A database outage in the middle of ingestion, through a TCP proxy the test controls
 //! (stopping the shared server would break the other tests): the service stays up, health is
 //! 503 meanwhile, tasks retry instead of failing, and afterwards every payment is there once.
+//! Its length and size are parameters (`TRIBUTARY_OUTAGE_SECS`, `TRIBUTARY_OUTAGE_FILES`):
+//! short for CI, 15 s and thousands of files in `scripts/outage-test.sh`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,8 +82,32 @@ impl Proxy {
     }
 }
 
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A counter of the Prometheus text for one connector (0 when absent).
+fn counter(metrics: &str, name: &str, connector_id: &str) -> u64 {
+    let prefix = format!("{name}{{connector_id=\"{connector_id}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// The outage's length and the number of files are parameters, small by default for CI;
+/// `scripts/outage-test.sh` runs it with `TRIBUTARY_OUTAGE_SECS=15` and a few thousand files
+/// (`TRIBUTARY_OUTAGE_FILES`, half dropped before the cut, half during it) on the release
+/// build, and reads the JSON line of figures it prints.
 #[actix_rt::test]
 async fn ingestion_survives_a_database_outage_with_every_payment_once() {
+    let outage = Duration::from_secs(env_u64("TRIBUTARY_OUTAGE_SECS", 3));
+    let files = env_u64("TRIBUTARY_OUTAGE_FILES", 600).max(2);
+    let (before, during) = (files / 2, files - files / 2);
     let db = TestDb::new().await;
     let config: tokio_postgres::Config = db.url.parse().expect("url");
     let host = config.get_hosts()[0].clone();
@@ -97,7 +123,8 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
     let mut settings = test_settings();
     settings.database.timeout = Duration::from_secs(1);
     let app = Application::build(&settings, &url).await.expect("build");
-    let base = format!("http://127.0.0.1:{}/api/payments", app.port());
+    let root = format!("http://127.0.0.1:{}", app.port());
+    let base = format!("{root}/api/payments");
     let stop = app.shutdown_token();
     let running = actix_rt::spawn(app.run_until_stopped(false));
     let http = awc::Client::builder()
@@ -115,12 +142,17 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let reply = http
+    let mut reply = http
         .post(format!("{base}/connectors/dummy-pay"))
         .send_json(&json!({"name": "outage", "directory": dir.path().to_str(), "filePollingPeriod": "200ms"}))
         .await
         .expect("install");
     assert_eq!(reply.status().as_u16(), 201);
+    let installed: serde_json::Value = reply.json().await.expect("install body");
+    let connector_id = installed["data"]["connectorID"]
+        .as_str()
+        .expect("connectorID")
+        .to_string();
     let count = || async {
         db.client()
             .await
@@ -130,24 +162,33 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
             .get::<_, i64>(0)
     };
 
-    for i in 0..300 {
+    for i in 0..before {
         drop_file(
             dir.path(),
-            &format!("a{i:03}.json"),
+            &format!("a{i:06}.json"),
             &payment(&format!("a{i}"), "1", "SUCCEEDED"),
         );
     }
-    eventually("some payments", Duration::from_secs(30), || async {
-        count().await > 0
-    })
+    // The outage, in the middle of ingestion (a quarter of the first half in): more files
+    // arrive meanwhile.
+    let quarter = (before as i64 / 4).max(1);
+    eventually(
+        "a quarter of the first files",
+        Duration::from_secs(60),
+        || async { count().await >= quarter },
+    )
     .await;
-
-    // The outage: more files arrive meanwhile.
     proxy.down();
-    for i in 0..300 {
+    let cut = std::time::Instant::now();
+    let at_cut = count().await;
+    assert!(
+        at_cut < before as i64,
+        "the first files were all in before the cut"
+    );
+    for i in 0..during {
         drop_file(
             dir.path(),
-            &format!("b{i:03}.json"),
+            &format!("b{i:06}.json"),
             &payment(&format!("b{i}"), "1", "SUCCEEDED"),
         );
     }
@@ -155,27 +196,83 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
         status("/_health").await == 503
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(status("/_live").await, 200, "the service must stay up");
-    assert_eq!(status("/_health").await, 503);
+    // Sample the service for the rest of the outage: it stays up, health stays 503.
+    let mut health_seen = std::collections::BTreeSet::new();
+    let mut samples = 0;
+    while cut.elapsed() < outage {
+        assert_eq!(status("/_live").await, 200, "the service must stay up");
+        health_seen.insert(status("/_health").await);
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        health_seen.iter().copied().collect::<Vec<_>>(),
+        vec![503],
+        "health during the outage"
+    );
+    let down_for = cut.elapsed();
 
     proxy.restore();
     eventually("health back to 200", Duration::from_secs(30), || async {
         status("/_health").await == 200
     })
     .await;
-    eventually("every payment", Duration::from_secs(60), || async {
-        count().await == 600
+    // Backoff may hold a task up to twice the outage after it: allow for that.
+    let recovery = Duration::from_secs(60) + outage * 3;
+    eventually("every payment", recovery, || async {
+        count().await == files as i64
     })
     .await;
-    let failed: i64 = db
+    let row = db
         .client()
         .await
-        .query_one("SELECT count(*) FROM tasks WHERE status = 'FAILED'", &[])
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'FAILED'),
+                    count(*) FILTER (WHERE error LIKE '%panicked%')
+             FROM tasks",
+            &[],
+        )
         .await
-        .expect("failed")
+        .expect("tasks");
+    let (failed, panicked): (i64, i64) = (row.get(0), row.get(1));
+    let distinct: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(DISTINCT reference) FROM payments", &[])
+        .await
+        .expect("distinct")
         .get(0);
+    let metrics = http
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .body()
+        .await
+        .expect("metrics body");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let retries = counter(&metrics, "tributary_task_retries_total", &connector_id);
     assert_eq!(failed, 0, "tasks must retry through an outage, not fail");
+    assert_eq!(panicked, 0, "a task panicked");
+    assert_eq!(distinct, files as i64, "a payment is missing or twice");
+    assert!(retries > 0, "no task retried during the outage");
+    println!(
+        "{}",
+        json!({
+            "test": "outage",
+            "outage_ms": down_for.as_millis() as u64,
+            "files": files,
+            "payments_at_cut": at_cut,
+            "payments_after": count().await,
+            "distinct_payments": distinct,
+            "tasks_failed": failed,
+            "tasks_panicked": panicked,
+            "task_retries": retries,
+            "health_codes_during_outage": health_seen,
+            "health_samples": samples,
+            "health_after": status("/_health").await,
+        })
+    );
     stop.cancel();
     let _ = running.await;
 }

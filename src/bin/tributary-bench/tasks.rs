@@ -71,6 +71,7 @@ impl Loader for BenchLoader {
                 data_type: "string",
                 required: true,
                 default_value: None,
+                secret: false,
             },
         );
         schema

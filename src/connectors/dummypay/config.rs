@@ -35,6 +35,7 @@ pub fn schema() -> ConfigSchema {
         data_type,
         required,
         default_value,
+        secret: false,
     };
     ConfigSchema::from([
         ("name", field("string", true, None)),

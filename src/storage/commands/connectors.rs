@@ -3,10 +3,11 @@
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use crate::redact::ConfigKeys;
 use crate::storage::{StorageError, Tx, WriteCommand};
 
 /// Stores a newly installed connector, marked `installing` until its install hook succeeded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InsertConnector {
     /// Formance's connector id (base64url of provider + reference).
     pub id: String,
@@ -20,6 +21,20 @@ pub struct InsertConnector {
     pub config: serde_json::Value,
     /// Declared in the settings file rather than installed through the API.
     pub declared: bool,
+}
+
+// The config may hold secrets and no schema is at hand to tell which: only its keys are shown.
+impl std::fmt::Debug for InsertConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InsertConnector")
+            .field("id", &self.id)
+            .field("reference", &self.reference)
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("config", &ConfigKeys(&self.config))
+            .field("declared", &self.declared)
+            .finish()
+    }
 }
 
 const INSERT_CONNECTOR: &str =
@@ -132,7 +147,7 @@ impl Lifecycle {
 }
 
 /// Changes a connector's lifecycle mark, enabled flag, config or name (each optional).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UpdateConnector {
     /// Formance's connector id.
     pub id: String,
@@ -144,6 +159,19 @@ pub struct UpdateConnector {
     pub config: Option<serde_json::Value>,
     /// The new name (unique).
     pub name: Option<String>,
+}
+
+// As for `InsertConnector`: the config's keys only.
+impl std::fmt::Debug for UpdateConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateConnector")
+            .field("id", &self.id)
+            .field("lifecycle", &self.lifecycle)
+            .field("enabled", &self.enabled)
+            .field("config", &self.config.as_ref().map(ConfigKeys))
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 const UPDATE_CONNECTOR: &str = "UPDATE connectors SET lifecycle = COALESCE($2, lifecycle),

@@ -6,11 +6,12 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::client;
+use crate::redact::ConfigKeys;
 use crate::storage::commands::connectors::Lifecycle;
 use crate::storage::{Pool, StorageError};
 
 /// A stored connector.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectorRow {
     /// Formance's connector id.
     pub id: String,
@@ -30,6 +31,23 @@ pub struct ConnectorRow {
     pub declared: bool,
     /// When it was installed.
     pub created_at: DateTime<Utc>,
+}
+
+// The config may hold secrets and no schema is at hand to tell which: only its keys are shown.
+impl std::fmt::Debug for ConnectorRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorRow")
+            .field("id", &self.id)
+            .field("reference", &self.reference)
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("config", &ConfigKeys(&self.config))
+            .field("enabled", &self.enabled)
+            .field("lifecycle", &self.lifecycle)
+            .field("declared", &self.declared)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 const COLUMNS: &str =

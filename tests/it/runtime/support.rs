@@ -404,6 +404,7 @@ impl Loader for TestLoader {
                 data_type: "string",
                 required: true,
                 default_value: None,
+                secret: false,
             },
         );
         schema.insert(
@@ -412,6 +413,7 @@ impl Loader for TestLoader {
                 data_type: "duration ns",
                 required: false,
                 default_value: Some(json!("10s")),
+                secret: false,
             },
         );
         schema

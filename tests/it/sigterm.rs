@@ -1,0 +1,309 @@
+//! Graceful shutdown under load, through the binary: `tributary serve` on its embedded
+//! PostgreSQL ingests hundreds of DUMMY-PAY files; SIGTERM arrives while `allow_tasks` (100)
+//! ingest runs are ACTIVE and the rest are PENDING. The process must exit 0 within 10 s
+//! leaving no PostgreSQL behind, the shutdown must move no task to FAILED or STOPPED (the
+//! statuses are read from the stopped cluster), and the next start must resume everything:
+//! every file's payments exactly once, every ingest task TERMINATED.
+//!
+//! DUMMY-PAY runs at most 100 ingest runs at once (`allow_tasks`, not configurable), so "1,000
+//! live tasks" means 100 running plus 900 waiting for a slot. The CI size is small (250 files of
+//! 20 lines); `scripts/sigterm-test.sh` runs the same test on the release build with 1,000
+//! larger files through `TRIBUTARY_SIGTERM_FILES` and `TRIBUTARY_SIGTERM_LINES`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio_postgres::NoTls;
+use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres, socket_url};
+
+use crate::cli::{free_port, postmaster_pid, signal, wait_exit};
+use crate::embedded::process_exists;
+
+/// DUMMY-PAY's `allow_tasks`: the most ingest runs at once.
+const SLOTS: i64 = 100;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A blocking SQL client on the embedded cluster (the test itself is synchronous: it drives a
+/// child process).
+struct Sql {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Sql {
+    /// Connects once the cluster of `data_dir` answers and is migrated; panics after 60 s.
+    /// `between` runs between attempts (to notice a service that died).
+    fn connect(data_dir: &Path, mut between: impl FnMut()) -> Sql {
+        let url = socket_url(&data_dir.join("postgres"), 5432, "tributary");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempt = rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, NoTls).await.ok()?;
+                tokio::spawn(conn);
+                client
+                    .simple_query("SELECT 1 FROM tasks LIMIT 1")
+                    .await
+                    .ok()?;
+                Some(client)
+            });
+            if let Some(client) = attempt {
+                return Sql { rt, client };
+            }
+            between();
+            assert!(Instant::now() < deadline, "the database never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The integers of the first row of `sql`.
+    fn row(&self, sql: &str) -> Vec<i64> {
+        self.rt.block_on(async {
+            let row = self.client.query_one(sql, &[]).await.expect(sql);
+            (0..row.len()).map(|i| row.get(i)).collect()
+        })
+    }
+}
+
+/// Panics with the service's log if it exited.
+fn alive(child: &mut Child, log: &Path) {
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!(
+            "tributary exited early with {status}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+/// Ingest tasks: (scheduled, ACTIVE, live, TERMINATED), and payments.
+const PROGRESS: &str = "SELECT count(*) FILTER (WHERE descriptor->>'key' = 'ingest'),
+        count(*) FILTER (WHERE descriptor->>'key' = 'ingest' AND status = 'ACTIVE'),
+        count(*) FILTER (WHERE descriptor->>'key' = 'ingest' AND status IN ('ACTIVE', 'PENDING')),
+        count(*) FILTER (WHERE descriptor->>'key' = 'ingest' AND status = 'TERMINATED'),
+        (SELECT count(*) FROM payments)
+     FROM tasks";
+
+/// Tasks of any kind by final status: (FAILED, STOPPED).
+const ENDED_BADLY: &str = "SELECT count(*) FILTER (WHERE status = 'FAILED'),
+        count(*) FILTER (WHERE status = 'STOPPED') FROM tasks";
+
+struct Service {
+    data_dir: PathBuf,
+    config: PathBuf,
+    port: u16,
+}
+
+impl Service {
+    fn start(&self, log: &Path) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        // `TRIBUTARY_*` variables are settings to the service, which refuses unknown ones:
+        // this test's own parameters (and anything else in the caller's environment) stay out.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TRIBUTARY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--bind", &format!("127.0.0.1:{}", self.port)])
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("spawn tributary serve")
+    }
+
+    /// SIGTERM; asserts exit 0 within 10 s and no PostgreSQL left. Returns the exit time.
+    fn terminate(&self, child: &mut Child, log: &Path) -> Duration {
+        let pg = postmaster_pid(&self.data_dir);
+        let sent = Instant::now();
+        signal(child, Signal::SIGTERM);
+        let status = wait_exit(child, Duration::from_secs(10)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!(
+                "no exit within 10 s of SIGTERM:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+        let took = sent.elapsed();
+        assert!(
+            status.success(),
+            "exit status {status}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        assert!(!process_exists(pg), "postgres {pg} outlived the service");
+        took
+    }
+}
+
+#[test]
+fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once() {
+    let files = env_usize("TRIBUTARY_SIGTERM_FILES", 250);
+    let lines = env_usize("TRIBUTARY_SIGTERM_LINES", 20);
+    let total = (files * lines) as i64;
+    let dir = tempfile::Builder::new()
+        .prefix("tributary-sigterm-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // The embedded PostgreSQL runs as `postgres` when we are root: it must traverse this.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let inbox = dir.path().join("files");
+    std::fs::create_dir_all(&inbox).expect("mkdir");
+    // Modified in the past, so that the first poll takes every file.
+    let past = SystemTime::now() - Duration::from_secs(120);
+    for f in 0..files {
+        let file = std::fs::File::create(inbox.join(format!("f{f:05}.jsonl"))).expect("create");
+        let mut out = std::io::BufWriter::new(file);
+        for l in 0..lines {
+            writeln!(
+                out,
+                r#"{{"reference":"f{f}-{l}","amount":{l},"asset":"EUR/2","type":"PAY-IN","status":"SUCCEEDED","scheme":"sepa","createdAt":"2026-01-01T00:00:00Z"}}"#
+            )
+            .expect("write");
+        }
+        out.into_inner()
+            .expect("flush")
+            .set_modified(past)
+            .expect("mtime");
+    }
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connectors]]\nprovider = \"DUMMY-PAY\"\nname = \"load\"\n\
+             config = {{ directory = \"{}\", filePollingPeriod = \"200ms\" }}\n",
+            inbox.display()
+        ),
+    )
+    .expect("config");
+    let service = Service {
+        data_dir: dir.path().join("data"),
+        config,
+        port: free_port(),
+    };
+
+    // Run 1: SIGTERM once every file has its task and every slot runs.
+    let log1 = dir.path().join("run1.log");
+    let mut child = service.start(&log1);
+    let sql = Sql::connect(&service.data_dir, || alive(&mut child, &log1));
+    let busy = SLOTS.min(files as i64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_sigterm = loop {
+        let p = sql.row(PROGRESS);
+        if p[0] == files as i64 && p[1] >= busy {
+            break p;
+        }
+        alive(&mut child, &log1);
+        assert!(
+            Instant::now() < deadline,
+            "never {busy} ingest runs ACTIVE with every file scheduled (last: {p:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        at_sigterm[4] < total,
+        "ingestion finished before the SIGTERM: use larger files"
+    );
+    drop(sql);
+    let exit_time = service.terminate(&mut child, &log1);
+    // Runs that did not reach a cancellation point within the grace period (a JSON Lines
+    // ingest checks between batches) were dropped: that, not the database, sets the exit time.
+    let dropped = std::fs::read_to_string(&log1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("did not stop within the grace period"))
+        .count();
+
+    // The stopped cluster, read directly: the shutdown wrote no end status.
+    let pg = EmbeddedPostgres::start(&EmbeddedConfig::for_data_dir(
+        &service.data_dir,
+        Path::new(""),
+        5432,
+    ))
+    .expect("start the service's cluster");
+    let (after, badly) = {
+        let sql = Sql::connect(&service.data_dir, || {});
+        (sql.row(PROGRESS), sql.row(ENDED_BADLY))
+    };
+    pg.stop();
+    assert_eq!(badly, vec![0, 0], "the shutdown failed or stopped tasks");
+    assert_eq!(after[2] + after[3], files as i64, "{after:?}");
+    // Runs in progress may have committed their end before the shutdown stopped them; a task
+    // still waiting for a slot at SIGTERM cannot have (the window between the reading above
+    // and the signal is far shorter than a run's two commits), so it must still be live.
+    let waiting = at_sigterm[2] - at_sigterm[1];
+    assert!(
+        after[2] >= waiting,
+        "{waiting} tasks were waiting at SIGTERM, only {} live after: {after:?}",
+        after[2]
+    );
+    assert!(after[4] < total, "{after:?}");
+
+    // Run 2: everything resumes and finishes; every payment once.
+    let log2 = dir.path().join("run2.log");
+    let mut child = service.start(&log2);
+    let sql = Sql::connect(&service.data_dir, || alive(&mut child, &log2));
+    let deadline = Instant::now() + Duration::from_secs(120.max(total as u64 / 2_000));
+    loop {
+        let p = sql.row(PROGRESS);
+        if p[4] == total && p[3] == files as i64 {
+            break;
+        }
+        alive(&mut child, &log2);
+        assert!(
+            Instant::now() < deadline,
+            "the resumed ingestion did not finish (last: {p:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let distinct = sql.row("SELECT count(DISTINCT reference) FROM payments")[0];
+    let badly = sql.row(ENDED_BADLY);
+    drop(sql);
+    service.terminate(&mut child, &log2);
+    assert_eq!(distinct, total, "a payment is missing or twice");
+    assert_eq!(
+        badly,
+        vec![0, 0],
+        "tasks failed or stopped after the restart"
+    );
+    // One line of figures for scripts/sigterm-test.sh.
+    println!(
+        "{}",
+        serde_json::json!({
+            "test": "sigterm",
+            "files": files,
+            "lines_per_file": lines,
+            "ingest_tasks_live_at_sigterm": at_sigterm[2],
+            "ingest_runs_active_at_sigterm": at_sigterm[1],
+            "payments_at_sigterm": at_sigterm[4],
+            "exit_ms": exit_time.as_millis() as u64,
+            "runs_dropped_after_grace_period": dropped,
+            "live_after_shutdown": after[2],
+            "failed_or_stopped_by_shutdown": badly[0] + badly[1],
+            "payments_after_resume": total,
+            "distinct_payments": distinct,
+            "expected_payments": total,
+        })
+    );
+}
