@@ -156,7 +156,7 @@ impl Service {
 #[test]
 fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once() {
     let files = env_usize("TRIBUTARY_SIGTERM_FILES", 250);
-    let lines = env_usize("TRIBUTARY_SIGTERM_LINES", 20);
+    let lines = env_usize("TRIBUTARY_SIGTERM_LINES", 200);
     let total = (files * lines) as i64;
     let dir = tempfile::Builder::new()
         .prefix("tributary-sigterm-")
@@ -203,21 +203,22 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
         port: free_port(),
     };
 
-    // Run 1: SIGTERM once every file has its task and every slot runs.
+    // Run 1: SIGTERM once every file has its task and a tenth of the payments are in: every
+    // slot runs (a run shorter than 100 ms never shows ACTIVE, so running ones are counted by
+    // the slot limit, not by status).
     let log1 = dir.path().join("run1.log");
     let mut child = service.start(&log1);
     let sql = Sql::connect(&service.data_dir, || alive(&mut child, &log1));
-    let busy = SLOTS.min(files as i64);
     let deadline = Instant::now() + Duration::from_secs(120);
     let at_sigterm = loop {
         let p = sql.row(PROGRESS);
-        if p[0] == files as i64 && p[1] >= busy {
+        if p[0] == files as i64 && p[4] >= total / 10 {
             break p;
         }
         alive(&mut child, &log1);
         assert!(
             Instant::now() < deadline,
-            "never {busy} ingest runs ACTIVE with every file scheduled (last: {p:?})"
+            "never every file scheduled with a tenth of the payments in (last: {p:?})"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -252,7 +253,7 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
     // Runs in progress may have committed their end before the shutdown stopped them; a task
     // still waiting for a slot at SIGTERM cannot have (the window between the reading above
     // and the signal is far shorter than a run's two commits), so it must still be live.
-    let waiting = at_sigterm[2] - at_sigterm[1];
+    let waiting = (at_sigterm[2] - SLOTS).max(0);
     assert!(
         after[2] >= waiting,
         "{waiting} tasks were waiting at SIGTERM, only {} live after: {after:?}",
