@@ -59,10 +59,19 @@ async fn restart_if_not_active_runs_again_only_after_the_task_ended() {
     assert_eq!(h.probe.runs("i"), 1);
     h.probe.release("i");
     h.wait_status(id, TaskStatus::Terminated).await;
-    h.schedule(&block("i"), opts.clone())
-        .await
-        .expect("again, ended");
-    h.probe.wait_runs("i", 2).await;
+    // The supervisor learns of the end just after it commits: until then a schedule is still
+    // the no-op of a live task (see docs/runtime.md), so schedule until the new run starts.
+    crate::helpers::eventually(
+        "a schedule after the end to start a second run",
+        std::time::Duration::from_secs(10),
+        || async {
+            h.schedule(&block("i"), opts.clone())
+                .await
+                .expect("again, ended");
+            h.probe.runs("i") >= 2
+        },
+    )
+    .await;
     h.wait_status(id, TaskStatus::Terminated).await;
     assert_eq!(h.row(id).await.expect("row").run_number, 1);
 
