@@ -99,6 +99,18 @@ const PROGRESS: &str = "SELECT count(*) FILTER (WHERE descriptor->>'key' = 'inge
 const ENDED_BADLY: &str = "SELECT count(*) FILTER (WHERE status = 'FAILED'),
         count(*) FILTER (WHERE status = 'STOPPED') FROM tasks";
 
+/// Kills the service if the test fails before stopping it (its embedded PostgreSQL follows).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 struct Service {
     data_dir: PathBuf,
     config: PathBuf,
@@ -208,6 +220,7 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
     // the slot limit, not by status).
     let log1 = dir.path().join("run1.log");
     let mut child = service.start(&log1);
+    let _kill1 = KillOnDrop(child.id());
     let sql = Sql::connect(&service.data_dir, || alive(&mut child, &log1));
     let deadline = Instant::now() + Duration::from_secs(120);
     let at_sigterm = loop {
@@ -264,6 +277,7 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
     // Run 2: everything resumes and finishes; every payment once.
     let log2 = dir.path().join("run2.log");
     let mut child = service.start(&log2);
+    let _kill2 = KillOnDrop(child.id());
     let sql = Sql::connect(&service.data_dir, || alive(&mut child, &log2));
     let deadline = Instant::now() + Duration::from_secs(120.max(total as u64 / 2_000));
     loop {
