@@ -13,24 +13,7 @@ cd "$(dirname "$0")/.."
 
 FILES=${1:-1000}
 LINES=${2:-1200}
-OUT=$(mktemp /tmp/tributary-sigterm-XXXXXX.log)
-trap 'rm -f "$OUT"' EXIT
-
-echo "building the release test binary (the first time takes a while)" >&2
-cargo test --release --quiet --test it --no-run >&2
-echo "SIGTERM test: $FILES files of $LINES lines" >&2
-status=0
 TRIBUTARY_SIGTERM_FILES=$FILES TRIBUTARY_SIGTERM_LINES=$LINES \
-  cargo test --release --quiet --test it -- --exact --nocapture \
+  exec scripts/full-size-test.sh \
   sigterm::sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once \
-  >"$OUT" 2>&1 || status=$?
-if ! grep '^{"' "$OUT"; then
-  cat "$OUT" >&2
-  echo "FAILED (no figures)" >&2
-  exit 1
-fi
-if [ "$status" -ne 0 ]; then
-  cat "$OUT" >&2
-  echo "FAILED" >&2
-  exit "$status"
-fi
+  "SIGTERM test: $FILES files of $LINES lines"
