@@ -216,8 +216,10 @@ impl TaskActor {
         } else {
             // PENDING → ACTIVE is intermediate: a run that ends within ACTIVE_AFTER never
             // writes it (its final write says all there is). A longer one has it sent without
-            // waiting; the storage actor keeps one sender's order, so it lands before the final
-            // write. Periodic tasks are already ACTIVE between runs.
+            // waiting; the storage actor keeps the order of writes of one type, so it lands before
+            // a final status write, and a final `ingest_final` that overtakes it makes the
+            // database refuse it (an ended run takes no more writes). Periodic tasks are already
+            // ACTIVE between runs.
             if was != TaskStatus::Active {
                 let attempt = self.attempt;
                 ctx.run_later(ACTIVE_AFTER, move |act, _| {

@@ -525,9 +525,10 @@ impl StorageHandle {
             .map_err(|_| StorageError::Stopped)?
     }
 
-    /// Queues a write without waiting for it. Writes from one sender still apply in the order
-    /// they were sent, so an intermediate status write can be queued this way ahead of the
-    /// final one it may share a transaction with. Its failure is only logged.
+    /// Queues a write without waiting for it. Writes of one type apply in the order they were
+    /// sent (writes of different types may be reordered within a batch), so an intermediate
+    /// status write can be queued this way ahead of the final status write it may share a
+    /// transaction with. Its failure is only logged.
     pub fn write_detached<C: WriteCommand>(&self, command: C) {
         self.addr.do_send(Write(command));
     }

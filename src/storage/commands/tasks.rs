@@ -366,12 +366,17 @@ impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
                 .filter(|c| current.contains(&c.run.task_id))
                 .map(|c| &c.inner)
                 .collect();
-            let mut applied = if passed.is_empty() {
+            let applied = if passed.is_empty() {
                 Vec::new()
             } else {
                 C::apply_many(&passed, tx).await?
+            };
+            // The fence already saved these runs' state (and maybe their end): a write that
+            // failed alone must not keep them, so the group fails and each runs alone.
+            if let Some(Err(e)) = applied.iter().find(|r| r.is_err()) {
+                return Err(e.clone());
             }
-            .into_iter();
+            let mut applied = applied.into_iter();
             for command in round {
                 out.push(match superseded_unless(&current, command.run) {
                     Ok(()) => applied.next().unwrap_or(Err(StorageError::Stopped)),
