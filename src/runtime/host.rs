@@ -24,6 +24,25 @@ use crate::storage::commands::kv::PutKv;
 use crate::storage::commands::tasks::Fenced;
 use crate::storage::{Noop, StorageHandle, queries};
 
+/// Counts committed rows per connector: how fast a connector ingests, from outside.
+fn count_ingested(connector_id: &str, report: &IngestReport) {
+    for (kind, n) in [
+        ("payment_inserted", report.payments_inserted),
+        ("payment_updated", report.payments_updated),
+        ("account", report.accounts_written),
+        ("balance", report.balances_added),
+    ] {
+        if n > 0 {
+            metrics::counter!(INGESTED_METRIC, "connector_id" => connector_id.to_string(), "kind" => kind)
+                .increment(n);
+        }
+    }
+}
+
+/// Rows committed by ingestion, by connector and kind (`payment_inserted`, `payment_updated`,
+/// `account`, `balance`).
+pub const INGESTED_METRIC: &str = "tributary_ingested_rows_total";
+
 /// Everything shared by one connector's supervisor and task actors.
 pub struct ConnectorHost {
     /// Formance's connector id.
@@ -142,7 +161,8 @@ impl Host for ConnectorHost {
     ) -> Result<IngestReport, TaskError> {
         let connector = ConnectorKey::parse(&self.connector_id)
             .map_err(|e| TaskError::non_retryable(e.to_string()))?;
-        self.storage
+        let report = self
+            .storage
             .write(Fenced {
                 run,
                 state,
@@ -150,7 +170,9 @@ impl Host for ConnectorHost {
                 inner: IngestBatch { connector, batch },
             })
             .await
-            .map_err(task_error)
+            .map_err(task_error)?;
+        count_ingested(&self.connector_id, &report);
+        Ok(report)
     }
 
     async fn release_slot(&self, run: RunRef) {

@@ -317,7 +317,6 @@ impl Handler<ScheduleTask> for ConnectorSupervisor {
             connector_id: self.host.connector_id.clone(),
             parent_id: parent.map(|p| p.task_id),
             descriptor,
-            descriptor_key: key,
             due_at: policy::first_due(&options.schedule, now),
             options,
             now,
@@ -600,7 +599,6 @@ impl Handler<RerunTask> for ConnectorSupervisor {
                 id: row.id,
                 connector_id,
                 parent_id: row.parent_id,
-                descriptor_key: ids::canonical_json(&row.descriptor),
                 descriptor: row.descriptor.clone(),
                 // A restart runs now, whatever the original schedule's delay.
                 due_at: None,

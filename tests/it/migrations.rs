@@ -52,44 +52,95 @@ async fn two_concurrent_migrations_apply_each_migration_once() {
     assert_eq!(applied, migrate::shipped());
 }
 
-#[actix_rt::test]
-async fn deleting_a_connector_cascades_to_everything_it_owns() {
-    let db = TestDb::new().await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "INSERT INTO connectors (id, reference, provider, name, config)
-               VALUES ('c1', gen_random_uuid(), 'DUMMY-PAY', 'one', '{}');
-             INSERT INTO tasks (id, connector_id, descriptor, descriptor_key, status, schedule, restart)
-               VALUES (gen_random_uuid(), 'c1', '{}', '{}', 'ACTIVE', 'RUN_NOW', 'RESTART_NEVER');
-             INSERT INTO connector_kv (connector_id, key, value) VALUES ('c1', 'k', '1');
-             INSERT INTO accounts (id, connector_id, reference, created_at, type)
-               VALUES ('a1', 'c1', 'acc', now(), 'INTERNAL');
-             INSERT INTO balances (account_id, asset, balance, created_at, last_updated_at)
-               VALUES ('a1', 'EUR/2', -5, now(), now());
-             INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset,
-                                   amount, initial_amount, created_at)
-               VALUES ('p1', 'c1', 'pay', 'PAY-IN', 'SUCCEEDED', 'visa', 'EUR/2',
-                       1234567890123456789012345678901234567890, 1, now());
-             INSERT INTO payment_adjustments (payment_id, reference, created_at, status, amount)
-               VALUES ('p1', 'pay', now(), 'SUCCEEDED', 1);
-             DELETE FROM connectors WHERE id = 'c1';",
-        )
-        .await
-        .expect("insert and delete");
-    for table in [
-        "tasks",
-        "connector_kv",
-        "accounts",
-        "balances",
-        "payments",
-        "payment_adjustments",
+/// Rows of every table a connector owns, for connector `c`.
+fn owned_rows(c: &str) -> String {
+    format!(
+        "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
+           VALUES ('{c}', gen_random_uuid(), 'DUMMY-PAY', '{c}', '{{}}', 'installed');
+         INSERT INTO tasks (id, connector_id, descriptor, status, schedule, restart)
+           VALUES (gen_random_uuid(), '{c}', '{{}}', 'ACTIVE', 'RUN_NOW', 'RESTART_NEVER');
+         INSERT INTO connector_kv (connector_id, key, value) VALUES ('{c}', 'k', '1');
+         INSERT INTO accounts (id, connector_id, reference, created_at, type)
+           VALUES ('{c}-a', '{c}', 'acc', now(), 'INTERNAL');
+         INSERT INTO balances (account_id, asset, balance, created_at, last_updated_at)
+           VALUES ('{c}-a', 'EUR/2', -5, now(), now());
+         INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset,
+                               amount, initial_amount, created_at)
+           VALUES ('{c}-p', '{c}', 'pay', 'PAY-IN', 'SUCCEEDED', 'visa', 'EUR/2',
+                   1234567890123456789012345678901234567890, 1, now());
+         INSERT INTO payment_adjustments (payment_id, reference, created_at, status, amount)
+           VALUES ('{c}-p', 'pay', now(), 'SUCCEEDED', 1);"
+    )
+}
+
+/// Rows per owned table that belong to connector `c`.
+async fn count_owned(client: &tokio_postgres::Client, c: &str) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::new();
+    for (table, filter) in [
+        ("tasks", "connector_id = $1"),
+        ("connector_kv", "connector_id = $1"),
+        ("accounts", "connector_id = $1"),
+        ("balances", "account_id = $1 || '-a'"),
+        ("payments", "connector_id = $1"),
+        ("payment_adjustments", "payment_id = $1 || '-p'"),
     ] {
         let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE {filter}"),
+                &[&c],
+            )
             .await
             .expect("count")
             .get(0);
-        assert_eq!(n, 0, "{table} kept rows of a deleted connector");
+        counts.push((table, n));
     }
+    counts
+}
+
+#[actix_rt::test]
+async fn uninstall_and_reset_delete_everything_a_connector_owns_and_nothing_else() {
+    use tributary::storage::StorageHandle;
+    use tributary::storage::commands::connectors::{DeleteConnector, WipeConnectorData};
+
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    for c in ["gone", "wiped", "kept"] {
+        client.batch_execute(&owned_rows(c)).await.expect("insert");
+    }
+    let storage = StorageHandle::start(db.pool(), 10, std::time::Duration::ZERO);
+    assert!(
+        storage
+            .write(DeleteConnector { id: "gone".into() })
+            .await
+            .expect("delete")
+    );
+    storage
+        .write(WipeConnectorData { id: "wiped".into() })
+        .await
+        .expect("wipe");
+
+    let every = |n| count_owned(&client, n);
+    assert!(
+        every("gone").await.iter().all(|(_, n)| *n == 0),
+        "{:?}",
+        every("gone").await
+    );
+    assert!(
+        every("wiped").await.iter().all(|(_, n)| *n == 0),
+        "{:?}",
+        every("wiped").await
+    );
+    assert!(
+        every("kept").await.iter().all(|(_, n)| *n == 1),
+        "{:?}",
+        every("kept").await
+    );
+    let connectors: Vec<String> = client
+        .query("SELECT id FROM connectors ORDER BY id", &[])
+        .await
+        .expect("connectors")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(connectors, ["kept", "wiped"]);
 }

@@ -274,7 +274,6 @@ async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() 
                 connector_id: connector_id.clone(),
                 parent_id: None,
                 descriptor,
-                descriptor_key: key,
                 options: ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
                 due_at: None,
                 now: chrono::Utc::now(),
@@ -400,4 +399,92 @@ async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() 
         count("SELECT count(*) FROM tasks WHERE status = 'TERMINATED'").await,
         39
     );
+}
+
+fn schedule(connector_id: &str, file: usize) -> UpsertTask {
+    let descriptor = json!({"file": file});
+    UpsertTask {
+        id: tributary::ids::task_id(connector_id, &tributary::ids::canonical_json(&descriptor)),
+        connector_id: connector_id.into(),
+        parent_id: None,
+        descriptor,
+        options: ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
+        due_at: None,
+        now: chrono::Utc::now(),
+        force: false,
+    }
+}
+
+/// The hot tables have no foreign keys: a write for a connector that is gone must still leave
+/// nothing behind, whether it is a schedule (checked in its statement) or a run's write
+/// (fenced on the task row, deleted with the connector).
+#[actix_rt::test]
+async fn writes_for_a_deleted_connector_leave_nothing_behind() {
+    use tributary::storage::commands::connectors::DeleteConnector;
+
+    let (db, storage, _) = setup(1000).await;
+    let (live, gone) = (
+        keyed_connector(&storage).await,
+        keyed_connector(&storage).await,
+    );
+    let task = schedule(&gone.id(), 0);
+    let Ok(UpsertOutcome::Started { run, .. }) = storage.write(task.clone()).await else {
+        panic!("scheduling on an installed connector");
+    };
+    assert!(
+        storage
+            .write(DeleteConnector { id: gone.id() })
+            .await
+            .expect("delete")
+    );
+
+    // Merged into one statement with a schedule of a live connector.
+    let (orphan, kept) = futures::join!(
+        storage.write(schedule(&gone.id(), 1)),
+        storage.write(schedule(&live.id(), 1))
+    );
+    assert!(
+        matches!(&orphan, Err(StorageError::NotFound(m)) if m.contains(&gone.id())),
+        "{orphan:?}"
+    );
+    assert!(
+        matches!(kept, Ok(UpsertOutcome::Started { .. })),
+        "{kept:?}"
+    );
+
+    let late = storage
+        .write(Fenced {
+            run: RunRef {
+                task_id: task.id,
+                run,
+            },
+            state: None,
+            finish: None,
+            inner: IngestBatch {
+                connector: gone.clone(),
+                batch: Batch {
+                    payments: vec![payment("late", "1")],
+                    store: vec![("file/late".into(), json!(1))],
+                    ..Batch::default()
+                },
+            },
+        })
+        .await;
+    assert!(
+        matches!(late, Err(StorageError::Superseded { .. })),
+        "{late:?}"
+    );
+
+    let client = db.client().await;
+    for table in ["tasks", "payments", "connector_kv"] {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE connector_id = $1"),
+                &[&gone.id()],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 0, "{table} holds rows of a deleted connector");
+    }
 }

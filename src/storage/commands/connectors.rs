@@ -80,34 +80,43 @@ impl WriteCommand for InsertConnector {
     }
 }
 
-/// Deletes a connector and, by cascade, its tasks, store, payments, accounts and balances.
+/// Deletes a connector and everything it owns: its tasks, store, payments, accounts and
+/// balances.
 #[derive(Debug, Clone)]
 pub struct DeleteConnector {
     /// Formance's connector id.
     pub id: String,
 }
 
-const DELETE_CONNECTOR: &str = "DELETE FROM connectors WHERE id = $1";
-
 impl WriteCommand for DeleteConnector {
     type Output = bool;
 
-    fn statement(&self) -> Option<&'static str> {
-        Some(DELETE_CONNECTOR)
-    }
-
     async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
-        let context = "deleting a connector";
-        let stmt = tx
-            .prepare_cached(DELETE_CONNECTOR)
-            .await
-            .map_err(|e| StorageError::db(context, e))?;
+        delete_owned(tx, &self.id).await?;
         let n = tx
-            .execute(&stmt, &[&self.id])
+            .execute("DELETE FROM connectors WHERE id = $1", &[&self.id])
             .await
-            .map_err(|e| StorageError::db(context, e))?;
+            .map_err(|e| StorageError::db("deleting a connector", e))?;
         Ok(n > 0)
     }
+}
+
+/// Everything a connector owns, in one statement. The hot tables have no foreign keys (see
+/// migration V3), so this list is what keeps uninstall and reset complete: a table that gains
+/// a `connector_id` column belongs here. Balances go with their accounts (that key remains).
+const DELETE_OWNED: &str = "WITH
+    adjustments AS (DELETE FROM payment_adjustments a USING payments p
+                    WHERE a.payment_id = p.id AND p.connector_id = $1),
+    payments AS (DELETE FROM payments WHERE connector_id = $1),
+    accounts AS (DELETE FROM accounts WHERE connector_id = $1),
+    store AS (DELETE FROM connector_kv WHERE connector_id = $1)
+    DELETE FROM tasks WHERE connector_id = $1";
+
+async fn delete_owned(tx: &Tx<'_>, connector_id: &str) -> Result<(), StorageError> {
+    tx.execute(DELETE_OWNED, &[&connector_id])
+        .await
+        .map_err(|e| StorageError::db("deleting a connector's data", e))?;
+    Ok(())
 }
 
 /// The lifecycle marks of a connector row, written durably before each operation.
@@ -226,14 +235,6 @@ impl WriteCommand for WipeConnectorData {
     type Output = ();
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        for table in ["tasks", "connector_kv", "payments", "accounts"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE connector_id = $1"),
-                &[&self.id],
-            )
-            .await
-            .map_err(|e| StorageError::db(format!("wiping {table}"), e))?;
-        }
-        Ok(())
+        delete_owned(tx, &self.id).await
     }
 }

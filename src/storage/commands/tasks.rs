@@ -26,8 +26,6 @@ pub struct UpsertTask {
     pub parent_id: Option<Uuid>,
     /// The connector's descriptor.
     pub descriptor: Value,
-    /// Its canonical JSON.
-    pub descriptor_key: String,
     /// The options to persist.
     pub options: ScheduleOptions,
     /// When the first run is due (None: as soon as a slot is free).
@@ -69,29 +67,32 @@ fn period_ms(schedule: &Schedule) -> Option<i64> {
 
 /// Insert, or start a new run when allowed; otherwise report the stored status. One
 /// statement for many tasks: the SELECT sees the rows as they were before the INSERT
-/// (data-modifying CTE). `$13` forces a new run (STOP_AND_RESTART of a live task).
+/// (data-modifying CTE). `$12` forces a new run (STOP_AND_RESTART of a live task). A task of
+/// a connector that does not exist is neither inserted nor found (no foreign key: the check
+/// is this semi-join, without a row lock).
 const UPSERT_TASKS: &str = "WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[],
-                         $6::text[], $7::text[], $8::int8[], $9::text[], $10::int4[],
-                         $11::timestamptz[], $12::timestamptz[])
-        AS i(id, connector_id, parent_id, descriptor, descriptor_key, schedule, restart,
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[],
+                         $5::text[], $6::text[], $7::int8[], $8::text[], $9::int4[],
+                         $10::timestamptz[], $11::timestamptz[])
+        AS i(id, connector_id, parent_id, descriptor, schedule, restart,
              period_ms, on_interrupt, max_restarts, due_at, now)
  ),
  upsert AS (
-    INSERT INTO tasks (id, connector_id, parent_id, descriptor, descriptor_key, status,
+    INSERT INTO tasks (id, connector_id, parent_id, descriptor, status,
                        schedule, restart, period_ms, on_interrupt, max_restarts,
                        due_at, created_at, updated_at)
-    SELECT id, connector_id, parent_id, descriptor, descriptor_key, 'PENDING', schedule,
+    SELECT id, connector_id, parent_id, descriptor, 'PENDING', schedule,
            restart, period_ms, on_interrupt, max_restarts, due_at, now, now
     FROM input
-    ON CONFLICT (connector_id, descriptor_key) DO UPDATE SET
+    WHERE EXISTS (SELECT 1 FROM connectors c WHERE c.id = input.connector_id)
+    ON CONFLICT (id) DO UPDATE SET
         status = 'PENDING', error = NULL, parent_id = EXCLUDED.parent_id,
         schedule = EXCLUDED.schedule, restart = EXCLUDED.restart,
         period_ms = EXCLUDED.period_ms, on_interrupt = EXCLUDED.on_interrupt,
         max_restarts = EXCLUDED.max_restarts, due_at = EXCLUDED.due_at,
         attempts = 0, restarts = 0, running = FALSE,
         run_number = tasks.run_number + 1, updated_at = EXCLUDED.updated_at
-    WHERE $13
+    WHERE $12
        OR (tasks.status IN ('TERMINATED', 'FAILED', 'STOPPED')
            AND EXCLUDED.restart <> 'RESTART_NEVER')
     RETURNING id, run_number, state
@@ -120,14 +121,13 @@ impl WriteCommand for UpsertTask {
             .await
             .map_err(|e| StorageError::db(context, e))?;
         let mut out = Vec::with_capacity(commands.len());
-        // Forced and unforced schedules go in separate statements (`$13` is per statement).
+        // Forced and unforced schedules go in separate statements (`$12` is per statement).
         for same_force in commands.chunk_by(|a, b| a.force == b.force) {
             for round in rounds(same_force, |c| [c.id]) {
                 let ids: Vec<Uuid> = round.iter().map(|c| c.id).collect();
                 let connectors: Vec<&str> = round.iter().map(|c| c.connector_id.as_str()).collect();
                 let parents: Vec<Option<Uuid>> = round.iter().map(|c| c.parent_id).collect();
                 let descriptors: Vec<&Value> = round.iter().map(|c| &c.descriptor).collect();
-                let keys: Vec<&str> = round.iter().map(|c| c.descriptor_key.as_str()).collect();
                 let schedules: Vec<&str> =
                     round.iter().map(|c| c.options.schedule.name()).collect();
                 let restarts: Vec<&str> = round.iter().map(|c| c.options.restart.name()).collect();
@@ -154,7 +154,6 @@ impl WriteCommand for UpsertTask {
                             &connectors,
                             &parents,
                             &descriptors,
-                            &keys,
                             &schedules,
                             &restarts,
                             &periods,
@@ -166,15 +165,7 @@ impl WriteCommand for UpsertTask {
                         ],
                     )
                     .await
-                    .map_err(|e| match e.code() {
-                        Some(c) if *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
-                            StorageError::NotFound(format!(
-                                "connector {} not found",
-                                connectors.first().copied().unwrap_or_default()
-                            ))
-                        }
-                        _ => StorageError::db(context, e),
-                    })?;
+                    .map_err(|e| StorageError::db(context, e))?;
                 let mut by_id: HashMap<Uuid, UpsertOutcome> = rows
                     .iter()
                     .map(|row| {
@@ -195,7 +186,7 @@ impl WriteCommand for UpsertTask {
                     .collect();
                 out.extend(round.iter().map(|c| {
                     by_id.remove(&c.id).ok_or_else(|| {
-                        StorageError::Internal(format!("task {} neither inserted nor found", c.id))
+                        StorageError::NotFound(format!("connector {} not found", c.connector_id))
                     })
                 }));
             }
