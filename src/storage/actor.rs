@@ -500,13 +500,15 @@ pub struct StorageHandle {
 }
 
 impl StorageHandle {
-    /// Starts the storage actor on its own arbiter thread, so writes are never queued behind
-    /// other actors' work. Must be called inside an actix System.
+    /// Starts the storage actor on the calling arbiter: the runtime's task actors and the
+    /// writer exchange a few messages per task run, and on one thread these cost no
+    /// cross-thread wake-up (a thread of its own made single-payment files 25–30 % slower on
+    /// 2 cores; docs/performance.md). Must be called inside an actix System.
     pub fn start(pool: Pool, batch_size: usize, linger: Duration) -> Self {
         let stats = Arc::new(StorageStats::default());
         let actor_pool = pool.clone();
         let actor_stats = stats.clone();
-        let addr = Storage::start_in_arbiter(&Arbiter::new().handle(), move |_| Storage {
+        let addr = Storage::create(move |_| Storage {
             pool: actor_pool,
             batch_size: batch_size.max(1),
             linger,

@@ -70,28 +70,47 @@ pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
-/// Opens `name` inside `directory` for reading. The resolved path is opened without following
-/// a symlink at its last step, and the opened file's real path is checked again, so a file
-/// swapped for a symlink between the check and the open cannot lead outside.
+/// Opens `name` inside `directory` for reading. A plain name opened without following a
+/// symlink is a file of the directory itself: nothing to resolve (one system call, which
+/// matters at thousands of files per second). A symlink is resolved, must stay inside the
+/// directory, and the opened file's real path is checked again, so a file swapped for a
+/// symlink between the check and the open cannot lead outside.
 pub fn open(directory: &Path, name: &str) -> Result<std::fs::File, PathError> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
-    let path = resolve(directory, name)?;
-    let io = |source| PathError::Io {
-        name: name.to_string(),
-        source,
+    if !is_plain_name(name) {
+        return Err(PathError::NotAPlainName(name.to_string()));
+    }
+    let io = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            PathError::Vanished(name.to_string())
+        } else {
+            PathError::Io {
+                name: name.to_string(),
+                source,
+            }
+        }
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io)?;
+    match open_no_follow(&directory.join(name)) {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+        direct => return direct.map_err(io),
+    }
+    let path = resolve(directory, name)?;
+    let file = open_no_follow(&path).map_err(io)?;
     let root = directory.canonicalize().map_err(io)?;
     let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io)?;
     if !opened.starts_with(&root) {
         return Err(PathError::Outside(name.to_string()));
     }
     Ok(file)
+}
+
+/// Opens `path` for reading, failing (ELOOP) if its last component is a symlink.
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// The real path of `name` inside `directory`, refusing anything that leaves it.
@@ -141,6 +160,37 @@ mod tests {
         ));
         assert!(matches!(
             resolve(dir.path(), "gone"),
+            Err(PathError::Vanished(_))
+        ));
+    }
+
+    #[test]
+    fn open_reads_plain_files_and_symlinks_inside_but_nothing_outside() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok.json"), "plain").unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("ok.json"), dir.path().join("inside")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+        for name in ["ok.json", "inside"] {
+            let mut text = String::new();
+            open(dir.path(), name)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text, "plain", "{name}");
+        }
+        assert!(matches!(
+            open(dir.path(), "link"),
+            Err(PathError::Outside(_))
+        ));
+        assert!(matches!(
+            open(dir.path(), "../secret"),
+            Err(PathError::NotAPlainName(_))
+        ));
+        assert!(matches!(
+            open(dir.path(), "gone"),
             Err(PathError::Vanished(_))
         ));
     }

@@ -76,6 +76,9 @@ fn add(batch: &mut Batch, record: Record) {
 impl Reader {
     /// Opens `file` and positions it after `checkpoint` if the bytes before it are unchanged.
     fn open(mut file: File, checkpoint: Option<&Checkpoint>, size: u64) -> std::io::Result<Self> {
+        // The file may have been read whole already (a small file that turned out to be
+        // JSON Lines): the prefix is hashed from the start.
+        file.seek(SeekFrom::Start(0))?;
         let mut hasher = blake3::Hasher::new();
         let mut start = (0, 0);
         if let Some(cp) = checkpoint.filter(|cp| cp.offset > 0 && cp.offset <= size) {
@@ -208,9 +211,9 @@ fn single_object(bytes: &[u8]) -> Single {
     if trimmed.is_empty() {
         return Single::Invalid("the file is empty".into());
     }
+    // A one-line file is parsed once, as the object it must be.
     let one_line = !trimmed.contains('\n');
-    let one_value = serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
-    if one_line || one_value {
+    if one_line || serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok() {
         Single::Object(format::parse(trimmed))
     } else {
         Single::Lines
@@ -248,16 +251,22 @@ impl IngestFile {
     async fn ingest(&self, ctx: &TaskContext) -> Result<(Signature, String), TaskError> {
         let name = self.file_name.clone();
         let directory = self.config.directory.clone();
-        let opened = blocking(move || -> Result<(File, Signature), TaskError> {
-            let file = files::open(&directory, &name)
+        // Opened, and read whole when small, in one trip off the actor thread.
+        type Opened = (File, Signature, Option<std::io::Result<Vec<u8>>>);
+        let (file, signature, small) = blocking(move || -> Result<Opened, TaskError> {
+            let mut file = files::open(&directory, &name)
                 .map_err(|e| TaskError::non_retryable(e.to_string()))?;
             let meta = file
                 .metadata()
                 .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
-            Ok((file, Signature::of(&meta)))
+            let signature = Signature::of(&meta);
+            let small = (signature.size <= SINGLE_OBJECT_MAX).then(|| {
+                let mut bytes = Vec::with_capacity(signature.size as usize);
+                file.read_to_end(&mut bytes).map(|_| bytes)
+            });
+            Ok((file, signature, small))
         })
         .await??;
-        let (file, signature) = opened;
         *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(signature);
         let last: Option<Checkpoint> = ctx.state()?;
         if let Some(done) = last.filter(|cp| cp.completed == Some(signature)) {
@@ -269,14 +278,7 @@ impl IngestFile {
         let name = self.file_name.clone();
 
         // Small files may be one (possibly pretty-printed) JSON object.
-        if signature.size <= SINGLE_OBJECT_MAX {
-            let (file, small) = blocking(move || {
-                let mut file = file;
-                let mut bytes = Vec::with_capacity(signature.size as usize);
-                let small = file.read_to_end(&mut bytes).map(|_| bytes);
-                (file, small)
-            })
-            .await?;
+        if let Some(small) = small {
             let bytes = small.map_err(|e| TaskError::retryable(format!("{name}: reading: {e}")))?;
             match single_object(&bytes) {
                 Single::Object(record) => {
@@ -373,5 +375,50 @@ impl Task for IngestFile {
             }
             Err(other) => Err(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn line(reference: &str) -> String {
+        format!(
+            r#"{{"reference":"{reference}","amount":1,"asset":"EUR/2","type":"PAY-IN","status":"SUCCEEDED","scheme":"visa","createdAt":"2026-01-01T00:00:00Z"}}"#
+        ) + "\n"
+    }
+
+    /// A small JSON Lines file is first read whole (as a possible single object): resuming it
+    /// must still hash the prefix from the start, not from where that read stopped.
+    #[test]
+    fn a_file_already_read_whole_resumes_after_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let (first, rest) = (line("a"), line("b") + &line("c"));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all((first.clone() + &rest).as_bytes())
+            .unwrap();
+        let checkpoint = Checkpoint {
+            prefix_hash: blake3::hash(first.as_bytes()).to_hex().to_string(),
+            offset: first.len() as u64,
+            line: 1,
+            completed: None,
+        };
+        let mut file = File::open(&path).unwrap();
+        let size = file.metadata().unwrap().len();
+        file.read_to_end(&mut Vec::new()).unwrap();
+
+        let mut reader = Reader::open(file, Some(&checkpoint), size).unwrap();
+        assert_eq!((reader.offset, reader.line), (first.len() as u64, 1));
+        let chunk = reader.next_chunk("p.jsonl").unwrap();
+        let references: Vec<&str> = chunk
+            .batch
+            .payments
+            .iter()
+            .map(|p| p.reference.as_str())
+            .collect();
+        assert_eq!(references, ["b", "c"]);
     }
 }

@@ -47,10 +47,15 @@ const UPSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, connector_id, reference
                             EXCLUDED.metadata)
     RETURNING id";
 
+// `input` is read twice (payments, adjustments): it is materialized once, so the amounts and
+// raw JSON are parsed once, there.
 const UPSERT_PAYMENTS: &str = "WITH input AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::timestamptz[], $12::text[], $13::text[])
+        SELECT i.id, i.connector_id, i.reference, i.type, i.status, i.scheme, i.asset,
+               i.amount::numeric AS amount, i.source, i.destination, i.created_at,
+               i.raw::jsonb AS raw, i.metadata::jsonb AS metadata
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::timestamptz[], $12::text[], $13::text[])
             AS i(id, connector_id, reference, type, status, scheme, asset, amount, source,
                  destination, created_at, raw, metadata)
     ),
@@ -58,8 +63,8 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
         INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset, amount,
                               initial_amount, source_account_id, destination_account_id,
                               created_at, raw, metadata)
-        SELECT id, connector_id, reference, type, status, scheme, asset, amount::numeric,
-               amount::numeric, source, destination, created_at, raw::jsonb, metadata::jsonb
+        SELECT id, connector_id, reference, type, status, scheme, asset, amount,
+               amount, source, destination, created_at, raw, metadata
         FROM input
         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, amount = EXCLUDED.amount,
             asset = EXCLUDED.asset, scheme = EXCLUDED.scheme,
@@ -75,7 +80,7 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
     adjusted AS (
         INSERT INTO payment_adjustments (payment_id, reference, created_at, status, amount, raw)
         SELECT i.id, i.reference, CASE WHEN u.inserted THEN i.created_at ELSE now() END,
-               i.status, i.amount::numeric, i.raw::jsonb
+               i.status, i.amount, i.raw
         FROM upserted u JOIN input i ON i.id = u.id
     )
     SELECT id, inserted FROM upserted";
