@@ -93,26 +93,23 @@ pub async fn page(
     }
     sql.keyset(keyset, "a", "text");
     let client = client(pool, "listing accounts").await?;
-    let rows = client
-        .query(&sql.text, &sql.params())
-        .await
-        .map_err(|e| StorageError::db("listing accounts", e))?;
+    let rows = super::query(&client, &sql.text, &sql.params(), "listing accounts").await?;
     Ok(rows.iter().map(account).collect())
 }
 
 /// One account.
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<AccountRow>, StorageError> {
     let client = client(pool, "reading an account").await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts a \
+    let row = super::query_opt(
+        &client,
+        &format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a \
                  JOIN connectors c ON c.id = a.connector_id WHERE a.id = $1"
-            ),
-            &[&id],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading an account", e))?;
+        ),
+        &[&id],
+        "reading an account",
+    )
+    .await?;
     Ok(row.as_ref().map(account))
 }
 
@@ -154,10 +151,7 @@ pub async fn balances(
         " ORDER BY b.created_at {dir}, b.asset {dir} LIMIT {limit}"
     ));
     let client = client(pool, "listing balances").await?;
-    let rows = client
-        .query(&sql.text, &sql.params())
-        .await
-        .map_err(|e| StorageError::db("listing balances", e))?;
+    let rows = super::query(&client, &sql.text, &sql.params(), "listing balances").await?;
     Ok(rows
         .iter()
         .map(|r| BalanceRow {

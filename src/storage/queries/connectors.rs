@@ -71,25 +71,25 @@ fn from_row(row: &Row) -> ConnectorRow {
 /// Every stored connector, oldest first.
 pub async fn all(pool: &Pool) -> Result<Vec<ConnectorRow>, StorageError> {
     let client = client(pool, "listing connectors").await?;
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM connectors ORDER BY created_at, id"),
-            &[],
-        )
-        .await
-        .map_err(|e| StorageError::db("listing connectors", e))?;
+    let rows = super::query(
+        &client,
+        &format!("SELECT {COLUMNS} FROM connectors ORDER BY created_at, id"),
+        &[],
+        "listing connectors",
+    )
+    .await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
 /// One connector by id.
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<ConnectorRow>, StorageError> {
     let client = client(pool, "reading a connector").await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM connectors WHERE id = $1"),
-            &[&id],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading a connector", e))?;
+    let row = super::query_opt(
+        &client,
+        &format!("SELECT {COLUMNS} FROM connectors WHERE id = $1"),
+        &[&id],
+        "reading a connector",
+    )
+    .await?;
     Ok(row.as_ref().map(from_row))
 }

@@ -12,13 +12,13 @@ pub async fn get(
     key: &str,
 ) -> Result<Option<Value>, StorageError> {
     let client = client(pool, "reading the connector store").await?;
-    let row = client
-        .query_opt(
-            "SELECT value FROM connector_kv WHERE connector_id = $1 AND key = $2",
-            &[&connector_id, &key],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading the connector store", e))?;
+    let row = super::query_opt(
+        &client,
+        "SELECT value FROM connector_kv WHERE connector_id = $1 AND key = $2",
+        &[&connector_id, &key],
+        "reading the connector store",
+    )
+    .await?;
     Ok(row.map(|r| r.get(0)))
 }
 
@@ -29,13 +29,13 @@ pub async fn list(
     prefix: &str,
 ) -> Result<Vec<(String, Value)>, StorageError> {
     let client = client(pool, "listing the connector store").await?;
-    let rows = client
-        .query(
-            "SELECT key, value FROM connector_kv
+    let rows = super::query(
+        &client,
+        "SELECT key, value FROM connector_kv
              WHERE connector_id = $1 AND starts_with(key, $2) ORDER BY key",
-            &[&connector_id, &prefix],
-        )
-        .await
-        .map_err(|e| StorageError::db("listing the connector store", e))?;
+        &[&connector_id, &prefix],
+        "listing the connector store",
+    )
+    .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

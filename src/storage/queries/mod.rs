@@ -7,6 +7,9 @@ pub mod page;
 pub mod payments;
 pub mod tasks;
 
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
 use super::{Pool, StorageError};
 
 /// Takes a pooled connection, naming what it was for if none can be had.
@@ -15,4 +18,39 @@ pub(crate) async fn client(
     context: &'static str,
 ) -> Result<deadpool_postgres::Client, StorageError> {
     pool.get().await.map_err(|e| StorageError::pool(context, e))
+}
+
+/// Runs a read with its statement prepared once per connection and cached: one round trip
+/// per read instead of two (parse, then execute).
+pub(crate) async fn query(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &'static str,
+) -> Result<Vec<Row>, StorageError> {
+    let statement = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| StorageError::db(context, e))?;
+    client
+        .query(&statement, params)
+        .await
+        .map_err(|e| StorageError::db(context, e))
+}
+
+/// [`query`] for at most one row.
+pub(crate) async fn query_opt(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &'static str,
+) -> Result<Option<Row>, StorageError> {
+    let statement = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| StorageError::db(context, e))?;
+    client
+        .query_opt(&statement, params)
+        .await
+        .map_err(|e| StorageError::db(context, e))
 }

@@ -126,10 +126,7 @@ pub async fn page(
     }
     sql.keyset(keyset, "p", "text");
     let client = client(pool, "listing payments").await?;
-    let rows = client
-        .query(&sql.text, &sql.params())
-        .await
-        .map_err(|e| StorageError::db("listing payments", e))?;
+    let rows = super::query(&client, &sql.text, &sql.params(), "listing payments").await?;
     let mut payments: Vec<PaymentRow> = rows.iter().map(payment).collect();
     attach_adjustments(&client, &mut payments).await?;
     Ok(payments)
@@ -138,16 +135,16 @@ pub async fn page(
 /// One payment with its adjustments.
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<PaymentRow>, StorageError> {
     let client = client(pool, "reading a payment").await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments p \
+    let row = super::query_opt(
+        &client,
+        &format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p \
                  JOIN connectors c ON c.id = p.connector_id WHERE p.id = $1"
-            ),
-            &[&id],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading a payment", e))?;
+        ),
+        &[&id],
+        "reading a payment",
+    )
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let mut payments = vec![payment(&row)];
     attach_adjustments(&client, &mut payments).await?;
@@ -162,14 +159,14 @@ async fn attach_adjustments(
         return Ok(());
     }
     let ids: Vec<&str> = payments.iter().map(|p| p.id.as_str()).collect();
-    let rows = client
-        .query(
-            "SELECT payment_id, reference, created_at, status, amount::text, raw::text
+    let rows = super::query(
+        client,
+        "SELECT payment_id, reference, created_at, status, amount::text, raw::text
              FROM payment_adjustments WHERE payment_id = ANY($1) ORDER BY id",
-            &[&ids],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading payment adjustments", e))?;
+        &[&ids],
+        "reading payment adjustments",
+    )
+    .await?;
     let mut by_payment: HashMap<String, Vec<AdjustmentRow>> = HashMap::new();
     for row in rows {
         by_payment

@@ -105,17 +105,17 @@ pub fn from_row(row: &Row) -> TaskRow {
 /// The live (PENDING or ACTIVE) tasks of a connector, oldest first: what boot resumes.
 pub async fn live(pool: &Pool, connector_id: &str) -> Result<Vec<TaskRow>, StorageError> {
     let client = client(pool, "loading live tasks").await?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM tasks
+    let rows = super::query(
+        &client,
+        &format!(
+            "SELECT {COLUMNS} FROM tasks
                  WHERE connector_id = $1 AND status IN ('PENDING', 'ACTIVE')
                  ORDER BY created_at, id"
-            ),
-            &[&connector_id],
-        )
-        .await
-        .map_err(|e| StorageError::db("loading live tasks", e))?;
+        ),
+        &[&connector_id],
+        "loading live tasks",
+    )
+    .await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
@@ -126,13 +126,13 @@ pub async fn get(
     task_id: Uuid,
 ) -> Result<Option<TaskRow>, StorageError> {
     let client = client(pool, "reading a task").await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE connector_id = $1 AND id = $2"),
-            &[&connector_id, &task_id],
-        )
-        .await
-        .map_err(|e| StorageError::db("reading a task", e))?;
+    let row = super::query_opt(
+        &client,
+        &format!("SELECT {COLUMNS} FROM tasks WHERE connector_id = $1 AND id = $2"),
+        &[&connector_id, &task_id],
+        "reading a task",
+    )
+    .await?;
     Ok(row.as_ref().map(from_row))
 }
 
@@ -158,28 +158,25 @@ pub async fn page(
     }
     sql.keyset(keyset, "t", "uuid");
     let client = client(pool, "listing tasks").await?;
-    let rows = client
-        .query(&sql.text, &sql.params())
-        .await
-        .map_err(|e| StorageError::db("listing tasks", e))?;
+    let rows = super::query(&client, &sql.text, &sql.params(), "listing tasks").await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
 /// Tasks per connector and status, every status listed (zero included), for the gauges.
 pub async fn count_by_status(pool: &Pool) -> Result<Vec<(String, String, i64)>, StorageError> {
     let client = client(pool, "counting tasks").await?;
-    let rows = client
-        .query(
-            "SELECT c.id, s.status, count(t.id)
+    let rows = super::query(
+        &client,
+        "SELECT c.id, s.status, count(t.id)
              FROM connectors c
              CROSS JOIN (VALUES ('PENDING'), ('ACTIVE'), ('TERMINATED'), ('FAILED'), ('STOPPED'))
                   AS s(status)
              LEFT JOIN tasks t ON t.connector_id = c.id AND t.status = s.status
              GROUP BY c.id, s.status",
-            &[],
-        )
-        .await
-        .map_err(|e| StorageError::db("counting tasks", e))?;
+        &[],
+        "counting tasks",
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
