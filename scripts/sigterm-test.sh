@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Graceful shutdown at full size: the release `tributary serve`, on its embedded PostgreSQL,
 # ingests 1,000 JSON Lines files of 1,200 lines (1.2 million payments) through DUMMY-PAY; once
-# every file has its ingest task and all 100 slots (DUMMY-PAY's allow_tasks) run, it gets
+# every file has its ingest task and all 50 stream permits (DUMMY-PAY's STREAMS) are taken, it gets
 # SIGTERM. Checks: exit 0 within 10 s, no PostgreSQL left, no task FAILED or STOPPED by the
 # shutdown, every task that was waiting still live; then a restart ingests the rest, every
 # payment exactly once. It is tests/it/sigterm.rs at a larger size (TRIBUTARY_SIGTERM_FILES,

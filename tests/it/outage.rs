@@ -122,6 +122,10 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
 
     let mut settings = test_settings();
     settings.database.timeout = Duration::from_secs(1);
+    // Small commits (a few files each), so that ingestion is well under way, not done, when
+    // the cut comes: DUMMY-PAY runs up to 1,000 files at once, which the default batch of
+    // 1,000 writes would commit in one or two transactions.
+    settings.storage.batch_size = 10;
     let app = Application::build(&settings, &url).await.expect("build");
     let root = format!("http://127.0.0.1:{}", app.port());
     let base = format!("{root}/api/payments");

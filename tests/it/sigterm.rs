@@ -1,12 +1,12 @@
 //! Graceful shutdown under load, through the binary: `tributary serve` on its embedded
-//! PostgreSQL ingests hundreds of DUMMY-PAY files; SIGTERM arrives while `allow_tasks` (100)
-//! ingest runs are ACTIVE and the rest are PENDING. The process must exit 0 within 10 s
+//! PostgreSQL ingests hundreds of DUMMY-PAY JSON Lines files; SIGTERM arrives while some
+//! stream and the rest wait for a slot or a stream permit. The process must exit 0 within 10 s
 //! leaving no PostgreSQL behind, the shutdown must move no task to FAILED or STOPPED (the
 //! statuses are read from the stopped cluster), and the next start must resume everything:
 //! every file's payments exactly once, every ingest task TERMINATED.
 //!
-//! DUMMY-PAY runs at most 100 ingest runs at once (`allow_tasks`, not configurable), so "1,000
-//! live tasks" means 100 running plus 900 waiting for a slot. The CI size is small (250 files of
+//! DUMMY-PAY streams at most `STREAMS` (50) JSON Lines files at once, so "1,000 live tasks"
+//! means 50 streaming plus 950 waiting for a slot or a permit. The CI size is small (250 files of
 //! 20 lines); `scripts/sigterm-test.sh` runs the same test on the release build with 1,000
 //! larger files through `TRIBUTARY_SIGTERM_FILES` and `TRIBUTARY_SIGTERM_LINES`.
 
@@ -22,8 +22,8 @@ use tributary::storage::embedded::{EmbeddedConfig, EmbeddedPostgres, socket_url}
 use crate::cli::{free_port, postmaster_pid, signal, wait_exit};
 use crate::embedded::process_exists;
 
-/// DUMMY-PAY's `allow_tasks`: the most ingest runs at once.
-const SLOTS: i64 = 100;
+/// The most JSON Lines files DUMMY-PAY streams at once.
+const STREAMING: i64 = tributary::connectors::dummypay::connector::STREAMS as i64;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -216,8 +216,8 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
     };
 
     // Run 1: SIGTERM once every file has its task and a tenth of the payments are in: every
-    // slot runs (a run shorter than 100 ms never shows ACTIVE, so running ones are counted by
-    // the slot limit, not by status).
+    // stream permit is taken (a run shorter than 100 ms never shows ACTIVE, so streaming ones
+    // are counted by the permit limit, not by status).
     let log1 = dir.path().join("run1.log");
     let mut child = service.start(&log1);
     let _kill1 = KillOnDrop(child.id());
@@ -264,9 +264,10 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
     assert_eq!(badly, vec![0, 0], "the shutdown failed or stopped tasks");
     assert_eq!(after[2] + after[3], files as i64, "{after:?}");
     // Runs in progress may have committed their end before the shutdown stopped them; a task
-    // still waiting for a slot at SIGTERM cannot have (the window between the reading above
-    // and the signal is far shorter than a run's two commits), so it must still be live.
-    let waiting = (at_sigterm[2] - SLOTS).max(0);
+    // still waiting for a slot or a stream permit at SIGTERM cannot have (the window between
+    // the reading above and the signal is far shorter than a file's two commits), so it must
+    // still be live.
+    let waiting = (at_sigterm[2] - STREAMING).max(0);
     assert!(
         after[2] >= waiting,
         "{waiting} tasks were waiting at SIGTERM, only {} live after: {after:?}",

@@ -2,8 +2,11 @@
 //! a config change reschedules `read-files` with the new period, uninstall deletes only the
 //! files the connector generated.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::config::DummyPayConfig;
 use super::generate::{GENERATED_PREFIX, GenerateFiles};
@@ -13,15 +16,26 @@ use crate::sdk::{
     Connector, ConnectorContext, Restart, Schedule, ScheduleOptions, Task, TaskError,
 };
 
+/// How many JSON Lines files one connector streams at once. Each holds up to two batches of
+/// 1,000 parsed records in memory (the one committing, the one read ahead), so this, not
+/// `allow_tasks`, bounds the memory of a directory of large files; single-object files take
+/// no permit.
+pub const STREAMS: usize = 50;
+
 /// An installed DUMMY-PAY connector.
 pub struct DummyPay {
     config: DummyPayConfig,
+    /// Permits to stream a JSON Lines file, shared by this connector's ingest tasks.
+    streams: Arc<Semaphore>,
 }
 
 impl DummyPay {
     /// A connector with a parsed config.
     pub fn new(config: DummyPayConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            streams: Arc::new(Semaphore::new(STREAMS)),
+        }
     }
 
     fn read_files_options(&self) -> ScheduleOptions {
@@ -120,6 +134,7 @@ impl Connector for DummyPay {
                     config,
                     file_name: file_name.to_string(),
                     opened: Default::default(),
+                    streams: self.streams.clone(),
                 }))
             }
             _ => Err(TaskError::non_retryable(format!(

@@ -32,6 +32,8 @@ pub struct IngestFile {
     /// The version of the file this run opened: a failure is recorded against it, not
     /// against a version written (fixed) since.
     pub opened: std::sync::Mutex<Option<Signature>>,
+    /// The connector's JSON Lines stream permits (see [`super::connector::STREAMS`]).
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Where ingestion of a file stands (the task's state).
@@ -317,6 +319,12 @@ impl IngestFile {
         signature: Signature,
     ) -> Result<(Signature, String), TaskError> {
         let name = self.file_name.clone();
+        let _permit = tokio::select! {
+            permit = self.streams.acquire() => {
+                permit.map_err(|e| TaskError::retryable(format!("stream permits: {e}")))?
+            }
+            () = ctx.cancellation().cancelled() => return Err(TaskError::Cancelled),
+        };
         let checkpoint: Option<Checkpoint> = ctx.state()?;
         let reader = blocking(move || Reader::open(file, checkpoint.as_ref(), signature.size))
             .await?

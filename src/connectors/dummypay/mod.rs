@@ -37,9 +37,11 @@ impl Loader for DummyPayLoader {
         "Dummypay"
     }
 
-    /// File tasks mostly wait on the database: many in flight fill the group commits.
+    /// File tasks mostly wait on the database: many in flight fill the group commits (100 →
+    /// 1,000: single-payment files +20 %, 7× fewer transactions). Memory is bounded by
+    /// [`connector::STREAMS`], not by this.
     fn allow_tasks(&self) -> usize {
-        100
+        1000
     }
 
     fn schema(&self) -> ConfigSchema {
