@@ -11,7 +11,7 @@ use serde_json::json;
 use tributary::runtime::host::INGESTED_METRIC;
 use tributary::storage::Pool;
 
-use crate::service::{Service, post};
+use crate::service::{Service, request};
 
 fn payment_json(reference: &str, amount: usize) -> String {
     format!(
@@ -53,7 +53,9 @@ fn ingested(connector_id: &str) -> u64 {
         .sum()
 }
 
-/// Installs a DUMMY-PAY connector on `dir` and times until `n` payments are committed.
+/// Installs a DUMMY-PAY connector on `dir`, times until `n` payments are committed, then
+/// uninstalls it and lets the database settle, so that the next case starts as this one did:
+/// nothing else polling, no checkpoint or vacuum owed by earlier work.
 async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> anyhow::Result<f64> {
     let (port, pool) = (service.port, &service.pool);
     let stats = service.storage.stats();
@@ -74,7 +76,7 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
     let install = json!({"name": name, "directory": dir});
     // The runtime shares this thread: the blocking request must not.
     let (status, body) = tokio::task::spawn_blocking(move || {
-        post(port, "/api/payments/connectors/dummy-pay", &install)
+        request(port, "POST", "/api/payments/connectors/dummy-pay", Some(&install))
     })
     .await??;
     if status != 201 {
@@ -109,7 +111,32 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
         busy * 100.0,
         elapsed.as_secs_f64()
     );
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        request(
+            port,
+            "DELETE",
+            &format!("/api/payments/connectors/dummy-pay/{id}"),
+            None,
+        )
+    })
+    .await??;
+    if status >= 300 {
+        bail!("uninstall failed: {status} {body}");
+    }
+    settle(pool).await?;
     Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// Vacuums, analyzes and checkpoints, so that a measurement does not pay for earlier ones.
+async fn settle(pool: &Pool) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    client.batch_execute("VACUUM ANALYZE").await?;
+    // CHECKPOINT needs a superuser (or pg_checkpoint): without one, the next case may pay
+    // for this one's checkpoint.
+    if let Err(e) = client.batch_execute("CHECKPOINT").await {
+        eprintln!("no CHECKPOINT between cases: {e}");
+    }
+    Ok(())
 }
 
 /// The database's own ceiling: the same rows by a plain client, batched and one per transaction.

@@ -12,13 +12,19 @@ use tributary::settings::Settings;
 use tributary::storage::database::with_dbname;
 use tributary::storage::{Pool, StorageHandle, database};
 
-/// A minimal HTTP/1.0 POST (keeps the bench free of an HTTP client dependency).
-pub fn post(port: u16, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, String)> {
-    let body = body.to_string();
+/// A minimal blocking HTTP/1.0 request with an optional JSON body (keeps the bench free of an
+/// HTTP client dependency). Returns the status and the body.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, String)> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         stream,
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
