@@ -76,7 +76,12 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
     let install = json!({"name": name, "directory": dir});
     // The runtime shares this thread: the blocking request must not.
     let (status, body) = tokio::task::spawn_blocking(move || {
-        request(port, "POST", "/api/payments/connectors/dummy-pay", Some(&install))
+        request(
+            port,
+            "POST",
+            "/api/payments/connectors/dummy-pay",
+            Some(&install),
+        )
     })
     .await??;
     if status != 201 {
@@ -123,20 +128,8 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
     if status >= 300 {
         bail!("uninstall failed: {status} {body}");
     }
-    settle(pool).await?;
+    crate::service::settle(pool).await?;
     Ok(n as f64 / elapsed.as_secs_f64())
-}
-
-/// Vacuums, analyzes and checkpoints, so that a measurement does not pay for earlier ones.
-async fn settle(pool: &Pool) -> anyhow::Result<()> {
-    let client = pool.get().await?;
-    client.batch_execute("VACUUM ANALYZE").await?;
-    // CHECKPOINT needs a superuser (or pg_checkpoint): without one, the next case may pay
-    // for this one's checkpoint.
-    if let Err(e) = client.batch_execute("CHECKPOINT").await {
-        eprintln!("no CHECKPOINT between cases: {e}");
-    }
-    Ok(())
 }
 
 /// The database's own ceiling: the same rows by a plain client, batched and one per transaction.

@@ -95,3 +95,16 @@ impl Service {
         Ok(())
     }
 }
+
+/// Vacuums, analyzes and checkpoints, so that a measurement does not pay for the work before
+/// it (autovacuum of freshly inserted rows, a checkpoint forced by their WAL).
+pub async fn settle(pool: &Pool) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    client.batch_execute("VACUUM ANALYZE").await?;
+    // CHECKPOINT needs a superuser (or pg_checkpoint): without one, the measurement may pay
+    // for the earlier work's checkpoint.
+    if let Err(e) = client.batch_execute("CHECKPOINT").await {
+        eprintln!("no CHECKPOINT before measuring: {e}");
+    }
+    Ok(())
+}

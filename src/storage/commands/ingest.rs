@@ -34,7 +34,7 @@ pub struct IngestBatch {
 const UPSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, connector_id, reference, created_at,
         default_asset, account_name, type, metadata, raw)
     SELECT i.id, i.connector_id, i.reference, i.created_at, i.default_asset, i.account_name,
-           i.type, i.metadata::jsonb, i.raw::jsonb
+           i.type, i.metadata::jsonb, i.raw::json
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[])
          AS i(id, connector_id, reference, created_at, default_asset, account_name, type,
@@ -52,7 +52,7 @@ const UPSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, connector_id, reference
 const UPSERT_PAYMENTS: &str = "WITH input AS (
         SELECT i.id, i.connector_id, i.reference, i.type, i.status, i.scheme, i.asset,
                i.amount::numeric AS amount, i.source, i.destination, i.created_at,
-               i.raw::jsonb AS raw, i.metadata::jsonb AS metadata
+               i.raw::json AS raw, i.metadata::jsonb AS metadata
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                     $11::timestamptz[], $12::text[], $13::text[])
