@@ -86,6 +86,9 @@ pub async fn run(
     let mut first = None;
     let mut rate_now = rate;
     loop {
+        // Warm-up at the same rate, not counted: the first requests open HTTP connections,
+        // grow the read pool (a PostgreSQL backend each) and prepare its statements.
+        open_loop(&target, rate_now, 2).await;
         let (latencies, failed) = open_loop(&target, rate_now, seconds).await;
         let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
         println!("| {rate_now} | {p50:.2} | {p99:.2} | {failed} |");
