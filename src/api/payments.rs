@@ -37,7 +37,7 @@ pub fn number(text: String) -> Box<RawValue> {
     RawValue::from_string(text).unwrap_or_else(|_| null())
 }
 
-/// JSON text from PostgreSQL (`jsonb::text`), passed through untouched so that big numbers
+/// JSON text from PostgreSQL (`json` columns), passed through untouched so that big numbers
 /// in a provider's raw object stay exact.
 pub fn raw_json(text: Option<String>) -> Box<RawValue> {
     text.and_then(|t| RawValue::from_string(t).ok())

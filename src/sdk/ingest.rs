@@ -239,7 +239,7 @@ pub struct PaymentData {
     pub source_account: Option<String>,
     /// The reference of the destination account, if any.
     pub destination_account: Option<String>,
-    /// The provider's object, as JSON text (kept exact: big numbers stay exact in `jsonb`).
+    /// The provider's object, as JSON text (stored as given, so big numbers stay exact).
     pub raw: Option<String>,
     /// String metadata.
     pub metadata: BTreeMap<String, String>,

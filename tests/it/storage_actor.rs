@@ -265,22 +265,7 @@ async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() 
     let (db, storage, _) = setup(1000).await;
     let connector = keyed_connector(&storage).await;
     let connector_id = connector.id();
-    let tasks: Vec<UpsertTask> = (0..40)
-        .map(|i| {
-            let descriptor = json!({"file": i});
-            let key = tributary::ids::canonical_json(&descriptor);
-            UpsertTask {
-                id: tributary::ids::task_id(&connector_id, &key),
-                connector_id: connector_id.clone(),
-                parent_id: None,
-                descriptor,
-                options: ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
-                due_at: None,
-                now: chrono::Utc::now(),
-                force: false,
-            }
-        })
-        .collect();
+    let tasks: Vec<UpsertTask> = (0..40).map(|i| schedule(&connector_id, i)).collect();
     // Scheduled together, twice: the second time every task is live, so nothing changes.
     for expected_new in [true, false] {
         let outcomes = join_all(tasks.iter().map(|t| storage.write(t.clone()))).await;
@@ -422,7 +407,9 @@ fn schedule(connector_id: &str, file: usize) -> UpsertTask {
 async fn writes_for_a_deleted_connector_leave_nothing_behind() {
     use tributary::storage::commands::connectors::DeleteConnector;
 
-    let (db, storage, _) = setup(1000).await;
+    let db = TestDb::new().await;
+    // A linger, so that the two schedules below share a batch (and a statement).
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::from_millis(100));
     let (live, gone) = (
         keyed_connector(&storage).await,
         keyed_connector(&storage).await,
@@ -439,9 +426,15 @@ async fn writes_for_a_deleted_connector_leave_nothing_behind() {
     );
 
     // Merged into one statement with a schedule of a live connector.
+    let merged_before = storage.stats().merged_writes.load(Ordering::Relaxed);
     let (orphan, kept) = futures::join!(
         storage.write(schedule(&gone.id(), 1)),
         storage.write(schedule(&live.id(), 1))
+    );
+    assert_eq!(
+        storage.stats().merged_writes.load(Ordering::Relaxed) - merged_before,
+        2,
+        "the two schedules were not merged"
     );
     assert!(
         matches!(&orphan, Err(StorageError::NotFound(m)) if m.contains(&gone.id())),

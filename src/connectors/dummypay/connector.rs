@@ -18,8 +18,8 @@ use crate::sdk::{
 
 /// How many JSON Lines files one connector streams at once. Each holds up to two batches of
 /// 1,000 parsed records in memory (the one committing, the one read ahead), so this, not
-/// `allow_tasks`, bounds the memory of a directory of large files; single-object files take
-/// no permit.
+/// `allow_tasks`, bounds the memory of a directory of large files; a run waiting for a permit
+/// holds no file and no data, and single-object files take no permit.
 pub const STREAMS: usize = 50;
 
 /// An installed DUMMY-PAY connector.

@@ -80,16 +80,7 @@ pub fn open(directory: &Path, name: &str) -> Result<std::fs::File, PathError> {
     if !is_plain_name(name) {
         return Err(PathError::NotAPlainName(name.to_string()));
     }
-    let io = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            PathError::Vanished(name.to_string())
-        } else {
-            PathError::Io {
-                name: name.to_string(),
-                source,
-            }
-        }
-    };
+    let io = io_error(name);
     match open_no_follow(&directory.join(name)) {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
         direct => return direct.map_err(io),
@@ -102,6 +93,20 @@ pub fn open(directory: &Path, name: &str) -> Result<std::fs::File, PathError> {
         return Err(PathError::Outside(name.to_string()));
     }
     Ok(file)
+}
+
+/// Names the file in an I/O error; a missing file has vanished since the listing.
+fn io_error(name: &str) -> impl Fn(std::io::Error) -> PathError + Copy + '_ {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            PathError::Vanished(name.to_string())
+        } else {
+            PathError::Io {
+                name: name.to_string(),
+                source,
+            }
+        }
+    }
 }
 
 /// Opens `path` for reading, failing (ELOOP) if its last component is a symlink.
@@ -118,16 +123,7 @@ pub fn resolve(directory: &Path, name: &str) -> Result<PathBuf, PathError> {
     if !is_plain_name(name) {
         return Err(PathError::NotAPlainName(name.to_string()));
     }
-    let io = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            PathError::Vanished(name.to_string())
-        } else {
-            PathError::Io {
-                name: name.to_string(),
-                source,
-            }
-        }
-    };
+    let io = io_error(name);
     let root = directory.canonicalize().map_err(io)?;
     let path = root.join(name).canonicalize().map_err(io)?;
     if path.parent() != Some(root.as_path()) && !path.starts_with(&root) {

@@ -222,6 +222,23 @@ fn single_object(bytes: &[u8]) -> Single {
     }
 }
 
+/// Opens a file of the directory and reads its signature (blocking). Running out of file
+/// descriptors is retryable; a name that cannot be read is not.
+fn open_file(directory: &std::path::Path, name: &str) -> Result<(File, Signature), TaskError> {
+    let file = files::open(directory, name).map_err(|e| match &e {
+        files::PathError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) =>
+        {
+            TaskError::retryable(e.to_string())
+        }
+        _ => TaskError::non_retryable(e.to_string()),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
+    Ok((file, Signature::of(&meta)))
+}
+
 /// Runs blocking file work off the actor thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
@@ -253,20 +270,16 @@ impl IngestFile {
     async fn ingest(&self, ctx: &TaskContext) -> Result<(Signature, String), TaskError> {
         let name = self.file_name.clone();
         let directory = self.config.directory.clone();
-        // Opened, and read whole when small, in one trip off the actor thread.
-        type Opened = (File, Signature, Option<std::io::Result<Vec<u8>>>);
-        let (file, signature, small) = blocking(move || -> Result<Opened, TaskError> {
-            let mut file = files::open(&directory, &name)
-                .map_err(|e| TaskError::non_retryable(e.to_string()))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| TaskError::retryable(format!("{name}: {e}")))?;
-            let signature = Signature::of(&meta);
+        // Opened, and read whole when small, in one trip off the actor thread; closed at once,
+        // so that a thousand runs waiting on their commit or a stream permit hold no file.
+        type Opened = (Signature, Option<std::io::Result<Vec<u8>>>);
+        let (signature, small) = blocking(move || -> Result<Opened, TaskError> {
+            let (mut file, signature) = open_file(&directory, &name)?;
             let small = (signature.size <= SINGLE_OBJECT_MAX).then(|| {
                 let mut bytes = Vec::with_capacity(signature.size as usize);
                 file.read_to_end(&mut bytes).map(|_| bytes)
             });
-            Ok((file, signature, small))
+            Ok((signature, small))
         })
         .await??;
         *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(signature);
@@ -299,23 +312,23 @@ impl IngestFile {
                         line: 1,
                         completed: Some(signature),
                     };
+                    drop(bytes);
                     ctx.ingest_final(batch, Some(&checkpoint)).await?;
                     return Ok((signature, hash));
                 }
                 Single::Invalid(problem) => {
                     return Err(TaskError::non_retryable(format!("{name}: {problem}")));
                 }
-                Single::Lines => return self.stream(ctx, file, signature).await,
+                Single::Lines => {}
             }
         }
-        self.stream(ctx, file, signature).await
+        self.stream(ctx, signature).await
     }
 
     /// JSON Lines: batches committed with their checkpoint.
     async fn stream(
         &self,
         ctx: &TaskContext,
-        file: File,
         signature: Signature,
     ) -> Result<(Signature, String), TaskError> {
         let name = self.file_name.clone();
@@ -325,6 +338,13 @@ impl IngestFile {
             }
             () = ctx.cancellation().cancelled() => return Err(TaskError::Cancelled),
         };
+        let (directory, file_name) = (self.config.directory.clone(), name.clone());
+        let (file, now) = blocking(move || open_file(&directory, &file_name)).await??;
+        if now != signature {
+            return Err(TaskError::retryable(format!(
+                "{name}: changed while waiting to be read; reading it again"
+            )));
+        }
         let checkpoint: Option<Checkpoint> = ctx.state()?;
         let reader = blocking(move || Reader::open(file, checkpoint.as_ref(), signature.size))
             .await?

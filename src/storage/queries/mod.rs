@@ -38,19 +38,15 @@ pub(crate) async fn query(
         .map_err(|e| StorageError::db(context, e))
 }
 
-/// [`query`] for at most one row.
+/// [`query`] for a read by key: its row, if any.
 pub(crate) async fn query_opt(
     client: &deadpool_postgres::Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     context: &'static str,
 ) -> Result<Option<Row>, StorageError> {
-    let statement = client
-        .prepare_cached(sql)
-        .await
-        .map_err(|e| StorageError::db(context, e))?;
-    client
-        .query_opt(&statement, params)
-        .await
-        .map_err(|e| StorageError::db(context, e))
+    Ok(query(client, sql, params, context)
+        .await?
+        .into_iter()
+        .next())
 }
