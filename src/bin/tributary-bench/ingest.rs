@@ -65,6 +65,8 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
             &stats.writes,
             &stats.merged_writes,
             &stats.busy_micros,
+            &stats.failed_writes,
+            &stats.isolated_batches,
         ]
         .map(|c| c.load(Ordering::Relaxed))
     };
@@ -106,13 +108,15 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
     if stored != n as i64 {
         bail!("{name}: the counter says {n} payments were committed, the table has {stored}");
     }
-    let [transactions, writes, merged, busy] = counters();
+    let [transactions, writes, merged, busy, failed, isolated] = counters();
     let busy = (busy - before[3]) as f64 / 1e6 / elapsed.as_secs_f64();
     eprintln!(
-        "{name}: {} transactions, {} writes ({} merged), storage actor busy {:.0} % of {:.2} s",
+        "{name}: {} transactions, {} writes ({} merged, {} failed, {} batches isolated), storage actor busy {:.0} % of {:.2} s",
         transactions - before[0],
         writes - before[1],
         merged - before[2],
+        failed - before[4],
+        isolated - before[5],
         busy * 100.0,
         elapsed.as_secs_f64()
     );
