@@ -7,7 +7,7 @@
 //!
 //! DUMMY-PAY streams at most `STREAMS` (50) JSON Lines files at once, so "1,000 live tasks"
 //! means 50 streaming plus 950 waiting for a slot or a permit. The CI size is small (250 files of
-//! 20 lines); `scripts/sigterm-test.sh` runs the same test on the release build with 1,000
+//! 200 lines); `scripts/sigterm-test.sh` runs the same test on the release build with 1,000
 //! larger files through `TRIBUTARY_SIGTERM_FILES` and `TRIBUTARY_SIGTERM_LINES`.
 
 use std::io::Write;

@@ -78,8 +78,8 @@ fn add(batch: &mut Batch, record: Record) {
 impl Reader {
     /// Opens `file` and positions it after `checkpoint` if the bytes before it are unchanged.
     fn open(mut file: File, checkpoint: Option<&Checkpoint>, size: u64) -> std::io::Result<Self> {
-        // The file may have been read whole already (a small file that turned out to be
-        // JSON Lines): the prefix is hashed from the start.
+        // The prefix is hashed from the start, wherever the caller left the file's position
+        // (a resume after a whole read of the file once restarted from line 1).
         file.seek(SeekFrom::Start(0))?;
         let mut hasher = blake3::Hasher::new();
         let mut start = (0, 0);
