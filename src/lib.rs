@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod connectors;
 pub mod declared;
+pub mod domain;
 pub mod ids;
 pub mod redact;
 pub mod runtime;

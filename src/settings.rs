@@ -119,7 +119,7 @@ pub struct RuntimeSettings {
 impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
-            task_grace_period: Duration::from_secs(3),
+            task_grace_period: Duration::from_secs(5),
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(120),
             max_retry_age: Duration::ZERO,

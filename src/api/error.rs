@@ -182,7 +182,9 @@ impl From<RuntimeError> for ApiError {
                 ApiError::new(ErrorCode::Conflict, e.to_string())
             }
             RuntimeError::Storage(e) => e.into(),
-            RuntimeError::Stopped => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+            RuntimeError::Stopped | RuntimeError::Task(_) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum RuntimeError {
     /// The database failed.
     #[error(transparent)]
     Storage(StorageError),
+    /// A task operation could not be carried out (the database failed meanwhile).
+    #[error("{0}")]
+    Task(TaskError),
     /// The runtime is shutting down.
     #[error("the runtime is shutting down")]
     Stopped,
@@ -57,12 +60,16 @@ impl From<StorageError> for RuntimeError {
     }
 }
 
-/// How a storage error reaches connector code: unavailability is retryable, a superseded run
-/// is cancelled, and a refusal (constraint, missing row) is final.
+/// How a storage error reaches connector code (DESIGN §2: database errors are retryable; only
+/// the task's own code decides that a failure is final). A superseded run is cancelled. Two
+/// refusals are about the task's own input, not the database, and retrying the same write
+/// cannot help: a value the database rejects as malformed, and a row that does not exist.
 pub fn task_error(e: StorageError) -> TaskError {
     match e {
         StorageError::Superseded { .. } | StorageError::Stopped => TaskError::Cancelled,
-        e if e.is_transient() => TaskError::Retryable(e.to_string()),
-        e => TaskError::NonRetryable(e.to_string()),
+        StorageError::InvalidInput(_) | StorageError::NotFound(_) => {
+            TaskError::NonRetryable(e.to_string())
+        }
+        e => TaskError::Retryable(e.to_string()),
     }
 }

@@ -1,18 +1,17 @@
 //! `ConnectorHost`: the runtime's side of the SDK seam for one connector. Tasks and hooks
 //! reach the supervisor (scheduling, slots) and the storage actor (state, key-value store)
-//! only through it.
+//! only through it; task actors reach their supervisor through its [`SupervisorLink`].
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use actix::Addr;
+use actix::Recipient;
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::error::task_error;
-use super::messages::{AcquireSlot, ReleaseSlot, ScheduleTask};
-use super::supervisor::ConnectorSupervisor;
+use super::messages::{AcquireSlot, ReleaseSlot, RunEnding, ScheduleTask, TaskEnded, TaskGone};
 use crate::ids::ConnectorKey;
 use crate::redact::Redactor;
 use crate::sdk::host::{Host, RunRef};
@@ -43,7 +42,35 @@ fn count_ingested(connector_id: &str, report: &IngestReport) {
 /// `account`, `balance`).
 pub const INGESTED_METRIC: &str = "tributary_ingested_rows_total";
 
-/// Everything shared by one connector's supervisor and task actors.
+/// A connector value with the redactor of the config it was built from: what a run uses.
+/// The supervisor swaps it on a config update and hands the current one over with each slot
+/// grant, so no lock is shared between actors.
+pub struct ConnectorInstance {
+    /// The connector.
+    pub connector: Arc<dyn Connector>,
+    /// Masks the secrets of its config (and of the configs it replaced) in errors.
+    pub redactor: Redactor,
+}
+
+/// How task actors and task bodies reach their supervisor: the messages they send, nothing
+/// more (no address of the supervisor's type, so the two modules do not import each other).
+#[derive(Clone)]
+pub struct SupervisorLink {
+    /// Schedules a task.
+    pub schedule: Recipient<ScheduleTask>,
+    /// Asks for a concurrency slot.
+    pub acquire: Recipient<AcquireSlot>,
+    /// Gives a slot back.
+    pub release: Recipient<ReleaseSlot>,
+    /// A run is about to send the write that ends it.
+    pub ending: Recipient<RunEnding>,
+    /// A run ended, durably.
+    pub ended: Recipient<TaskEnded>,
+    /// A task actor stopped.
+    pub gone: Recipient<TaskGone>,
+}
+
+/// Everything one connector's task actors and task bodies share (immutable).
 pub struct ConnectorHost {
     /// Formance's connector id.
     pub connector_id: String,
@@ -53,31 +80,8 @@ pub struct ConnectorHost {
     pub clock: Arc<dyn Clock>,
     /// Grace period and backoff.
     pub settings: RuntimeSettings,
-    /// The connector; replaced when its config changes, read by each run.
-    pub connector: RwLock<Arc<dyn Connector>>,
     /// The connector's supervisor.
-    pub supervisor: Addr<ConnectorSupervisor>,
-    /// Masks the secrets of the connector's config (current and replaced ones) in the errors
-    /// its code returns, before they are logged, stored or answered.
-    pub redactor: RwLock<Redactor>,
-}
-
-impl ConnectorHost {
-    /// The current connector value.
-    pub fn connector(&self) -> Arc<dyn Connector> {
-        self.connector
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// A task or hook error of this connector with its config's secrets masked.
-    pub fn redact(&self, error: TaskError) -> TaskError {
-        self.redactor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .task_error(error)
-    }
+    pub link: SupervisorLink,
 }
 
 #[async_trait]
@@ -96,7 +100,8 @@ impl Host for ConnectorHost {
         descriptor: Value,
         options: ScheduleOptions,
     ) -> Result<Uuid, TaskError> {
-        self.supervisor
+        self.link
+            .schedule
             .send(ScheduleTask {
                 parent,
                 descriptor,
@@ -161,6 +166,11 @@ impl Host for ConnectorHost {
     ) -> Result<IngestReport, TaskError> {
         let connector = ConnectorKey::parse(&self.connector_id)
             .map_err(|e| TaskError::non_retryable(e.to_string()))?;
+        if finish {
+            // Told before the write goes out: a schedule that arrives while it commits is
+            // decided against the durable status, not against "still running".
+            self.link.ending.do_send(RunEnding { run });
+        }
         let report = self
             .storage
             .write(Fenced {
@@ -176,12 +186,12 @@ impl Host for ConnectorHost {
     }
 
     async fn release_slot(&self, run: RunRef) {
-        self.supervisor.do_send(ReleaseSlot { run });
+        self.link.release.do_send(ReleaseSlot { run });
     }
 
     async fn acquire_slot(&self, run: RunRef) {
         let (grant, granted) = oneshot::channel();
-        self.supervisor.do_send(AcquireSlot { run, grant });
+        self.link.acquire.do_send(AcquireSlot { run, grant });
         let _ = granted.await;
     }
 }

@@ -48,14 +48,12 @@ impl Env {
         loader: &Arc<dyn Loader>,
         connector: Arc<dyn Connector>,
         redactor: Redactor,
-        paused: bool,
     ) -> Addr<ConnectorSupervisor> {
         ConnectorSupervisor::launch(SupervisorConfig {
             connector_id: connector_id.to_string(),
             connector,
             redactor,
             allow_tasks: loader.allow_tasks(),
-            paused,
             storage: self.storage.clone(),
             clock: self.clock.clone(),
             settings: self.settings.clone(),
@@ -246,7 +244,8 @@ impl Handler<InstallConnector> for ConnectorManager {
                     declared: msg.declared,
                 })
                 .await?;
-            let supervisor = env.launch(&connector_id, &loader, connector, redactor, false);
+            let supervisor = env.launch(&connector_id, &loader, connector, redactor);
+
             let _ = me
                 .send(Register {
                     connector_id: connector_id.clone(),
@@ -255,10 +254,21 @@ impl Handler<InstallConnector> for ConnectorManager {
                     busy: true,
                 })
                 .await;
-            let installed = supervisor
-                .send(RunHook::Install)
-                .await
-                .unwrap_or(Err(crate::sdk::TaskError::Cancelled));
+            // A new supervisor is paused; nothing of the connector is stored yet, so resuming
+            // starts nothing but lets the install hook's schedules run.
+            let resumed = match supervisor.send(ResumeTasks).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(RuntimeError::Stopped),
+            };
+            let installed = match resumed {
+                Ok(()) => supervisor
+                    .send(RunHook::Install)
+                    .await
+                    .unwrap_or(Err(crate::sdk::TaskError::Cancelled))
+                    .map_err(RuntimeError::InstallFailed),
+                Err(e) => Err(e),
+            };
             let result = match installed {
                 Ok(()) => env
                     .storage
@@ -269,7 +279,7 @@ impl Handler<InstallConnector> for ConnectorManager {
                     })
                     .await
                     .map_err(RuntimeError::from),
-                Err(e) => Err(RuntimeError::InstallFailed(e)),
+                Err(e) => Err(e),
             };
             if let Err(e) = result {
                 // All-or-nothing: stop what started and delete what was written.
@@ -609,8 +619,8 @@ async fn restore_one(env: &Env, me: &Addr<ConnectorManager>, row: ConnectorRow) 
             (Arc::new(Unloadable(e.to_string())), false)
         }
     };
-    let paused = !loads || !row.enabled || row.lifecycle != Lifecycle::Installed;
-    let supervisor = env.launch(&id, &loader, connector, redactor, paused);
+    // Supervisors start paused: only a loadable, enabled, installed connector is resumed.
+    let supervisor = env.launch(&id, &loader, connector, redactor);
     let _ = me
         .send(Register {
             connector_id: id.clone(),
@@ -648,7 +658,7 @@ async fn restore_one(env: &Env, me: &Addr<ConnectorManager>, row: ConnectorRow) 
                 .await;
             true
         }
-        _ if !row.enabled => true,
+        _ if !row.enabled || !loads => true,
         _ => match supervisor.send(ResumeTasks).await {
             Ok(Ok(n)) => {
                 tracing::info!(connector_id = %id, tasks = n, "connector restored");

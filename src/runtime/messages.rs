@@ -101,14 +101,15 @@ pub struct ScheduleTask {
     pub options: ScheduleOptions,
 }
 
-/// Asks for a concurrency slot; `grant` fires when the run may go.
+/// Asks for a concurrency slot; `grant` fires when the run may go, with the connector
+/// instance the run must use.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AcquireSlot {
     /// The run asking (slots belong to runs, so an old and a new run never share one).
     pub run: RunRef,
     /// Fired when the slot is granted.
-    pub grant: oneshot::Sender<()>,
+    pub grant: oneshot::Sender<std::sync::Arc<super::host::ConnectorInstance>>,
 }
 
 /// Gives a slot back (idempotent).
@@ -128,7 +129,16 @@ pub struct TaskGone {
     pub run: RunRef,
 }
 
-/// A task actor reports that its task ended (TERMINATED or FAILED).
+/// A run is about to send the write that ends its task: from now on the supervisor decides
+/// new schedules of the task against the durable status.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunEnding {
+    /// The run.
+    pub run: RunRef,
+}
+
+/// A task actor reports that its task ended (TERMINATED or FAILED), durably; its body is over.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TaskEnded {
@@ -153,7 +163,8 @@ pub enum StopMode {
     Stopped,
 }
 
-/// Stops a task actor; answered once its run has ended (or was dropped after the grace period).
+/// Stops a task actor; answered once its run has ended (or was dropped after the grace period)
+/// and what the stop writes has landed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopTask {
@@ -169,7 +180,9 @@ pub struct StopAllTasks {
     pub mode: StopMode,
 }
 
-/// Starts the connector's live tasks from the database (boot, resume, after reset).
+/// Starts the connector's live tasks from the database (boot, resume, after reset). A no-op
+/// unless the supervisor is paused: a new supervisor starts paused, and runs that go on are
+/// never taken for interrupted.
 #[derive(Message)]
 #[rtype(result = "Result<usize, RuntimeError>")]
 pub struct ResumeTasks;

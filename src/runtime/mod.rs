@@ -3,7 +3,7 @@
 //!
 //! - [`manager`]: install / uninstall / reset / config / pause / resume / restore at boot;
 //! - [`supervisor`]: schedules, concurrency slots, RUN_NOW_SYNC waiters, task trees;
-//! - [`task_actor`]: due times, runs (panics caught), retries and restarts, status writes;
+//! - [`task`]: due times, runs (panics caught), retries and restarts, status writes;
 //! - [`policy`]: the restart and retry rules as pure functions;
 //! - [`host`]: the runtime side of the SDK seam; [`registry`]: providers by name.
 
@@ -14,7 +14,7 @@ pub mod messages;
 pub mod policy;
 pub mod registry;
 pub mod supervisor;
-pub mod task_actor;
+pub mod task;
 
 use std::sync::Arc;
 

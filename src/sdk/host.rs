@@ -11,14 +11,7 @@ use uuid::Uuid;
 use super::ingest::{Batch, IngestReport};
 use super::{Clock, ScheduleOptions, TaskError};
 
-/// One run of one task: writes carrying it are rejected once a newer run has started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RunRef {
-    /// The task.
-    pub task_id: Uuid,
-    /// Its run number.
-    pub run: i64,
-}
+pub use crate::domain::RunRef;
 
 /// The runtime services for one connector.
 #[async_trait]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::TaskStatus;
+
 /// When a task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
@@ -50,22 +52,6 @@ pub enum OnInterrupt {
     Fail,
 }
 
-/// A task's status (Formance's set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskStatus {
-    /// Waiting for its due time or a free slot.
-    Pending,
-    /// Running, between periodic runs, or waiting to retry.
-    Active,
-    /// A one-shot run succeeded.
-    Terminated,
-    /// Failed; the error is kept.
-    Failed,
-    /// Stopped by a newer run or with its parent.
-    Stopped,
-}
-
 /// Everything that decides how a task is run; persisted with the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleOptions {
@@ -105,36 +91,6 @@ impl ScheduleOptions {
     /// Whether the task runs again after a successful run.
     pub fn is_periodic(&self) -> bool {
         matches!(self.schedule, Schedule::RunPeriodically(_))
-    }
-}
-
-impl TaskStatus {
-    /// PENDING or ACTIVE.
-    pub fn is_live(self) -> bool {
-        matches!(self, TaskStatus::Pending | TaskStatus::Active)
-    }
-
-    /// The name stored in the database and shown by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "PENDING",
-            TaskStatus::Active => "ACTIVE",
-            TaskStatus::Terminated => "TERMINATED",
-            TaskStatus::Failed => "FAILED",
-            TaskStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Parses a stored status name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "PENDING" => TaskStatus::Pending,
-            "ACTIVE" => TaskStatus::Active,
-            "TERMINATED" => TaskStatus::Terminated,
-            "FAILED" => TaskStatus::Failed,
-            "STOPPED" => TaskStatus::Stopped,
-            _ => return None,
-        })
     }
 }
 

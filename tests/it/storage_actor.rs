@@ -13,7 +13,9 @@ use tributary::sdk::{Restart, Schedule, ScheduleOptions, TaskStatus};
 use tributary::storage::commands::connectors::InsertConnector;
 use tributary::storage::commands::ingest::IngestBatch;
 use tributary::storage::commands::kv::PutKv;
-use tributary::storage::commands::tasks::{Fenced, UpdateTaskRun, UpsertOutcome, UpsertTask};
+use tributary::storage::commands::tasks::{
+    Fenced, UpdateTaskRun, UpsertMode, UpsertOutcome, UpsertTask,
+};
 use tributary::storage::{StorageError, StorageHandle};
 use uuid::Uuid;
 
@@ -370,6 +372,7 @@ async fn same_kind_writes_of_many_tasks_are_merged_and_keep_their_own_outcome() 
             error: None,
             attempts: 0,
             restarts: 0,
+            failing_since: None,
             due_at: None,
             running: false,
             succeeded_at: Some(chrono::Utc::now()),
@@ -396,7 +399,7 @@ fn schedule(connector_id: &str, file: usize) -> UpsertTask {
         options: ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
         due_at: None,
         now: chrono::Utc::now(),
-        force: false,
+        mode: UpsertMode::IfAllowed,
     }
 }
 

@@ -119,41 +119,7 @@ async fn delete_owned(tx: &Tx<'_>, connector_id: &str) -> Result<(), StorageErro
     Ok(())
 }
 
-/// The lifecycle marks of a connector row, written durably before each operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
-    /// Being installed: rolled back at boot if the process died meanwhile.
-    Installing,
-    /// Installed and serving.
-    Installed,
-    /// Being uninstalled: finished at boot.
-    Uninstalling,
-    /// Being reset: finished at boot.
-    Resetting,
-}
-
-impl Lifecycle {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lifecycle::Installing => "installing",
-            Lifecycle::Installed => "installed",
-            Lifecycle::Uninstalling => "uninstalling",
-            Lifecycle::Resetting => "resetting",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "installing" => Lifecycle::Installing,
-            "installed" => Lifecycle::Installed,
-            "uninstalling" => Lifecycle::Uninstalling,
-            "resetting" => Lifecycle::Resetting,
-            _ => return None,
-        })
-    }
-}
+pub use crate::domain::Lifecycle;
 
 /// Changes a connector's lifecycle mark, enabled flag, config or name (each optional).
 #[derive(Clone, Default)]

@@ -32,8 +32,19 @@ pub struct UpsertTask {
     pub due_at: Option<DateTime<Utc>>,
     /// The runtime clock's now.
     pub now: DateTime<Utc>,
-    /// Start a new run even if the task is live (STOP_AND_RESTART of a live task).
-    pub force: bool,
+    /// When a new run starts.
+    pub mode: UpsertMode,
+}
+
+/// When [`UpsertTask`] starts a new run of an existing task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertMode {
+    /// As the restart option allows: only an ended task, never under RESTART_NEVER.
+    IfAllowed,
+    /// Always, even if the task is live (STOP_AND_RESTART).
+    Force,
+    /// Only an ended task, whatever the restart option (an operator's restart).
+    IfEnded,
 }
 
 /// What [`UpsertTask`] did.
@@ -52,6 +63,8 @@ pub enum UpsertOutcome {
         status: TaskStatus,
         /// The stored error.
         error: Option<String>,
+        /// Whether the stored task is periodic.
+        periodic: bool,
     },
 }
 
@@ -67,7 +80,8 @@ fn period_ms(schedule: &Schedule) -> Option<i64> {
 
 /// Insert, or start a new run when allowed; otherwise report the stored status. One
 /// statement for many tasks: the SELECT sees the rows as they were before the INSERT
-/// (data-modifying CTE). `$12` forces a new run (STOP_AND_RESTART of a live task). A task of
+/// (data-modifying CTE). `$12` forces a new run (STOP_AND_RESTART of a live task); `$13` starts
+/// one for an ended task whatever its restart option (an operator's restart). A task of
 /// a connector that does not exist is neither inserted nor found (no foreign key: the check
 /// is this semi-join, without a row lock).
 const UPSERT_TASKS: &str = "WITH input AS (
@@ -90,16 +104,16 @@ const UPSERT_TASKS: &str = "WITH input AS (
         schedule = EXCLUDED.schedule, restart = EXCLUDED.restart,
         period_ms = EXCLUDED.period_ms, on_interrupt = EXCLUDED.on_interrupt,
         max_restarts = EXCLUDED.max_restarts, due_at = EXCLUDED.due_at,
-        attempts = 0, restarts = 0, running = FALSE,
+        attempts = 0, restarts = 0, failing_since = NULL, running = FALSE,
         run_number = tasks.run_number + 1, updated_at = EXCLUDED.updated_at
     WHERE $12
        OR (tasks.status IN ('TERMINATED', 'FAILED', 'STOPPED')
-           AND EXCLUDED.restart <> 'RESTART_NEVER')
+           AND ($13 OR EXCLUDED.restart <> 'RESTART_NEVER'))
     RETURNING id, run_number, state
  )
- SELECT id, TRUE, run_number, state, NULL::text, NULL::text FROM upsert
+ SELECT id, TRUE, run_number, state, NULL::text, NULL::text, NULL::text FROM upsert
  UNION ALL
- SELECT t.id, FALSE, t.run_number, t.state, t.status, t.error
+ SELECT t.id, FALSE, t.run_number, t.state, t.status, t.error, t.schedule
    FROM tasks t JOIN input i ON i.id = t.id
   WHERE NOT EXISTS (SELECT 1 FROM upsert u WHERE u.id = t.id)";
 
@@ -121,8 +135,9 @@ impl WriteCommand for UpsertTask {
             .await
             .map_err(|e| StorageError::db(context, e))?;
         let mut out = Vec::with_capacity(commands.len());
-        // Forced and unforced schedules go in separate statements (`$12` is per statement).
-        for same_force in commands.chunk_by(|a, b| a.force == b.force) {
+        // Schedules of different modes go in separate statements (`$12`, `$13` are per
+        // statement).
+        for same_force in commands.chunk_by(|a, b| a.mode == b.mode) {
             for round in rounds(same_force, |c| [c.id]) {
                 let ids: Vec<Uuid> = round.iter().map(|c| c.id).collect();
                 let connectors: Vec<&str> = round.iter().map(|c| c.connector_id.as_str()).collect();
@@ -145,7 +160,9 @@ impl WriteCommand for UpsertTask {
                     .collect();
                 let due: Vec<Option<DateTime<Utc>>> = round.iter().map(|c| c.due_at).collect();
                 let now: Vec<DateTime<Utc>> = round.iter().map(|c| c.now).collect();
-                let force = round.first().is_some_and(|c| c.force);
+                let mode = round.first().map_or(UpsertMode::IfAllowed, |c| c.mode);
+                let force = mode == UpsertMode::Force;
+                let if_ended = mode == UpsertMode::IfEnded;
                 let rows = tx
                     .query(
                         &stmt,
@@ -162,28 +179,30 @@ impl WriteCommand for UpsertTask {
                             &due,
                             &now,
                             &force,
+                            &if_ended,
                         ],
                     )
                     .await
                     .map_err(|e| StorageError::db(context, e))?;
-                let mut by_id: HashMap<Uuid, UpsertOutcome> = rows
-                    .iter()
-                    .map(|row| {
-                        let outcome = if row.get::<_, bool>(1) {
-                            UpsertOutcome::Started {
-                                run: row.get(2),
-                                state: row.get(3),
-                            }
-                        } else {
-                            let status: String = row.get(4);
-                            UpsertOutcome::Unchanged {
-                                status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
-                                error: row.get(5),
-                            }
-                        };
-                        (row.get(0), outcome)
-                    })
-                    .collect();
+                let mut by_id: HashMap<Uuid, UpsertOutcome> = HashMap::with_capacity(rows.len());
+                for row in &rows {
+                    let outcome = if row.get::<_, bool>(1) {
+                        UpsertOutcome::Started {
+                            run: row.get(2),
+                            state: row.get(3),
+                        }
+                    } else {
+                        let schedule: String = row.get(6);
+                        UpsertOutcome::Unchanged {
+                            status: TaskStatus::parse_stored(row.get(4))
+                                .map_err(|e| StorageError::Internal(e.to_string()))?,
+                            error: row.get(5),
+                            periodic: schedule
+                                == Schedule::RunPeriodically(Default::default()).name(),
+                        }
+                    };
+                    by_id.insert(row.get(0), outcome);
+                }
                 out.extend(round.iter().map(|c| {
                     by_id.remove(&c.id).ok_or_else(|| {
                         StorageError::NotFound(format!("connector {} not found", c.connector_id))
@@ -196,7 +215,7 @@ impl WriteCommand for UpsertTask {
 }
 
 /// Records the progress of a run: status, error, counters, next due time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpdateTaskRun {
     /// The run this write comes from.
     pub run: RunRef,
@@ -208,6 +227,8 @@ pub struct UpdateTaskRun {
     pub attempts: u32,
     /// Consecutive failed runs (RESTART_ALWAYS).
     pub restarts: u32,
+    /// When the current streak of retryable failures began (for the maximum retry age).
+    pub failing_since: Option<DateTime<Utc>>,
     /// When the next run or retry is due.
     pub due_at: Option<DateTime<Utc>>,
     /// Whether a run is in progress (for on_interrupt = FAIL).
@@ -222,10 +243,13 @@ pub struct UpdateTaskRun {
 /// already ended: a late intermediate write never reopens it).
 const UPDATE_TASK_RUNS: &str = "UPDATE tasks t SET status = i.status, error = i.error,
         attempts = i.attempts, restarts = i.restarts, due_at = i.due_at, running = i.running,
-        last_success_at = COALESCE(i.succeeded_at, t.last_success_at), updated_at = i.now
+        last_success_at = COALESCE(i.succeeded_at, t.last_success_at), updated_at = i.now,
+        failing_since = i.failing_since
      FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int4[], $6::int4[],
-                 $7::timestamptz[], $8::bool[], $9::timestamptz[], $10::timestamptz[])
-          AS i(id, run, status, error, attempts, restarts, due_at, running, succeeded_at, now)
+                 $7::timestamptz[], $8::bool[], $9::timestamptz[], $10::timestamptz[],
+                 $11::timestamptz[])
+          AS i(id, run, status, error, attempts, restarts, due_at, running, succeeded_at, now,
+               failing_since)
      WHERE t.id = i.id AND t.run_number = i.run AND t.status NOT IN ('TERMINATED', 'FAILED')
      RETURNING t.id";
 
@@ -260,12 +284,14 @@ impl WriteCommand for UpdateTaskRun {
             let succeeded: Vec<Option<DateTime<Utc>>> =
                 round.iter().map(|c| c.succeeded_at).collect();
             let now: Vec<DateTime<Utc>> = round.iter().map(|c| c.now).collect();
+            let failing: Vec<Option<DateTime<Utc>>> =
+                round.iter().map(|c| c.failing_since).collect();
             let rows = tx
                 .query(
                     &stmt,
                     &[
                         &ids, &runs, &statuses, &errors, &attempts, &restarts, &due, &running,
-                        &succeeded, &now,
+                        &succeeded, &now, &failing,
                     ],
                 )
                 .await
@@ -312,6 +338,7 @@ const FENCE_RUNS: &str = "UPDATE tasks t SET
         status = COALESCE(CASE WHEN i.finish IS NOT NULL THEN 'TERMINATED' END, t.status),
         error = CASE WHEN i.finish IS NULL THEN t.error END,
         attempts = CASE WHEN i.finish IS NULL THEN t.attempts ELSE 0 END,
+        failing_since = CASE WHEN i.finish IS NULL THEN t.failing_since END,
         restarts = CASE WHEN i.finish IS NULL THEN t.restarts ELSE 0 END,
         due_at = CASE WHEN i.finish IS NULL THEN t.due_at END,
         running = i.finish IS NULL AND t.running,
@@ -379,14 +406,17 @@ impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
     }
 }
 
-/// Marks FAILED every live task of a connector that was mid-run when the process stopped and
-/// must not run twice (`on_interrupt = FAIL`). Returns their ids.
+/// Marks FAILED every live task of a connector that was mid-run when the process (or the
+/// connector, paused) stopped and must not run twice (`on_interrupt = FAIL`). Returns their
+/// ids.
 #[derive(Debug, Clone)]
 pub struct FailInterrupted {
     /// The connector.
     pub connector_id: String,
     /// The runtime clock's now.
     pub now: DateTime<Utc>,
+    /// Tasks whose run goes on in memory: not interrupted, never marked.
+    pub running: Vec<Uuid>,
 }
 
 /// The error kept on a task whose interrupted run may or may not have taken effect.
@@ -401,9 +431,14 @@ impl WriteCommand for FailInterrupted {
             .query(
                 "UPDATE tasks SET status = 'FAILED', error = $2, running = FALSE, updated_at = $3
                  WHERE connector_id = $1 AND status IN ('PENDING', 'ACTIVE')
-                   AND running AND on_interrupt = 'FAIL'
+                   AND running AND on_interrupt = 'FAIL' AND NOT (id = ANY($4))
                  RETURNING id",
-                &[&self.connector_id, &OUTCOME_UNKNOWN, &self.now],
+                &[
+                    &self.connector_id,
+                    &OUTCOME_UNKNOWN,
+                    &self.now,
+                    &self.running,
+                ],
             )
             .await
             .map_err(|e| StorageError::db("failing interrupted tasks", e))?;

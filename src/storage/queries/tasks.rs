@@ -46,15 +46,19 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// When the current streak of retryable failures began.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// The columns [`from_row`] reads, in order.
 pub const COLUMNS: &str = "id, connector_id, parent_id, descriptor, status, error, state, \
      schedule, restart, period_ms, on_interrupt, max_restarts, due_at, attempts, restarts, \
-     run_number, running, last_success_at, created_at, updated_at";
+     run_number, running, last_success_at, created_at, updated_at, failing_since";
 
-/// Decodes a row selected with [`COLUMNS`].
-pub fn from_row(row: &Row) -> TaskRow {
+/// Decodes a row selected with [`COLUMNS`]; a status, schedule or restart name this version
+/// does not know is an error, never a guess.
+pub fn from_row(row: &Row) -> Result<TaskRow, StorageError> {
+    let unknown = |e: crate::domain::UnknownName| StorageError::Internal(e.to_string());
     let status: String = row.get(4);
     let schedule: String = row.get(7);
     let restart: String = row.get(8);
@@ -68,22 +72,34 @@ pub fn from_row(row: &Row) -> TaskRow {
         "RUN_IN_DURATION" => Schedule::RunInDuration(period),
         "RUN_SCHEDULED_AT" => Schedule::RunScheduledAt(due_at.unwrap_or(created_at)),
         "RUN_PERIODICALLY" => Schedule::RunPeriodically(period),
-        _ => Schedule::RunNow,
+        "RUN_NOW" => Schedule::RunNow,
+        other => {
+            return Err(unknown(crate::domain::UnknownName {
+                what: "schedule",
+                name: other.to_string(),
+            }));
+        }
     };
+    let restart = Restart::parse(&restart).ok_or_else(|| {
+        unknown(crate::domain::UnknownName {
+            what: "restart option",
+            name: restart.clone(),
+        })
+    })?;
     let max_restarts: i32 = row.get(11);
     let attempts: i32 = row.get(13);
     let restarts: i32 = row.get(14);
-    TaskRow {
+    Ok(TaskRow {
         id: row.get(0),
         connector_id: row.get(1),
         parent_id: row.get(2),
         descriptor: row.get(3),
-        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        status: TaskStatus::parse_stored(&status).map_err(unknown)?,
         error: row.get(5),
         state: row.get(6),
         options: ScheduleOptions {
             schedule,
-            restart: Restart::parse(&restart).unwrap_or(Restart::Never),
+            restart,
             on_interrupt: if on_interrupt == "FAIL" {
                 OnInterrupt::Fail
             } else {
@@ -99,7 +115,8 @@ pub fn from_row(row: &Row) -> TaskRow {
         last_success_at: row.get(17),
         created_at,
         updated_at: row.get(19),
-    }
+        failing_since: row.get(20),
+    })
 }
 
 /// The live (PENDING or ACTIVE) tasks of a connector, oldest first: what boot resumes.
@@ -116,7 +133,7 @@ pub async fn live(pool: &Pool, connector_id: &str) -> Result<Vec<TaskRow>, Stora
         "loading live tasks",
     )
     .await?;
-    Ok(rows.iter().map(from_row).collect())
+    rows.iter().map(from_row).collect()
 }
 
 /// One task of a connector.
@@ -133,7 +150,7 @@ pub async fn get(
         "reading a task",
     )
     .await?;
-    Ok(row.as_ref().map(from_row))
+    row.as_ref().map(from_row).transpose()
 }
 
 /// A page of a connector's tasks, optionally only those with `status`.
@@ -159,7 +176,7 @@ pub async fn page(
     sql.keyset(keyset, "t", "uuid");
     let client = client(pool, "listing tasks").await?;
     let rows = super::query(&client, &sql.text, &sql.params(), "listing tasks").await?;
-    Ok(rows.iter().map(from_row).collect())
+    rows.iter().map(from_row).collect()
 }
 
 /// Tasks per connector and status, every status listed (zero included), for the gauges.

@@ -3,6 +3,7 @@
 mod durability;
 mod lifecycle;
 mod observability;
+mod races;
 mod restarts;
 mod scheduling;
 pub mod support;

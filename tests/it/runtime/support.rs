@@ -64,6 +64,11 @@ pub enum Script {
     /// Saves `{"n": runs}` with its final write (`ingest_final`), then returns an error when
     /// `then_fail`, else succeeds.
     Final { name: String, then_fail: bool },
+    /// Ends the task with its final write, then keeps running (ignoring cancellation) until
+    /// released: the window where the task is TERMINATED in the database and its body goes on.
+    FinalThenWait { name: String },
+    /// Fails for good on its first run; later runs block until released or cancelled.
+    FailThenBlock { name: String },
 }
 
 impl Script {
@@ -84,7 +89,9 @@ impl Script {
             | Script::LateWriter { name }
             | Script::Log { name }
             | Script::Kv { name }
-            | Script::Final { name, .. } => name,
+            | Script::Final { name, .. }
+            | Script::FinalThenWait { name }
+            | Script::FailThenBlock { name } => name,
         }
     }
 }
@@ -326,6 +333,16 @@ impl Task for ScriptTask {
                 }
                 Ok(())
             }
+            Script::FinalThenWait { .. } => {
+                let state = json!({ "n": run });
+                ctx.ingest_final(Batch::default(), Some(&state)).await?;
+                probe.wait_release(&name).await;
+                Ok(())
+            }
+            Script::FailThenBlock { .. } if run == 1 => {
+                Err(TaskError::non_retryable(format!("{name} refused on run 1")))
+            }
+            Script::FailThenBlock { .. } => blocked.await,
             Script::LateWriter { .. } => {
                 probe.wait_release(&name).await;
                 let written = ctx.save_state(&json!({ "run": run })).await;
