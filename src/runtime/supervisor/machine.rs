@@ -637,7 +637,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                     self.stop_children(id, fx);
                 }
             }
-            Phase::Replacing { next } => *next = Box::new(spec),
+            Phase::Replacing { next } => **next = spec,
             Phase::Leaving { addr, next, .. } => {
                 let addr = addr.clone();
                 *next = Some(Box::new(spec));
