@@ -277,10 +277,11 @@ pub struct BalanceData {
     pub at: DateTime<Utc>,
 }
 
-/// What one ingest call writes, in one transaction with the task's new state.
+/// What one ingest call writes, in one transaction with the task's new state. Rows count in
+/// order, as if ingested one by one: a payment listed twice keeps the history of both.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// Accounts (written first, so balances can refer to them).
+    /// Accounts (each inserted before any balance, so balances can refer to them).
     pub accounts: Vec<AccountData>,
     /// Payments.
     pub payments: Vec<PaymentData>,
@@ -291,15 +292,16 @@ pub struct Batch {
     pub store: Vec<(String, serde_json::Value)>,
 }
 
-/// What an ingest changed.
+/// What an ingest changed, counted as if its rows were ingested one after the other (a
+/// payment inserted then changed twice in one batch is one insert and two updates).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Payments inserted.
     pub payments_inserted: u64,
-    /// Payments whose tracked fields changed.
+    /// Changes of a payment's tracked fields (one per adjustment after the first).
     pub payments_updated: u64,
-    /// Accounts inserted or changed.
+    /// Account inserts and changes.
     pub accounts_written: u64,
-    /// Balance history rows added.
+    /// Balance history rows added, or replaced by another amount at the same instant.
     pub balances_added: u64,
 }

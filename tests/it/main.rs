@@ -11,6 +11,7 @@ mod dummypay;
 mod embedded;
 mod example;
 mod health;
+mod ingest;
 mod instance_lock;
 mod migrations;
 mod outage;

@@ -41,7 +41,8 @@ fn put(connector_id: &str, key: &str, value: serde_json::Value) -> PutKv {
     }
 }
 
-async fn setup(batch_size: usize) -> (TestDb, StorageHandle, String) {
+/// A storage actor of `batch_size` on a fresh database, with one connector (its id).
+pub async fn setup(batch_size: usize) -> (TestDb, StorageHandle, String) {
     let db = TestDb::new().await;
     let storage = StorageHandle::start(db.pool(), batch_size, Duration::ZERO);
     let c = connector("main");
@@ -227,7 +228,7 @@ async fn a_write_to_a_missing_row_reports_not_found() {
 }
 
 /// A connector row whose id is a real connector key, as ingestion needs.
-async fn keyed_connector(storage: &StorageHandle) -> ConnectorKey {
+pub async fn keyed_connector(storage: &StorageHandle) -> ConnectorKey {
     let key = ConnectorKey {
         provider: "DUMMY-PAY".into(),
         reference: Uuid::new_v4(),

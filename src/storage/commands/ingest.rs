@@ -3,15 +3,30 @@
 //! queued in one storage batch share those statements. Wrapped in [`super::tasks::Fenced`] a
 //! batch commits together with the task's checkpoint.
 //!
-//! - accounts: inserted, or updated only when a field changed;
+//! Every row counts as if ingested alone, one after the other, so where a file's batches
+//! split changes nothing. A statement may touch a row only once, so a command's rows are split
+//! into generations: the n-th occurrence of a payment (reference, type), an account
+//! (reference), a balance (account, asset) or a store key is written by the n-th statement of
+//! its kind, which sees what the earlier ones wrote. A batch without a repeated key is one
+//! generation: one statement per kind. (Two commands writing one row go in separate rounds,
+//! see [`super::rounds`].)
+//!
+//! - accounts: inserted, or updated only when a field changed (name, default asset, type,
+//!   metadata); `created_at` and `raw` are the first occurrence's;
 //! - payments: inserted (with a first adjustment), or updated only when a tracked field
 //!   (status, amount, asset, scheme, accounts) changed, each change kept as an adjustment;
-//!   `initial_amount` and the first `raw` never change; re-ingesting is a no-op;
-//! - balances: a history row only when the amount changed, else the latest row's
-//!   `last_updated_at` moves;
-//! - store entries: the connector's key-value store, in the same transaction.
+//!   `initial_amount`, `created_at`, `metadata` and the first `raw` never change; a repeat of
+//!   an unchanged payment is a no-op;
+//! - balances: a history row only when the amount differs from the latest row's, else the
+//!   latest row's `last_updated_at` moves. The table keeps one amount per (account, asset,
+//!   instant): such an amount at an instant already stored replaces that instant's (a
+//!   correction, no new row), in the same batch as in a later one — 10 then 20 at one instant
+//!   leave one row of 20;
+//! - store entries: the connector's key-value store, in the same transaction (the last write
+//!   of a key wins).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -118,19 +133,25 @@ fn metadata_json(m: &std::collections::BTreeMap<String, String>) -> Option<Strin
     (!m.is_empty()).then(|| serde_json::to_string(m).unwrap_or_default())
 }
 
-/// Keeps the last of several items with the same key (a row may appear only once per
-/// statement), in first-seen order.
-fn last_per_key<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
-    let mut index: HashMap<K, usize> = HashMap::new();
-    let mut out: Vec<&T> = Vec::new();
+/// Splits `items` by occurrence of their key, each made into a row by `row`: the n-th item
+/// with a given key goes into the n-th generation, in order. A generation holds a key at most
+/// once (a row may appear only once per statement); without a repeated key there is one.
+fn generations<'a, T, K: Hash + Eq, R>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    row: impl Fn(&'a T) -> R,
+) -> Vec<Vec<R>> {
+    let mut seen: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    let mut out: Vec<Vec<R>> = Vec::new();
     for item in items {
-        match index.get(&key(item)) {
-            Some(&i) => out[i] = item,
-            None => {
-                index.insert(key(item), out.len());
-                out.push(item);
-            }
+        let n = seen.entry(key(item)).or_insert(0);
+        if *n == out.len() {
+            // The first generation is usually the only one.
+            let capacity = if out.is_empty() { items.len() } else { 1 };
+            out.push(Vec::with_capacity(capacity));
         }
+        out[*n].push(row(item));
+        *n += 1;
     }
     out
 }
@@ -147,13 +168,14 @@ struct PaymentRow<'a> {
     data: &'a PaymentData,
 }
 
-/// One command's rows, deduplicated, with their ids computed once.
+/// One command's rows with their ids computed once, each kind in [`generations`]: generation
+/// n of every command of a round is written by the n-th statement of its kind.
 struct Rows<'a> {
     connector_id: String,
-    accounts: Vec<(String, &'a AccountData)>,
-    payments: Vec<PaymentRow<'a>>,
-    balances: Vec<(String, &'a BalanceData)>,
-    store: Vec<&'a (String, Value)>,
+    accounts: Vec<Vec<(String, &'a AccountData)>>,
+    payments: Vec<Vec<PaymentRow<'a>>>,
+    balances: Vec<Vec<(String, &'a BalanceData)>>,
+    store: Vec<Vec<&'a (String, Value)>>,
 }
 
 /// A row a command writes: two commands writing one row go in separate rounds.
@@ -177,13 +199,15 @@ impl<'a> Rows<'a> {
         let batch = &command.batch;
         Rows {
             connector_id: command.connector.id(),
-            accounts: last_per_key(&batch.accounts, |a| a.reference.clone())
-                .into_iter()
-                .map(|a| (account_id(&a.reference), a))
-                .collect(),
-            payments: last_per_key(&batch.payments, |p| (p.reference.clone(), p.payment_type))
-                .into_iter()
-                .map(|p| PaymentRow {
+            accounts: generations(
+                &batch.accounts,
+                |a| a.reference.as_str(),
+                |a| (account_id(&a.reference), a),
+            ),
+            payments: generations(
+                &batch.payments,
+                |p| (p.reference.as_str(), p.payment_type),
+                |p| PaymentRow {
                     id: PaymentKey {
                         connector: command.connector.clone(),
                         reference: p.reference.clone(),
@@ -193,35 +217,59 @@ impl<'a> Rows<'a> {
                     source: p.source_account.as_deref().map(account_id),
                     destination: p.destination_account.as_deref().map(account_id),
                     data: p,
-                })
-                .collect(),
-            balances: last_per_key(&batch.balances, |b| {
-                (b.account_reference.clone(), b.asset.clone())
-            })
-            .into_iter()
-            .map(|b| (account_id(&b.account_reference), b))
-            .collect(),
-            store: last_per_key(&batch.store, |(k, _)| k.clone()),
+                },
+            ),
+            balances: generations(
+                &batch.balances,
+                |b| (b.account_reference.as_str(), b.asset.as_str()),
+                |b| (account_id(&b.account_reference), b),
+            ),
+            store: generations(&batch.store, |(k, _)| k.as_str(), |entry| entry),
         }
     }
 
     fn keys(&self) -> Vec<RowKey<'_>> {
-        let accounts = self.accounts.iter().map(|(id, _)| RowKey::Account(id));
-        let payments = self.payments.iter().map(|p| RowKey::Payment(&p.id));
-        let balances = self
-            .balances
-            .iter()
-            .map(|(id, b)| RowKey::Balance(id, &b.asset));
-        let store = self
-            .store
-            .iter()
-            .map(|(k, _)| RowKey::Store(&self.connector_id, k));
+        /// The first generation holds every key of its kind.
+        fn first<T>(kind: &[Vec<T>]) -> impl Iterator<Item = &T> {
+            kind.first().into_iter().flatten()
+        }
+        let accounts = first(&self.accounts).map(|(id, _)| RowKey::Account(id));
+        let payments = first(&self.payments).map(|p| RowKey::Payment(&p.id));
+        let balances = first(&self.balances).map(|(id, b)| RowKey::Balance(id, &b.asset));
+        let store = first(&self.store).map(|(k, _)| RowKey::Store(&self.connector_id, k));
         accounts
             .chain(payments)
             .chain(balances)
             .chain(store)
             .collect()
     }
+
+    /// How many generations the most repeated row of this command makes.
+    fn depth(&self) -> usize {
+        [
+            self.accounts.len(),
+            self.payments.len(),
+            self.balances.len(),
+            self.store.len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+}
+
+/// Generation `g` of one kind of rows of every command of a round, each with the index of its
+/// command in the round.
+fn generation<'r, 'a, T>(
+    round: &'r [Rows<'a>],
+    g: usize,
+    kind: impl Fn(&'r Rows<'a>) -> &'r [Vec<T>],
+) -> Vec<(usize, &'r Rows<'a>, &'r T)> {
+    round
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| kind(r).get(g).into_iter().flatten().map(move |t| (i, r, t)))
+        .collect()
 }
 
 impl WriteCommand for IngestBatch {
@@ -232,7 +280,8 @@ impl WriteCommand for IngestBatch {
         single(Self::apply_many(&[self], tx).await?)
     }
 
-    /// The batches of many tasks (many files, many connectors) in one statement per kind.
+    /// The batches of many tasks (many files, many connectors) in one statement per kind (per
+    /// generation, when a batch repeats a row).
     async fn apply_many(
         commands: &[&Self],
         tx: &Tx<'_>,
@@ -241,10 +290,16 @@ impl WriteCommand for IngestBatch {
         let mut out = Vec::with_capacity(commands.len());
         for round in rounds(&rows, Rows::keys) {
             let mut reports = vec![IngestReport::default(); round.len()];
-            write_accounts(tx, round, &mut reports).await?;
-            write_payments(tx, round, &mut reports).await?;
-            write_balances(tx, round, &mut reports).await?;
-            write_store(tx, round).await?;
+            // Generation 0 writes every account before any balance refers to it.
+            for g in 0..round.iter().map(Rows::depth).max().unwrap_or(0) {
+                let accounts = generation(round, g, |r| &r.accounts);
+                write_accounts(tx, &accounts, &mut reports).await?;
+                let payments = generation(round, g, |r| &r.payments);
+                write_payments(tx, &payments, &mut reports).await?;
+                let balances = generation(round, g, |r| &r.balances);
+                write_balances(tx, &balances, &mut reports).await?;
+                write_store(tx, &generation(round, g, |r| &r.store)).await?;
+            }
             out.extend(reports.into_iter().map(Ok));
         }
         Ok(out)
@@ -258,14 +313,9 @@ fn owners<'a>(ids: impl Iterator<Item = (usize, &'a str)>) -> HashMap<&'a str, u
 
 async fn write_accounts(
     tx: &Tx<'_>,
-    round: &[Rows<'_>],
+    all: &[(usize, &Rows<'_>, &(String, &AccountData))],
     reports: &mut [IngestReport],
 ) -> Result<(), StorageError> {
-    let all: Vec<(usize, &Rows<'_>, &(String, &AccountData))> = round
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.accounts.iter().map(move |a| (i, r, a)))
-        .collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -329,14 +379,9 @@ async fn write_accounts(
 
 async fn write_payments(
     tx: &Tx<'_>,
-    round: &[Rows<'_>],
+    all: &[(usize, &Rows<'_>, &PaymentRow<'_>)],
     reports: &mut [IngestReport],
 ) -> Result<(), StorageError> {
-    let all: Vec<(usize, &Rows<'_>, &PaymentRow<'_>)> = round
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.payments.iter().map(move |p| (i, r, p)))
-        .collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -409,14 +454,9 @@ async fn write_payments(
 
 async fn write_balances(
     tx: &Tx<'_>,
-    round: &[Rows<'_>],
+    all: &[(usize, &Rows<'_>, &(String, &BalanceData))],
     reports: &mut [IngestReport],
 ) -> Result<(), StorageError> {
-    let all: Vec<(usize, &(String, &BalanceData))> = round
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.balances.iter().map(move |b| (i, b)))
-        .collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -425,10 +465,13 @@ async fn write_balances(
         .prepare_cached(UPSERT_BALANCES)
         .await
         .map_err(db(context))?;
-    let ids: Vec<&str> = all.iter().map(|(_, (id, _))| id.as_str()).collect();
-    let assets: Vec<&str> = all.iter().map(|(_, (_, b))| b.asset.as_str()).collect();
-    let amounts: Vec<&str> = all.iter().map(|(_, (_, b))| b.balance.as_str()).collect();
-    let at: Vec<DateTime<Utc>> = all.iter().map(|(_, (_, b))| b.at).collect();
+    let ids: Vec<&str> = all.iter().map(|(_, _, (id, _))| id.as_str()).collect();
+    let assets: Vec<&str> = all.iter().map(|(_, _, (_, b))| b.asset.as_str()).collect();
+    let amounts: Vec<&str> = all
+        .iter()
+        .map(|(_, _, (_, b))| b.balance.as_str())
+        .collect();
+    let at: Vec<DateTime<Utc>> = all.iter().map(|(_, _, (_, b))| b.at).collect();
     let written = tx
         .query(&stmt, &[&ids, &assets, &amounts, &at])
         .await
@@ -444,7 +487,7 @@ async fn write_balances(
         })?;
     let owner: HashMap<(&str, &str), usize> = all
         .iter()
-        .map(|(i, (id, b))| ((id.as_str(), b.asset.as_str()), *i))
+        .map(|(i, _, (id, b))| ((id.as_str(), b.asset.as_str()), *i))
         .collect();
     for row in &written {
         let key = (row.get::<_, &str>(0), row.get::<_, &str>(1));
@@ -455,19 +498,21 @@ async fn write_balances(
     Ok(())
 }
 
-async fn write_store(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), StorageError> {
-    let all: Vec<(&str, &(String, Value))> = round
-        .iter()
-        .flat_map(|r| r.store.iter().map(move |e| (r.connector_id.as_str(), *e)))
-        .collect();
+async fn write_store(
+    tx: &Tx<'_>,
+    all: &[(usize, &Rows<'_>, &&(String, Value))],
+) -> Result<(), StorageError> {
     if all.is_empty() {
         return Ok(());
     }
     let context = "writing the connector store";
     let stmt = tx.prepare_cached(PUT_STORE).await.map_err(db(context))?;
-    let connectors: Vec<&str> = all.iter().map(|(c, _)| *c).collect();
-    let keys: Vec<&str> = all.iter().map(|(_, (k, _))| k.as_str()).collect();
-    let values: Vec<&Value> = all.iter().map(|(_, (_, v))| v).collect();
+    let connectors: Vec<&str> = all
+        .iter()
+        .map(|(_, r, _)| r.connector_id.as_str())
+        .collect();
+    let keys: Vec<&str> = all.iter().map(|(_, _, (k, _))| k.as_str()).collect();
+    let values: Vec<&Value> = all.iter().map(|(_, _, (_, v))| v).collect();
     tx.execute(&stmt, &[&connectors, &keys, &values])
         .await
         .map_err(db(context))?;
