@@ -909,3 +909,291 @@ impl<A: Clone, W, G> Machine<A, W, G> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The supervisor's rules, event by event, with every interleaving the audit named.
+    //! Actors are numbers, replies and grants are names.
+
+    use super::*;
+
+    type M = Machine<u32, &'static str, &'static str>;
+    type Fx = Vec<Effect<u32, &'static str, &'static str>>;
+
+    /// Starts actors numbered 1, 2, …; `spawned` lists the runs started.
+    struct World {
+        machine: M,
+        spawned: Vec<RunRef>,
+    }
+
+    fn task() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    fn request(restart: Restart, schedule: Schedule) -> ScheduleRequest {
+        ScheduleRequest {
+            parent: None,
+            descriptor: Value::Null,
+            options: ScheduleOptions::new(schedule, restart),
+            due_at: None,
+        }
+    }
+
+    fn run(n: i64) -> RunRef {
+        RunRef {
+            task_id: task(),
+            run: n,
+        }
+    }
+
+    impl World {
+        fn new(limit: usize) -> Self {
+            let mut world = World {
+                machine: M::new(limit),
+                spawned: Vec::new(),
+            };
+            let fx = world.on(Event::Resume);
+            assert!(matches!(fx[..], [Effect::Load { .. }]));
+            world.on(Event::Loaded { tasks: vec![] });
+            world
+        }
+
+        fn on(&mut self, event: Event<&'static str, &'static str>) -> Fx {
+            let spawned = &mut self.spawned;
+            self.machine.on(event, &mut |spec| {
+                spawned.push(spec.run);
+                spawned.len() as u32
+            })
+        }
+
+        fn schedule(&mut self, id: Uuid, reply: &'static str, request: ScheduleRequest) -> Fx {
+            self.on(Event::Request {
+                id,
+                request: Request::Schedule { request, reply },
+            })
+        }
+
+        fn started(&mut self, id: Uuid, reply: &'static str, run: i64, replaces: bool) -> Fx {
+            self.on(Event::Decided {
+                id,
+                replaces,
+                reply,
+                sync: false,
+                decision: Decision::Started {
+                    run,
+                    state: None,
+                    request: request(Restart::IfNotActive, Schedule::RunNow),
+                },
+            })
+        }
+    }
+
+    fn upserts(fx: &Fx) -> Vec<(&'static str, bool)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Upsert { reply, force, .. } => Some((*reply, *force)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn answers(fx: &Fx) -> Vec<(&'static str, Answer)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Answer { to, answer } => Some((*to, answer.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stops(fx: &Fx) -> Vec<(u32, StopMode)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Stop { addr, mode } => Some((*addr, *mode)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_schedule_of_a_live_task_is_answered_from_memory() {
+        let mut w = World::new(10);
+        let fx = w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));
+        assert_eq!(upserts(&fx), [("a", false)]);
+        let fx = w.started(task(), "a", 1, false);
+        assert_eq!(answers(&fx), [("a", Answer::Ok)]);
+        assert_eq!(w.spawned, [run(1)]);
+        let fx = w.schedule(task(), "b", request(Restart::IfNotActive, Schedule::RunNow));
+        assert!(upserts(&fx).is_empty(), "no round trip for a no-op");
+        assert_eq!(answers(&fx), [("b", Answer::Ok)]);
+    }
+
+    #[test]
+    fn a_schedule_after_the_run_said_it_is_ending_is_decided_by_the_database() {
+        let mut w = World::new(10);
+        w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));
+        w.started(task(), "a", 1, false);
+        w.on(Event::Ending { run: run(1) });
+        let fx = w.schedule(task(), "b", request(Restart::IfNotActive, Schedule::RunNow));
+        assert_eq!(upserts(&fx), [("b", false)], "memory may be stale now");
+        // The end committed first: a new run, which waits for the old body to be over.
+        w.started(task(), "b", 2, false);
+        assert_eq!(w.spawned, [run(1)]);
+        w.on(Event::Ended {
+            run: run(1),
+            outcome: Ok(()),
+        });
+        assert_eq!(w.spawned, [run(1), run(2)]);
+        // The old actor's goodbye changes nothing.
+        w.on(Event::Gone { run: run(1) });
+        assert!(matches!(
+            w.machine.entry(task()).map(|e| &e.phase),
+            Some(Phase::Running { run: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn requests_for_one_task_wait_for_the_write_in_flight() {
+        let mut w = World::new(10);
+        w.schedule(
+            task(),
+            "a",
+            request(Restart::IfNotActive, Schedule::RunNow),
+        );
+        let fx = w.schedule(
+            task(),
+            "b",
+            request(Restart::StopAndRestart, Schedule::RunNow),
+        );
+        assert!(fx.is_empty(), "neither answered nor written before the first write");
+        let fx = w.started(task(), "a", 1, false);
+        // The queued STOP_AND_RESTART is decided now, against the live run, with its options.
+        assert_eq!(answers(&fx), [("a", Answer::Ok)]);
+        assert_eq!(upserts(&fx), [("b", true)]);
+    }
+
+    #[test]
+    fn a_rerun_racing_a_schedule_gives_one_actor_that_a_pause_stops() {
+        let mut w = World::new(10);
+        let fx = w.on(Event::Request {
+            id: task(),
+            request: Request::Rerun { reply: "rerun" },
+        });
+        assert!(matches!(fx[..], [Effect::Rerun { reply: "rerun", .. }]));
+        assert!(w
+            .schedule(task(), "s", request(Restart::IfNotActive, Schedule::RunNow))
+            .is_empty());
+        let fx = w.started(task(), "rerun", 2, false);
+        assert_eq!(answers(&fx), [("rerun", Answer::Ok), ("s", Answer::Ok)]);
+        assert_eq!(w.spawned, [run(2)]);
+        let fx = w.on(Event::StopAll {
+            mode: StopMode::Pause,
+        });
+        assert_eq!(stops(&fx), [(1, StopMode::Pause)]);
+        assert!(w.machine.is_empty());
+    }
+
+    #[test]
+    fn a_stop_and_restart_hands_the_waiters_over_to_the_new_run() {
+        let mut w = World::new(10);
+        let mut sync = request(Restart::IfNotActive, Schedule::RunNowSync);
+        w.schedule(task(), "first", request(Restart::IfNotActive, Schedule::RunNow));
+        w.started(task(), "first", 1, false);
+        let fx = w.schedule(task(), "parent", sync.clone());
+        assert!(fx.is_empty(), "a sync wait on a live run");
+        sync.options.restart = Restart::StopAndRestart;
+        w.schedule(task(), "s&r", request(Restart::StopAndRestart, Schedule::RunNow));
+        let fx = w.started(task(), "s&r", 2, true);
+        assert_eq!(stops(&fx), [(1, StopMode::Superseded)]);
+        // The old run goes without an outcome: the parent keeps waiting, for the new run.
+        let fx = w.on(Event::Gone { run: run(1) });
+        assert!(answers(&fx).is_empty());
+        assert_eq!(w.spawned, [run(1), run(2)]);
+        let fx = w.on(Event::Ended {
+            run: run(2),
+            outcome: Ok(()),
+        });
+        assert_eq!(answers(&fx), [("parent", Answer::Ok)]);
+    }
+
+    #[test]
+    fn a_stop_and_restart_waits_for_the_stopped_children() {
+        let mut w = World::new(10);
+        let parent = task();
+        let child = Uuid::from_u128(8);
+        w.schedule(parent, "p", request(Restart::StopAndRestart, Schedule::RunNow));
+        w.started(parent, "p", 1, false);
+        let mut by_parent = request(Restart::IfNotActive, Schedule::RunNow);
+        by_parent.parent = Some(parent);
+        w.schedule(child, "c", by_parent.clone());
+        w.on(Event::Decided {
+            id: child,
+            replaces: false,
+            reply: "c",
+            sync: false,
+            decision: Decision::Started {
+                run: 1,
+                state: None,
+                request: by_parent,
+            },
+        });
+        w.schedule(parent, "p2", request(Restart::StopAndRestart, Schedule::RunNow));
+        let fx = w.started(parent, "p2", 2, true);
+        assert_eq!(stops(&fx), [(1, StopMode::Superseded), (2, StopMode::Stopped)]);
+        w.on(Event::Gone { run: run(1) });
+        assert_eq!(w.spawned.len(), 2, "the new parent run waits for its stopped child");
+        w.on(Event::Gone {
+            run: RunRef {
+                task_id: child,
+                run: 1,
+            },
+        });
+        assert_eq!(w.spawned.last(), Some(&run(2)));
+    }
+
+    #[test]
+    fn resume_is_a_no_op_unless_paused() {
+        let mut w = World::new(10);
+        assert!(w.on(Event::Resume).is_empty());
+        w.on(Event::StopAll {
+            mode: StopMode::Pause,
+        });
+        assert!(matches!(w.on(Event::Resume)[..], [Effect::Load { .. }]));
+    }
+
+    #[test]
+    fn a_run_decided_while_loading_starts_with_the_loaded_ones() {
+        let mut w = World::new(10);
+        w.on(Event::StopAll {
+            mode: StopMode::Pause,
+        });
+        w.on(Event::Resume);
+        w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));
+        w.started(task(), "a", 3, false);
+        assert!(w.spawned.is_empty(), "paused");
+        w.on(Event::Loaded { tasks: vec![] });
+        assert_eq!(w.spawned, [run(3)]);
+    }
+
+    #[test]
+    fn slots_go_first_come_first_served() {
+        let mut w = World::new(1);
+        let grants = |fx: &Fx| -> Vec<&'static str> {
+            fx.iter()
+                .filter_map(|e| match e {
+                    Effect::Grant { to, .. } => Some(*to),
+                    _ => None,
+                })
+                .collect()
+        };
+        let r = |n| RunRef {
+            task_id: Uuid::from_u128(n),
+            run: 1,
+        };
+        assert_eq!(grants(&w.on(Event::SlotWanted { run: r(1), grant: "1" })), ["1"]);
+        assert!(grants(&w.on(Event::SlotWanted { run: r(2), grant: "2" })).is_empty());
+        assert!(grants(&w.on(Event::SlotWanted { run: r(3), grant: "3" })).is_empty());
+        assert_eq!(grants(&w.on(Event::SlotReleased { run: r(1) })), ["2"]);
+        assert_eq!(grants(&w.on(Event::SlotReleased { run: r(2) })), ["3"]);
+    }
+}
