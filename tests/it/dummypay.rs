@@ -542,7 +542,13 @@ async fn a_last_line_without_newline_is_read_once_its_newline_arrives() {
     let first = payment("first", "1", "SUCCEEDED") + "\n";
     let second = payment("second", "1", "SUCCEEDED");
     drop_file(d.dir.path(), "open.jsonl", &format!("{first}{second}"));
-    d.wait_payments(1).await;
+    let d = &d;
+    eventually("the first line", Duration::from_secs(20), || async move {
+        d.count("SELECT count(*) FROM payments WHERE reference = 'first'")
+            .await
+            == 1
+    })
+    .await;
     d.polls(2).await;
     assert_eq!(
         d.count("SELECT count(*) FROM payments WHERE reference = 'second'")
