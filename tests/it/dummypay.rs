@@ -36,18 +36,30 @@ struct Dummy {
 
 impl Dummy {
     async fn start() -> Dummy {
-        let app = spawn_app().await;
+        Self::install(spawn_app().await, json!({}), &[]).await
+    }
+
+    /// Installs a connector on `app`, its config `config` over a 100 ms polling period, after
+    /// writing the user's `files` (name, body) into its directory.
+    async fn install(app: TestApp, config: Value, files: &[(&str, &str)]) -> Dummy {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in files {
+            drop_file(dir.path(), name, body);
+        }
         let http = awc::Client::builder()
             .timeout(Duration::from_secs(30))
             .finish();
+        let mut body = json!({
+            "name": "files",
+            "directory": dir.path().to_str().expect("utf8 path"),
+            "filePollingPeriod": "100ms",
+        });
+        for (key, value) in config.as_object().into_iter().flatten() {
+            body[key] = value.clone();
+        }
         let mut reply = http
             .post(format!("{}/connectors/dummy-pay", app.base))
-            .send_json(&json!({
-                "name": "files",
-                "directory": dir.path().to_str().expect("utf8 path"),
-                "filePollingPeriod": "100ms",
-            }))
+            .send_json(&body)
             .await
             .expect("install");
         let body: Value = reply.json().await.expect("json");
@@ -62,6 +74,53 @@ impl Dummy {
             connector_id,
             http,
         }
+    }
+
+    /// Uninstalls the connector and waits until it is gone.
+    async fn uninstall(&self) {
+        let reply = self
+            .http
+            .delete(format!(
+                "{}/connectors/DUMMY-PAY/{}",
+                self.app.base, self.connector_id
+            ))
+            .send()
+            .await
+            .expect("uninstall");
+        assert_eq!(reply.status().as_u16(), 204);
+        eventually(
+            "the connector to be gone",
+            Duration::from_secs(20),
+            || async { self.count("SELECT count(*) FROM connectors").await == 0 },
+        )
+        .await;
+    }
+
+    /// Every entry of the directory, hidden ones included, sorted.
+    fn listing(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).expect("read file")
+    }
+
+    /// Waits until `generate-files` has the status `status`.
+    async fn wait_generate(&self, status: &str) {
+        let sql = format!(
+            "SELECT count(*) FROM tasks WHERE descriptor->>'key' = 'generate-files' AND status = '{status}'"
+        );
+        eventually(
+            &format!("generate-files {status}"),
+            Duration::from_secs(30),
+            || async { self.count(&sql).await == 1 },
+        )
+        .await;
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -392,4 +451,278 @@ async fn a_missing_directory_is_retried_until_it_appears() {
     std::fs::create_dir_all(&late).expect("mkdir");
     drop_file(&late, "p.json", &payment("late", "1", "SUCCEEDED"));
     d.wait_payments(1).await;
+}
+
+fn account_file(reference: &str) -> String {
+    format!(
+        r#"{{"kind":"account","account":{{"reference":"{reference}","createdAt":"2026-01-01T00:00:00Z","defaultAsset":"EUR/2","accountName":"Main","type":"INTERNAL"}}}}"#
+    )
+}
+
+#[actix_rt::test]
+async fn account_and_balance_files_become_accounts_and_balances_in_the_api() {
+    let d = Dummy::start().await;
+    drop_file(d.dir.path(), "account.json", &account_file("acc-1"));
+    drop_file(
+        d.dir.path(),
+        "balance.json",
+        r#"{"kind":"balance","balance":{"accountReference":"acc-1","asset":"EUR/2","balance":-1500,"createdAt":"2026-01-02T00:00:00Z"}}"#,
+    );
+    let d = &d;
+    eventually("the account", Duration::from_secs(20), || async move {
+        d.get("/accounts").await["cursor"]["data"][0]["reference"] == "acc-1"
+    })
+    .await;
+    let account = &d.get("/accounts").await["cursor"]["data"][0];
+    assert_eq!(account["accountName"], "Main");
+    assert_eq!(account["type"], "INTERNAL");
+    assert_eq!(account["defaultAsset"], "EUR/2");
+    let id = account["id"].as_str().expect("account id").to_string();
+    let balances = format!("/accounts/{id}/balances");
+    let balances = &balances;
+    eventually("the balance", Duration::from_secs(20), || async move {
+        d.get(balances).await["cursor"]["data"][0]["balance"] == json!(-1500)
+    })
+    .await;
+    let balance = &d.get(balances).await["cursor"]["data"][0];
+    assert_eq!(balance["asset"], "EUR/2");
+    assert_eq!(balance["accountId"], json!(id));
+}
+
+#[actix_rt::test]
+async fn a_rewritten_json_lines_file_starts_over_and_ends_with_the_right_rows() {
+    let d = Dummy::start().await;
+    let lines = |rows: &[(&str, &str)]| -> String {
+        rows.iter()
+            .map(|(reference, status)| payment(reference, "100", status) + "\n")
+            .collect()
+    };
+    drop_file(
+        d.dir.path(),
+        "batch.jsonl",
+        &lines(&[("a", "PENDING"), ("b", "PENDING")]),
+    );
+    d.wait_payments(2).await;
+    // Longer than the checkpoint's offset, but its first line differs: read from the start.
+    drop_file(
+        d.dir.path(),
+        "batch.jsonl",
+        &lines(&[("a", "FAILED"), ("b", "PENDING"), ("c", "PENDING")]),
+    );
+    d.wait_payments(3).await;
+    let d = &d;
+    eventually("a's new status", Duration::from_secs(20), || async move {
+        d.count("SELECT count(*) FROM payments WHERE reference = 'a' AND status = 'FAILED'")
+            .await
+            == 1
+    })
+    .await;
+    let statuses: Vec<(String, String)> = d
+        .app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT reference, status FROM payments ORDER BY reference",
+            &[],
+        )
+        .await
+        .expect("payments")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("a", "FAILED"), ("b", "PENDING"), ("c", "PENDING")]
+        .map(|(r, s)| (r.to_string(), s.to_string()));
+    assert_eq!(statuses, expected);
+}
+
+#[actix_rt::test]
+async fn a_last_line_without_newline_is_read_once_its_newline_arrives() {
+    let d = Dummy::start().await;
+    let first = payment("first", "1", "SUCCEEDED") + "\n";
+    let second = payment("second", "1", "SUCCEEDED");
+    drop_file(d.dir.path(), "open.jsonl", &format!("{first}{second}"));
+    let d = &d;
+    eventually("the first line", Duration::from_secs(20), || async move {
+        d.count("SELECT count(*) FROM payments WHERE reference = 'first'")
+            .await
+            == 1
+    })
+    .await;
+    d.polls(2).await;
+    assert_eq!(
+        d.count("SELECT count(*) FROM payments WHERE reference = 'second'")
+            .await,
+        0,
+        "a line without its newline was read"
+    );
+    drop_file(d.dir.path(), "open.jsonl", &format!("{first}{second}\n"));
+    d.wait_payments(2).await;
+}
+
+#[actix_rt::test]
+async fn prefix_file_to_ingest_reads_matching_files_and_the_generated_ones() {
+    let app = spawn_app().await;
+    let config = json!({
+        "prefixFileToIngest": "in-",
+        "numberOfAccountsPreGenerated": 1,
+        "numberOfPaymentsPreGenerated": 1,
+    });
+    let d = Dummy::install(app, config, &[]).await;
+    drop_file(d.dir.path(), "in-a.json", &payment("a", "1", "SUCCEEDED"));
+    drop_file(
+        d.dir.path(),
+        "other.json",
+        &payment("other", "1", "SUCCEEDED"),
+    );
+    // The generated payment and account are ingested: their names carry the prefix.
+    d.wait_payments(2).await;
+    let d = &d;
+    eventually(
+        "the generated account",
+        Duration::from_secs(20),
+        || async move { d.count("SELECT count(*) FROM accounts").await == 1 },
+    )
+    .await;
+    d.polls(2).await;
+    assert_eq!(
+        d.count("SELECT count(*) FROM payments WHERE reference = 'other'")
+            .await,
+        0,
+        "a file without the prefix was read"
+    );
+    assert!(
+        d.listing()
+            .iter()
+            .all(|n| n.starts_with("in-") || n == "other.json"),
+        "{:?}",
+        d.listing()
+    );
+}
+
+#[actix_rt::test]
+async fn uninstall_deletes_the_generated_files_and_keeps_the_users() {
+    let users_own = payment("users-own", "7", "SUCCEEDED");
+    let mine = payment("mine", "8", "SUCCEEDED");
+    let config = json!({"numberOfAccountsPreGenerated": 1, "numberOfPaymentsPreGenerated": 2});
+    let files = [
+        ("dummypay-generated-payment-1.json", users_own.as_str()),
+        ("mine.json", mine.as_str()),
+    ];
+    let d = Dummy::install(spawn_app().await, config, &files).await;
+    d.wait_generate("TERMINATED").await;
+    // generated-payment-0, the user's generated-payment-1 and mine.json.
+    d.wait_payments(3).await;
+    assert_eq!(
+        d.listing(),
+        [
+            "dummypay-generated-account-0.json",
+            "dummypay-generated-payment-0.json",
+            "dummypay-generated-payment-1.json",
+            "mine.json",
+        ]
+    );
+    d.uninstall().await;
+    assert_eq!(
+        d.listing(),
+        ["dummypay-generated-payment-1.json", "mine.json"]
+    );
+    assert_eq!(d.read("dummypay-generated-payment-1.json"), users_own);
+    assert_eq!(d.read("mine.json"), mine);
+}
+
+/// Makes every write of `generated:dummypay-generated-payment-1.json` to the connector's store
+/// fail with `errcode` while `condition` holds — a crash of `generate-files` at that write.
+async fn inject_store_failure(app: &TestApp, condition: &str, errcode: &str) {
+    app.db
+        .client()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION inject_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.key = 'generated:dummypay-generated-payment-1.json' AND ({condition}) THEN
+                 RAISE EXCEPTION 'injected failure' USING ERRCODE = '{errcode}';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER inject_failure BEFORE INSERT ON connector_kv
+               FOR EACH ROW EXECUTE FUNCTION inject_failure();"
+        ))
+        .await
+        .expect("trigger");
+}
+
+/// The store writes that fail: every write of the key, or every write after its first.
+const FAILING_WRITES: [&str; 2] = [
+    "true",
+    "EXISTS (SELECT 1 FROM connector_kv WHERE key = NEW.key)",
+];
+
+#[actix_rt::test]
+async fn a_generate_files_run_that_fails_at_a_store_write_leaves_no_file_behind_at_uninstall() {
+    for condition in FAILING_WRITES {
+        let app = spawn_app().await;
+        inject_store_failure(&app, condition, "P0001").await;
+        let users_own = payment("users-own", "7", "SUCCEEDED");
+        let config = json!({"numberOfPaymentsPreGenerated": 3});
+        let files = [("dummypay-generated-payment-2.json", users_own.as_str())];
+        let d = Dummy::install(app, config, &files).await;
+        // Not retryable: the run ends FAILED where it stopped.
+        d.wait_generate("FAILED").await;
+        d.uninstall().await;
+        assert_eq!(
+            d.listing(),
+            ["dummypay-generated-payment-2.json"],
+            "failing writes: {condition}"
+        );
+        assert_eq!(d.read("dummypay-generated-payment-2.json"), users_own);
+    }
+}
+
+#[actix_rt::test]
+async fn generate_files_resumes_after_failed_store_writes_and_uninstall_deletes_all_it_created() {
+    for condition in FAILING_WRITES {
+        let app = spawn_app().await;
+        // A serialization failure is retryable: the task runs again from what it recorded.
+        inject_store_failure(&app, condition, "40001").await;
+        let users_own = payment("users-own", "7", "SUCCEEDED");
+        let config = json!({"numberOfPaymentsPreGenerated": 3});
+        let files = [("dummypay-generated-payment-2.json", users_own.as_str())];
+        let d = Dummy::install(app, config, &files).await;
+        let d = &d;
+        eventually("a failed attempt", Duration::from_secs(20), || async move {
+            d.count(
+                "SELECT count(*) FROM tasks WHERE descriptor->>'key' = 'generate-files'
+                 AND attempts > 0 AND error LIKE '%injected failure%'",
+            )
+            .await
+                == 1
+        })
+        .await;
+        d.app
+            .db
+            .client()
+            .await
+            .batch_execute("DROP TRIGGER inject_failure ON connector_kv")
+            .await
+            .expect("drop trigger");
+        d.wait_generate("TERMINATED").await;
+        d.wait_payments(3).await;
+        assert_eq!(
+            d.listing(),
+            [
+                "dummypay-generated-payment-0.json",
+                "dummypay-generated-payment-1.json",
+                "dummypay-generated-payment-2.json",
+            ],
+            "failing writes: {condition}"
+        );
+        d.uninstall().await;
+        assert_eq!(
+            d.listing(),
+            ["dummypay-generated-payment-2.json"],
+            "failing writes: {condition}"
+        );
+        assert_eq!(d.read("dummypay-generated-payment-2.json"), users_own);
+    }
 }

@@ -21,7 +21,7 @@ pub struct DummyPayConfig {
     pub directory: PathBuf,
     /// How often `read-files` lists it.
     pub file_polling_period: Duration,
-    /// Only files whose names start with this are ingested.
+    /// Only files whose names start with this are ingested; generated files start with it.
     pub prefix_file_to_ingest: String,
     /// Account files generated at install.
     pub accounts_pre_generated: u64,
@@ -110,6 +110,21 @@ impl DummyPayConfig {
         };
         let prefix_file_to_ingest = match config.get("prefixFileToIngest") {
             None | Some(Value::Null) => String::new(),
+            // Generated files are named with it, so it must start a plain, visible name.
+            Some(Value::String(p)) if p.contains(['/', '\0']) => {
+                fail(
+                    "prefixFileToIngest",
+                    "must be the start of a file name (no \"/\")".into(),
+                );
+                String::new()
+            }
+            Some(Value::String(p)) if p.starts_with('.') => {
+                fail(
+                    "prefixFileToIngest",
+                    "must not start with \".\": hidden files are never read".into(),
+                );
+                String::new()
+            }
             Some(Value::String(p)) => p.clone(),
             Some(other) => {
                 fail(
@@ -144,5 +159,27 @@ impl DummyPayConfig {
             accounts_pre_generated,
             payments_pre_generated,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_must_start_a_plain_visible_file_name() {
+        for (prefix, ok) in [
+            ("in-", true),
+            ("", true),
+            ("../x", false),
+            ("a/", false),
+            (".in", false),
+        ] {
+            let mut config = Config::new();
+            config.insert("directory".into(), json!("/tmp/x"));
+            config.insert("prefixFileToIngest".into(), json!(prefix));
+            let parsed = DummyPayConfig::parse(&config);
+            assert_eq!(parsed.is_ok(), ok, "{prefix:?}: {parsed:?}");
+        }
     }
 }

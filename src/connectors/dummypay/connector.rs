@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::config::DummyPayConfig;
-use super::generate::{GENERATED_PREFIX, GenerateFiles};
+use super::generate::{self, GENERATED_PREFIX, GenerateFiles};
 use super::ingest::IngestFile;
 use super::read_files::ReadFiles;
 use crate::sdk::{
@@ -83,21 +83,11 @@ impl Connector for DummyPay {
 
     async fn uninstall(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
         let directory = self.config.directory.clone();
-        let generated: Vec<String> = ctx
-            .kv_list(GENERATED_PREFIX)
-            .await?
-            .into_iter()
-            .filter_map(|(key, _)| key.strip_prefix(GENERATED_PREFIX).map(str::to_string))
-            .collect();
+        let generated = generate::entries(ctx.kv_list(GENERATED_PREFIX).await?);
         tokio::task::spawn_blocking(move || {
-            for name in generated {
-                if !super::files::is_plain_name(&name) {
-                    continue;
-                }
-                // The entry itself, not what a symlink put in its place points to.
-                let path = directory.join(&name);
-                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-                    let _ = std::fs::remove_file(path);
+            for (name, entry) in generated {
+                if let Err(e) = generate::remove(&directory, &name, &entry) {
+                    tracing::warn!(file = %name, error = %e, "could not remove a generated file");
                 }
             }
         })
