@@ -386,13 +386,20 @@ impl Model {
             return;
         }
         loop {
-            let due = (0..self.tasks.len()).find(|&t| {
-                let task = &self.tasks[t];
+            let ready = |t: &usize| {
+                let task = &self.tasks[*t];
                 task.body.is_none()
                     && task.row.as_ref().is_some_and(|r| {
                         r.status.is_live() && !r.due_unknown && r.due.is_none_or(|d| d <= self.now)
                     })
-            });
+            };
+            // Parents first: when a parent and its child are due together, the parent's
+            // schedule reaches the supervisor before the child's run can end (a message
+            // against a database round trip), so it finds the child live.
+            let due = (0..self.tasks.len())
+                .filter(ready)
+                .find(|&t| self.tasks[t].behaviour == Body::AwaitChild)
+                .or_else(|| (0..self.tasks.len()).find(ready));
             match due {
                 Some(t) => self.run_body(t),
                 None => return,
@@ -1254,7 +1261,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 #[ignore = "issue 12: finds bugs 1, 2, 3 and 6 in the current runtime; un-ignore with the fix"]
 fn random_sequences_agree_with_the_model() {
     crate::helpers::ensure_server_started();
-    let cases = env_usize("MODEL_CASES", 30);
+    let cases = env_usize("MODEL_CASES", 25);
     let steps = env_usize("MODEL_STEPS", 15);
     let seeds: Vec<u64> = match std::env::var("MODEL_SEED") {
         Ok(seed) => vec![seed.parse().expect("MODEL_SEED is a number")],
