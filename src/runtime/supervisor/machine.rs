@@ -1055,17 +1055,16 @@ mod tests {
     #[test]
     fn requests_for_one_task_wait_for_the_write_in_flight() {
         let mut w = World::new(10);
-        w.schedule(
-            task(),
-            "a",
-            request(Restart::IfNotActive, Schedule::RunNow),
-        );
+        w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));
         let fx = w.schedule(
             task(),
             "b",
             request(Restart::StopAndRestart, Schedule::RunNow),
         );
-        assert!(fx.is_empty(), "neither answered nor written before the first write");
+        assert!(
+            fx.is_empty(),
+            "neither answered nor written before the first write"
+        );
         let fx = w.started(task(), "a", 1, false);
         // The queued STOP_AND_RESTART is decided now, against the live run, with its options.
         assert_eq!(answers(&fx), [("a", Answer::Ok)]);
@@ -1080,9 +1079,10 @@ mod tests {
             request: Request::Rerun { reply: "rerun" },
         });
         assert!(matches!(fx[..], [Effect::Rerun { reply: "rerun", .. }]));
-        assert!(w
-            .schedule(task(), "s", request(Restart::IfNotActive, Schedule::RunNow))
-            .is_empty());
+        assert!(
+            w.schedule(task(), "s", request(Restart::IfNotActive, Schedule::RunNow))
+                .is_empty()
+        );
         let fx = w.started(task(), "rerun", 2, false);
         assert_eq!(answers(&fx), [("rerun", Answer::Ok), ("s", Answer::Ok)]);
         assert_eq!(w.spawned, [run(2)]);
@@ -1097,12 +1097,20 @@ mod tests {
     fn a_stop_and_restart_hands_the_waiters_over_to_the_new_run() {
         let mut w = World::new(10);
         let mut sync = request(Restart::IfNotActive, Schedule::RunNowSync);
-        w.schedule(task(), "first", request(Restart::IfNotActive, Schedule::RunNow));
+        w.schedule(
+            task(),
+            "first",
+            request(Restart::IfNotActive, Schedule::RunNow),
+        );
         w.started(task(), "first", 1, false);
         let fx = w.schedule(task(), "parent", sync.clone());
         assert!(fx.is_empty(), "a sync wait on a live run");
         sync.options.restart = Restart::StopAndRestart;
-        w.schedule(task(), "s&r", request(Restart::StopAndRestart, Schedule::RunNow));
+        w.schedule(
+            task(),
+            "s&r",
+            request(Restart::StopAndRestart, Schedule::RunNow),
+        );
         let fx = w.started(task(), "s&r", 2, true);
         assert_eq!(stops(&fx), [(1, StopMode::Superseded)]);
         // The old run goes without an outcome: the parent keeps waiting, for the new run.
@@ -1121,7 +1129,11 @@ mod tests {
         let mut w = World::new(10);
         let parent = task();
         let child = Uuid::from_u128(8);
-        w.schedule(parent, "p", request(Restart::StopAndRestart, Schedule::RunNow));
+        w.schedule(
+            parent,
+            "p",
+            request(Restart::StopAndRestart, Schedule::RunNow),
+        );
         w.started(parent, "p", 1, false);
         let mut by_parent = request(Restart::IfNotActive, Schedule::RunNow);
         by_parent.parent = Some(parent);
@@ -1137,11 +1149,22 @@ mod tests {
                 request: by_parent,
             },
         });
-        w.schedule(parent, "p2", request(Restart::StopAndRestart, Schedule::RunNow));
+        w.schedule(
+            parent,
+            "p2",
+            request(Restart::StopAndRestart, Schedule::RunNow),
+        );
         let fx = w.started(parent, "p2", 2, true);
-        assert_eq!(stops(&fx), [(1, StopMode::Superseded), (2, StopMode::Stopped)]);
+        assert_eq!(
+            stops(&fx),
+            [(1, StopMode::Superseded), (2, StopMode::Stopped)]
+        );
         w.on(Event::Gone { run: run(1) });
-        assert_eq!(w.spawned.len(), 2, "the new parent run waits for its stopped child");
+        assert_eq!(
+            w.spawned.len(),
+            2,
+            "the new parent run waits for its stopped child"
+        );
         w.on(Event::Gone {
             run: RunRef {
                 task_id: child,
@@ -1190,9 +1213,27 @@ mod tests {
             task_id: Uuid::from_u128(n),
             run: 1,
         };
-        assert_eq!(grants(&w.on(Event::SlotWanted { run: r(1), grant: "1" })), ["1"]);
-        assert!(grants(&w.on(Event::SlotWanted { run: r(2), grant: "2" })).is_empty());
-        assert!(grants(&w.on(Event::SlotWanted { run: r(3), grant: "3" })).is_empty());
+        assert_eq!(
+            grants(&w.on(Event::SlotWanted {
+                run: r(1),
+                grant: "1"
+            })),
+            ["1"]
+        );
+        assert!(
+            grants(&w.on(Event::SlotWanted {
+                run: r(2),
+                grant: "2"
+            }))
+            .is_empty()
+        );
+        assert!(
+            grants(&w.on(Event::SlotWanted {
+                run: r(3),
+                grant: "3"
+            }))
+            .is_empty()
+        );
         assert_eq!(grants(&w.on(Event::SlotReleased { run: r(1) })), ["2"]);
         assert_eq!(grants(&w.on(Event::SlotReleased { run: r(2) })), ["3"]);
     }

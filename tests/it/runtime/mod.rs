@@ -2,6 +2,7 @@
 
 mod durability;
 mod lifecycle;
+mod model;
 mod observability;
 mod races;
 mod restarts;

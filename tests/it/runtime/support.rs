@@ -69,6 +69,35 @@ pub enum Script {
     FinalThenWait { name: String },
     /// Fails for good on its first run; later runs block until released or cancelled.
     FailThenBlock { name: String },
+    /// Does what the probe's [`Behaviour`] for `name` says when the run starts (model test).
+    Model { name: String },
+}
+
+/// What the next run of a [`Script::Model`] task does: the model test sets it before the run
+/// starts, so one descriptor can succeed, fail or block from run to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Behaviour {
+    /// Succeeds at once.
+    Succeed,
+    /// Fails with a plain error.
+    Fail,
+    /// Fails with a non-retryable error.
+    Refuse,
+    /// Panics.
+    Panic,
+    /// Fails with a retryable error.
+    Retry,
+    /// Blocks until [`Probe::release_model`] (ends as told) or cancelled.
+    Block,
+    /// Blocks ignoring cancellation until released (dropped after the grace period).
+    Stubborn,
+    /// Ignores cancellation until released, then saves its state and records the outcome.
+    LateWrite,
+    /// Commits its final write (TERMINATED) at once, then blocks until released or cancelled.
+    FinalBlock,
+    /// Schedules `Script::Model { name }` RUN_NOW_SYNC (RESTART_IF_NOT_ACTIVE) as a child and
+    /// ends with its answer.
+    AwaitChild(String),
 }
 
 impl Script {
@@ -91,7 +120,8 @@ impl Script {
             | Script::Kv { name }
             | Script::Final { name, .. }
             | Script::FinalThenWait { name }
-            | Script::FailThenBlock { name } => name,
+            | Script::FailThenBlock { name }
+            | Script::Model { name } => name,
         }
     }
 }
@@ -126,6 +156,14 @@ pub struct Probe {
     pub fail_install: std::sync::atomic::AtomicBool,
     /// Times the uninstall hook ran.
     pub uninstalls: AtomicUsize,
+    /// What the next run of each `Script::Model` task does.
+    behaviours: Mutex<HashMap<String, Behaviour>>,
+    /// Per model task: releases so far and how the last release ends blocked runs.
+    gates: Mutex<HashMap<String, (u64, Behaviour)>>,
+    /// Model bodies running now, per task name (bodies of every script kind).
+    running_by_name: Mutex<HashMap<String, usize>>,
+    /// Bodies that started while another body of the same task ran.
+    overlaps: Mutex<Vec<String>>,
 }
 
 impl Probe {
@@ -206,6 +244,63 @@ impl Probe {
             .unwrap_or_default()
     }
 
+    /// Sets what the next runs of the `Script::Model` task `name` do.
+    pub fn set_behaviour(&self, name: &str, behaviour: Behaviour) {
+        self.behaviours
+            .lock()
+            .unwrap()
+            .insert(name.into(), behaviour);
+    }
+
+    /// Ends the model runs of `name` blocked now (not later ones) as `then` says.
+    pub fn release_model(&self, name: &str, then: Behaviour) {
+        let key = format!("model:{name}");
+        {
+            let mut gates = self.gates.lock().unwrap();
+            let gate = gates.entry(name.into()).or_insert((0, Behaviour::Succeed));
+            gate.0 += 1;
+            gate.1 = then;
+        }
+        self.notify(&key).notify_waiters();
+    }
+
+    /// Bodies of `name` running now.
+    pub fn running_of(&self, name: &str) -> usize {
+        self.running_by_name
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every body start that overlapped another body of the same task.
+    pub fn overlaps(&self) -> Vec<String> {
+        self.overlaps.lock().unwrap().clone()
+    }
+
+    fn gate(&self, name: &str) -> (u64, Behaviour) {
+        self.gates
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or((0, Behaviour::Succeed))
+    }
+
+    /// Waits for a release of `name` after `epoch`; answers how the run ends.
+    async fn wait_model_release(&self, name: &str, epoch: u64) -> Behaviour {
+        let notify = self.notify(&format!("model:{name}"));
+        loop {
+            let notified = notify.notified();
+            let (now, then) = self.gate(name);
+            if now > epoch {
+                return then;
+            }
+            notified.await;
+        }
+    }
+
     /// Waits until `name` has started `n` runs.
     pub async fn wait_runs(&self, name: &str, n: usize) {
         eventually(
@@ -222,6 +317,45 @@ struct RunGuard<'a>(&'a Probe);
 impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a body of one task as running until dropped (a body aborted after the grace period
+/// is dropped too), and records a start that overlaps another body of the same task.
+struct NameGuard<'a>(&'a Probe, String);
+
+impl<'a> NameGuard<'a> {
+    fn enter(probe: &'a Probe, name: &str) -> Self {
+        let mut by_name = probe.running_by_name.lock().unwrap();
+        let n = by_name.entry(name.into()).or_default();
+        *n += 1;
+        if *n > 1 {
+            probe
+                .overlaps
+                .lock()
+                .unwrap()
+                .push(format!("{n} bodies of {name} at once"));
+        }
+        NameGuard(probe, name.into())
+    }
+}
+
+impl Drop for NameGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.running_by_name.lock().unwrap().get_mut(&self.1) {
+            *n -= 1;
+        }
+    }
+}
+
+/// The result a released model body ends with.
+fn model_outcome(name: &str, then: &Behaviour) -> Result<(), TaskError> {
+    match then {
+        Behaviour::Fail => Err(TaskError::failed(format!("{name} failed"))),
+        Behaviour::Refuse => Err(TaskError::non_retryable(format!("{name} refused"))),
+        Behaviour::Retry => Err(TaskError::retryable(format!("{name} flaked"))),
+        Behaviour::Panic => panic!("{name} panicked on purpose"),
+        _ => Ok(()),
     }
 }
 
@@ -251,6 +385,7 @@ impl Task for ScriptTask {
         let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
         probe.max_running.fetch_max(now, Ordering::SeqCst);
         let _guard = RunGuard(probe);
+        let _name_guard = NameGuard::enter(probe, &name);
         let blocked = async {
             tokio::select! {
                 _ = probe.wait_release(&name) => Ok(()),
@@ -343,6 +478,54 @@ impl Task for ScriptTask {
                 Err(TaskError::non_retryable(format!("{name} refused on run 1")))
             }
             Script::FailThenBlock { .. } => blocked.await,
+            Script::Model { .. } => {
+                let behaviour = probe
+                    .behaviours
+                    .lock()
+                    .unwrap()
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or(Behaviour::Succeed);
+                let epoch = probe.gate(&name).0;
+                let released = probe.wait_model_release(&name, epoch);
+                match behaviour {
+                    Behaviour::Block => tokio::select! {
+                        then = released => model_outcome(&name, &then),
+                        _ = ctx.cancellation().cancelled() => Err(TaskError::Cancelled),
+                    },
+                    Behaviour::Stubborn => model_outcome(&name, &released.await),
+                    Behaviour::LateWrite => {
+                        let then = released.await;
+                        let written = ctx.save_state(&json!({ "run": run })).await;
+                        probe
+                            .writes
+                            .lock()
+                            .unwrap()
+                            .entry(name.clone())
+                            .or_default()
+                            .push(written.clone());
+                        written?;
+                        model_outcome(&name, &then)
+                    }
+                    Behaviour::FinalBlock => {
+                        ctx.ingest_final(Batch::default(), Some(&json!({ "run": run })))
+                            .await?;
+                        tokio::select! {
+                            then = released => model_outcome(&name, &then),
+                            _ = ctx.cancellation().cancelled() => Err(TaskError::Cancelled),
+                        }
+                    }
+                    Behaviour::AwaitChild(child) => ctx
+                        .scheduler()
+                        .schedule(
+                            &Script::Model { name: child },
+                            ScheduleOptions::new(Schedule::RunNowSync, Restart::IfNotActive),
+                        )
+                        .await
+                        .map(|_| ()),
+                    other => model_outcome(&name, &other),
+                }
+            }
             Script::LateWriter { .. } => {
                 probe.wait_release(&name).await;
                 let written = ctx.save_state(&json!({ "run": run })).await;
@@ -374,6 +557,13 @@ impl Connector for TestConnector {
         if self.probe.fail_install.load(Ordering::SeqCst) {
             return Err(TaskError::failed("install refused on purpose"));
         }
+        Ok(())
+    }
+
+    async fn config_updated(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
+        // A runtime restored after a restart calls no install: a config update hands the
+        // tests a scheduler of the new runtime.
+        *self.probe.scheduler.lock().unwrap() = Some(ctx.scheduler());
         Ok(())
     }
 
