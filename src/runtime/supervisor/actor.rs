@@ -279,10 +279,12 @@ fn decision(
             status,
             error,
             periodic,
+            run,
         }) => Decision::Unchanged {
             status,
             error,
             periodic,
+            run,
         },
         Err(e) => Decision::Failed(task_error(e)),
     }

@@ -89,6 +89,8 @@ pub enum Decision {
         error: Option<String>,
         /// Whether the stored task is periodic.
         periodic: bool,
+        /// The stored run number.
+        run: i64,
     },
     /// A rerun of a task that does not exist.
     NotFound,
@@ -169,6 +171,16 @@ pub struct Entry<A, W> {
     pub queued: VecDeque<Request<W>>,
     /// Children stopped by a STOP_AND_RESTART of this task that are not gone yet.
     pub blockers: u32,
+}
+
+impl<A, W> Entry<A, W> {
+    /// The run whose actor exists, if any.
+    fn run(&self) -> Option<i64> {
+        match &self.phase {
+            Phase::Running { run, .. } | Phase::Leaving { run, .. } => Some(*run),
+            Phase::Deciding { .. } | Phase::Replacing { .. } => None,
+        }
+    }
 }
 
 /// What the mailbox must do.
@@ -312,8 +324,10 @@ pub struct Machine<A, W, G> {
     tasks: HashMap<Uuid, Entry<A, W>>,
     /// Children being stopped by a STOP_AND_RESTART, and the task whose new run waits for them.
     stopping_children: HashMap<Uuid, Uuid>,
-    /// RUN_NOW_SYNC replies waiting for a task's run to end.
-    waiters: HashMap<Uuid, Vec<W>>,
+    /// RUN_NOW_SYNC replies waiting for a task's run to end, each with the run it awaits (0:
+    /// whichever ends next): a run's outcome answers its own waiters, never those of the run
+    /// decided after it.
+    waiters: HashMap<Uuid, Vec<(i64, W)>>,
     limit: usize,
     holders: HashSet<RunRef>,
     queue: VecDeque<(RunRef, G)>,
@@ -481,7 +495,8 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                     } else if entry.periodic {
                         Answer::Err(TaskError::AlreadyScheduled)
                     } else {
-                        self.waiters.entry(id).or_default().push(reply);
+                        let run = entry.run().unwrap_or(0);
+                        self.waiters.entry(id).or_default().push((run, reply));
                         return;
                     };
                     fx.push(Effect::Answer { to: reply, answer });
@@ -553,7 +568,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                     state,
                 );
                 if sync {
-                    self.waiters.entry(id).or_default().push(reply);
+                    self.waiters.entry(id).or_default().push((run, reply));
                 } else {
                     fx.push(Effect::Answer {
                         to: reply,
@@ -566,6 +581,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                 status,
                 error,
                 periodic,
+                run,
             } => {
                 let answer = if !sync {
                     Answer::Ok
@@ -573,9 +589,9 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                     if periodic {
                         Answer::Err(TaskError::AlreadyScheduled)
                     } else {
-                        // Live: the reply waits for the run in memory, or for the one that
-                        // starts at resume.
-                        self.waiters.entry(id).or_default().push(reply);
+                        // Live: the reply waits for the stored run, in memory or to start
+                        // at resume.
+                        self.waiters.entry(id).or_default().push((run, reply));
                         return;
                     }
                 } else {
@@ -743,9 +759,17 @@ impl<A: Clone, W, G> Machine<A, W, G> {
             }
             return;
         }
+        if let Some(outcome) = &outcome {
+            // This run's waiters hear its outcome; those of a run decided after it wait on.
+            self.answer_waiters(id, |awaited| awaited <= run.run, outcome, fx);
+        }
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
         match next {
             Some(spec) => {
-                // Waiters now wait for the run that replaces this one.
+                // A run that went without an outcome (stopped, superseded): its waiters now
+                // wait for the run that replaces it.
                 if self.paused {
                     entry.phase = Phase::Deciding { loaded: None };
                     if let Some(decided) = &mut self.loading {
@@ -758,18 +782,13 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                 }
             }
             None => {
+                entry.phase = Phase::Deciding { loaded: None };
                 let answer = match outcome {
                     Some(outcome) => outcome,
                     None if stopped => Err(TaskError::Stopped),
                     None => Err(TaskError::Cancelled),
                 };
-                for to in self.waiters.remove(&id).unwrap_or_default() {
-                    fx.push(Effect::Answer {
-                        to,
-                        answer: answer.clone().into(),
-                    });
-                }
-                entry.phase = Phase::Deciding { loaded: None };
+                self.answer_waiters(id, |_| true, &answer, fx);
             }
         }
         // The run is over: its slot is free even if its actor never said so.
@@ -782,6 +801,29 @@ impl<A: Clone, W, G> Machine<A, W, G> {
             && !entry.writing
         {
             self.next_request(id, spawn, fx);
+        }
+    }
+
+    /// Answers the waiters of `id` whose awaited run matches.
+    fn answer_waiters(
+        &mut self,
+        id: Uuid,
+        matches: impl Fn(i64) -> bool,
+        outcome: &Result<(), TaskError>,
+        fx: &mut Vec<Effect<A, W, G>>,
+    ) {
+        let Some(waiters) = self.waiters.remove(&id) else {
+            return;
+        };
+        let (now, later): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|(r, _)| matches(*r));
+        for (_, to) in now {
+            fx.push(Effect::Answer {
+                to,
+                answer: outcome.clone().into(),
+            });
+        }
+        if !later.is_empty() {
+            self.waiters.insert(id, later);
         }
     }
 
@@ -837,14 +879,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                         };
                         addr
                     }
-                    Phase::Leaving {
-                        addr,
-                        stopped,
-                        next,
-                        ..
-                    } => {
+                    // A run decided after this one began to end (`next`) is durable and not
+                    // part of the stopped tree: it starts once the old actor is gone.
+                    Phase::Leaving { addr, stopped, .. } => {
                         *stopped = true;
-                        *next = None;
                         addr.clone()
                     }
                     Phase::Deciding { .. } | Phase::Replacing { .. } => continue,

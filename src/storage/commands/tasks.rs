@@ -65,6 +65,8 @@ pub enum UpsertOutcome {
         error: Option<String>,
         /// Whether the stored task is periodic.
         periodic: bool,
+        /// The stored run number (the live run a RUN_NOW_SYNC no-op waits for).
+        run: i64,
     },
 }
 
@@ -199,6 +201,7 @@ impl WriteCommand for UpsertTask {
                             error: row.get(5),
                             periodic: schedule
                                 == Schedule::RunPeriodically(Default::default()).name(),
+                            run: row.get(2),
                         }
                     };
                     by_id.insert(row.get(0), outcome);

@@ -306,6 +306,10 @@ struct MTask {
     /// The body running now.
     body: Option<Body>,
     waiters: Vec<Waiter>,
+    /// The running body belongs to a run that its final write already ended, and a newer run
+    /// was decided since: that run waits for the body (never two bodies of one task), and
+    /// these waiters of the ended run hear Ok when the body returns.
+    outlived: Option<Vec<Waiter>>,
 }
 
 /// The whole model.
@@ -329,6 +333,7 @@ impl Model {
                     runs: 0,
                     body: None,
                     waiters: Vec::new(),
+                    outlived: None,
                 })
                 .collect(),
             paused: false,
@@ -372,6 +377,11 @@ impl Model {
                 }
             }
             self.tasks[t].body = None;
+            for waiter in self.tasks[t].outlived.take().unwrap_or_default() {
+                if let Waiter::Caller(n) = waiter {
+                    self.answers[n] = Answer::AnyError;
+                }
+            }
         }
         for answer in &mut self.answers {
             if matches!(answer, Answer::OkBy(_)) {
@@ -453,6 +463,14 @@ impl Model {
     /// The body of `t` returned `outcome`: apply the policy.
     fn end_run(&mut self, t: usize, outcome: Outcome) {
         let now = self.now;
+        if let Some(waiters) = self.tasks[t].outlived.take() {
+            self.tasks[t].body = None;
+            for waiter in waiters {
+                self.deliver(Some(waiter), Answer::Ok, false);
+            }
+            self.run_due();
+            return;
+        }
         let task = &mut self.tasks[t];
         task.body = None;
         let Some(row) = task.row.as_mut() else {
@@ -508,6 +526,12 @@ impl Model {
                 self.stop_children(c);
                 let task = &mut self.tasks[c];
                 task.body = None;
+                if let Some(waiters) = task.outlived.take() {
+                    // Its live row is a run decided after the stopped one ended: that run
+                    // goes on, and the ended run's waiters wait for it.
+                    task.waiters.extend(waiters);
+                    continue;
+                }
                 let row = task.row.as_mut().expect("row");
                 row.status = TaskStatus::Stopped;
                 row.running_flag = false;
@@ -527,13 +551,15 @@ impl Model {
         parent: Option<usize>,
     ) {
         let now = self.now;
-        if self.tasks[t]
-            .row
-            .as_ref()
-            .is_some_and(|r| r.final_committed)
+        if self.tasks[t].body.is_some()
+            && self.tasks[t]
+                .row
+                .as_ref()
+                .is_some_and(|r| r.final_committed)
         {
-            // The body that outlived its final write is superseded by the new run.
-            self.tasks[t].body = None;
+            // The body that outlived its final write goes on; the new run waits for it.
+            let waiters = std::mem::take(&mut self.tasks[t].waiters);
+            self.tasks[t].outlived = Some(waiters);
         }
         let due = match when {
             When::InDelay => Some(now + chrono::Duration::seconds(10)),
@@ -589,6 +615,9 @@ impl Model {
                     // The old run stops (its children become STOPPED); its waiters wait for
                     // the new run.
                     self.tasks[t].body = None;
+                    if let Some(waiters) = self.tasks[t].outlived.take() {
+                        self.tasks[t].waiters.extend(waiters);
+                    }
                     self.stop_children(t);
                     self.new_run(t, when, restart, fail_on_interrupt, parent);
                     self.tasks[t].waiters.extend(waiter);
@@ -994,13 +1023,13 @@ async fn step(w: &mut World, m: &mut Model, op: &Op) -> Result<(), String> {
                 .await?
                 .map_err(|e| e.to_string())?;
             scheduled.map_err(|e| format!("schedule failed: {e:?}"))?;
-            if let Err(e) = &restarted {
-                if !matches!(
+            if let Err(e) = &restarted
+                && !matches!(
                     e,
                     RuntimeError::TaskIsLive { .. } | RuntimeError::TaskNotFound(_)
-                ) {
-                    return Err(format!("restart_task: {e}"));
-                }
+                )
+            {
+                return Err(format!("restart_task: {e}"));
             }
             match row {
                 // Exactly one new run: the later of the two sees it live.
@@ -1151,10 +1180,10 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let mut diff = Vec::new();
-        for t in 0..NAMES.len() {
+        for (t, name) in NAMES.iter().enumerate() {
             let (got, want) = (seen(w, t).await?, expected(m, t));
             if got != want {
-                diff.push(format!("{}: runtime {got:?}, model {want:?}", NAMES[t]));
+                diff.push(format!("{}: runtime {got:?}, model {want:?}", name));
             }
         }
         if diff.is_empty() {
@@ -1163,10 +1192,10 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
                 bounded("storage drain", node.storage.drain()).await?;
             }
             let mut again = Vec::new();
-            for t in 0..NAMES.len() {
+            for (t, name) in NAMES.iter().enumerate() {
                 let (got, want) = (seen(w, t).await?, expected(m, t));
                 if got != want {
-                    again.push(format!("{}: runtime {got:?}, model {want:?}", NAMES[t]));
+                    again.push(format!("{}: runtime {got:?}, model {want:?}", name));
                 }
             }
             if again.is_empty() {
@@ -1180,14 +1209,14 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Backoff due times are jittered: take them from the rows, within the policy's bounds.
-    for t in 0..NAMES.len() {
+    for (t, name) in NAMES.iter().enumerate() {
         if m.tasks[t].row.as_ref().is_some_and(|r| r.due_unknown) {
             let due = w.row(t).await?.and_then(|r| r.due_at);
             let Some(due) = due else {
-                return Err(format!("{}: a retry without a due time", NAMES[t]));
+                return Err(format!("{}: a retry without a due time", name));
             };
             if due <= m.now || due > m.now + chrono::Duration::minutes(2) {
-                return Err(format!("{}: retry due at {due}, now {}", NAMES[t], m.now));
+                return Err(format!("{}: retry due at {due}, now {}", name, m.now));
             }
             let row = m.tasks[t].row.as_mut().expect("row");
             row.due = Some(due);
@@ -1200,17 +1229,12 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
     }
     // Writes of current runs accepted, of superseded ones refused (or never made: a
     // superseded LateWrite released after the grace period was dropped before writing).
-    for t in 0..NAMES.len() {
-        let accepted = w
-            .probe
-            .writes(NAMES[t])
-            .iter()
-            .filter(|r| r.is_ok())
-            .count();
+    for (t, name) in NAMES.iter().enumerate() {
+        let accepted = w.probe.writes(name).iter().filter(|r| r.is_ok()).count();
         if accepted != m.writes[t] {
             return Err(format!(
                 "{}: {accepted} LateWrite writes accepted, model {}",
-                NAMES[t], m.writes[t]
+                name, m.writes[t]
             ));
         }
     }
@@ -1229,25 +1253,28 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
         if want == Answer::Checked {
             continue;
         }
-        if let Answer::OkBy(t) = want {
-            if !handle.is_finished() && m.tasks[t].body.is_some() {
-                continue;
-            }
+        if let Answer::OkBy(t) = want
+            && !handle.is_finished()
+            && m.tasks[t].body.is_some()
+        {
+            continue;
         }
         let got = match bounded(&format!("sync caller {n}"), &mut *handle).await? {
             Ok(answer) => answer,
             Err(e) => return Err(format!("sync caller {n} panicked: {e}")),
         };
-        let fits = match (&want, &got) {
-            (Answer::Ok, Ok(_)) => true,
-            (Answer::Failure, Err(TaskError::Failed(_) | TaskError::NonRetryable(_))) => true,
-            (Answer::Stopped, Err(TaskError::Stopped)) => true,
-            (Answer::AlreadyScheduled, Err(TaskError::AlreadyScheduled)) => true,
-            (Answer::AnyError, Err(_)) => true,
-            (Answer::OkBy(_), Ok(_)) => true,
-            (Answer::Any, _) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (&want, &got),
+            (Answer::Ok | Answer::OkBy(_), Ok(_))
+                | (
+                    Answer::Failure,
+                    Err(TaskError::Failed(_) | TaskError::NonRetryable(_))
+                )
+                | (Answer::Stopped, Err(TaskError::Stopped))
+                | (Answer::AlreadyScheduled, Err(TaskError::AlreadyScheduled))
+                | (Answer::AnyError, Err(_))
+                | (Answer::Any, _)
+        );
         if !fits {
             return Err(format!("sync caller {n} answered {got:?}, model {want:?}"));
         }
@@ -1362,6 +1389,34 @@ mod regressions {
     use super::When::*;
     use super::replay;
     use tributary::sdk::Restart::*;
+
+    /// A RUN_NOW_SYNC child schedule of a task whose body outlived its final write, with a new
+    /// run already decided, waits for that new run (found by seed 24309 on the new runtime:
+    /// the wait was answered by the old body's end).
+    #[test]
+    fn a_sync_wait_on_a_decided_run_is_not_answered_by_the_body_it_replaces() {
+        replay(vec![
+            Sched {
+                task: 0,
+                when: NowSync,
+                restart: IfNotActive,
+                fail_on_interrupt: false,
+                body: FinalBlock,
+            },
+            RaceRestart { task: 0 },
+            Sched {
+                task: 2,
+                when: NowSync,
+                restart: StopAndRestart,
+                fail_on_interrupt: false,
+                body: AwaitChild,
+            },
+            Release {
+                task: 0,
+                then: Retry,
+            },
+        ]);
+    }
 
     /// Resuming a connector that is not paused must not touch a running task.
     #[test]
