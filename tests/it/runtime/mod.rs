@@ -3,6 +3,7 @@
 mod durability;
 mod lifecycle;
 mod observability;
+mod recovery;
 mod restarts;
 mod scheduling;
 pub mod support;
