@@ -239,15 +239,13 @@ pub fn on<H: Clone>(state: Conn<H>, event: Event<H>, stopping: bool) -> (Conn<H>
 
         // Requests.
         (Conn::Absent, Event::Request(_)) => (Conn::Absent, vec![Refuse(Refusal::NotFound)]),
-        (
-            state @ (Conn::Installing(_) | Conn::Busy(..)),
-            Event::Request(Request::RestartTask(task)),
-        ) => {
-            let handle = match &state {
-                Conn::Installing(h) | Conn::Busy(Installed { handle: h, .. }, _) => h.clone(),
-                _ => unreachable!("matched above"),
-            };
-            (state, vec![Rerun(handle, task)])
+        // A task restart goes to the supervisor whatever is in progress.
+        (Conn::Installing(h), Event::Request(Request::RestartTask(task))) => {
+            (Conn::Installing(h.clone()), vec![Rerun(h, task)])
+        }
+        (Conn::Busy(i, op), Event::Request(Request::RestartTask(task))) => {
+            let handle = i.handle.clone();
+            (Conn::Busy(i, op), vec![Rerun(handle, task)])
         }
         (state @ (Conn::Installing(_) | Conn::Busy(..)), Event::Request(_)) => {
             (state, vec![Refuse(Refusal::Conflict)])
