@@ -66,7 +66,8 @@ impl Application {
     }
 
     /// Takes the instance lock, migrates, starts the storage actor and the runtime (restoring
-    /// every connector and live task), and binds the HTTP server.
+    /// every connector and live task, declared configs applied first, then installing the
+    /// declared connectors that are missing), and binds the HTTP server.
     pub async fn build_with(
         settings: &Settings,
         database_url: &str,
@@ -84,10 +85,13 @@ impl Application {
         let storage =
             StorageHandle::start(pool, settings.storage.batch_size, settings.storage.linger);
         let runtime = Runtime::start(registry, storage.clone(), clock, settings.runtime.clone());
-        let restored = runtime.restore().await?;
+        // Declared configs are stored as the connectors are restored, before any task resumes.
+        let plan =
+            crate::declared::plan(runtime.registry(), storage.pool(), &settings.connectors).await?;
+        let restored = runtime.restore_with(plan.configs.clone()).await?;
         tracing::info!(connectors = restored, "connectors restored");
         let declared =
-            crate::declared::reconcile(&runtime, storage.pool(), &settings.connectors).await?;
+            crate::declared::install_missing(&runtime, &settings.connectors, plan).await?;
         if declared != Default::default() {
             tracing::info!(?declared, "declared connectors reconciled");
         }

@@ -1,8 +1,11 @@
 //! Connectors declared in the settings file (`[[connectors]]`), reconciled at boot: each is
 //! installed if absent, its config updated if it differs once defaults are applied, and left
-//! alone if equal. A connector identified by (provider, name). Removing a declaration only
+//! alone if equal. An update is applied by the restore itself (see [`plan`]), so that no task
+//! of the connector resumes with its old config; installs follow the restore. A connector identified by (provider, name). Removing a declaration only
 //! logs a warning: uninstalling would delete its payments. API-installed connectors are left
 //! alone.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -99,48 +102,46 @@ pub fn validate(registry: &Registry, declared: &[DeclaredConnector]) -> Result<(
     Ok(())
 }
 
-/// Applies the declarations at boot.
-pub async fn reconcile(
-    runtime: &Runtime,
+/// What boot does with the declarations, decided before any connector is restored.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// New configs by connector id, for [`crate::runtime::Runtime::restore_with`]: stored
+    /// before the connector is loaded, so that none of its tasks resumes with the old config.
+    pub configs: HashMap<String, Config>,
+    /// The declarations with no connector yet (by position), installed after the restore.
+    missing: Vec<usize>,
+    /// Declarations whose connector is already as declared.
+    unchanged: usize,
+}
+
+/// Compares the declarations with the stored connectors (step 1 of the boot, before the
+/// restore). A connector whose install was interrupted counts as missing (the restore rolls
+/// it back), as does one whose uninstall was (the restore finishes it); one whose reset was
+/// interrupted is finished by the restore with its new config.
+pub async fn plan(
+    registry: &Registry,
     pool: &Pool,
     declared: &[DeclaredConnector],
-) -> Result<Reconciled, DeclaredError> {
-    validate(runtime.registry(), declared)?;
+) -> Result<Plan, DeclaredError> {
+    validate(registry, declared)?;
     let existing: Vec<_> = queries::connectors::all(pool)
         .await?
         .into_iter()
-        .filter(|c| c.lifecycle == Lifecycle::Installed)
+        .filter(|c| matches!(c.lifecycle, Lifecycle::Installed | Lifecycle::Resetting))
         .collect();
-    let mut done = Reconciled::default();
+    let mut plan = Plan::default();
     for (index, d) in declared.iter().enumerate() {
-        let (provider, config, with_defaults) = desired(runtime.registry(), index, d)?;
-        let apply = |source| DeclaredError::Apply {
-            index,
-            provider: d.provider.clone(),
-            name: d.name.clone(),
-            source: Box::new(source),
-        };
+        let (provider, config, with_defaults) = desired(registry, index, d)?;
         match existing
             .iter()
             .find(|c| c.provider == provider && c.name == d.name)
         {
-            None => {
-                let id = runtime
-                    .install(&provider, config, true)
-                    .await
-                    .map_err(apply)?;
-                tracing::info!(connector_id = %id, name = %d.name, "declared connector installed");
-                done.installed += 1;
-            }
+            None => plan.missing.push(index),
             Some(row) if row.config != Value::Object(with_defaults) => {
-                runtime
-                    .update_config(&row.id, config)
-                    .await
-                    .map_err(apply)?;
-                tracing::info!(connector_id = %row.id, name = %d.name, "declared connector updated");
-                done.updated += 1;
+                tracing::info!(connector_id = %row.id, name = %d.name, "declared connector's config changed");
+                plan.configs.insert(row.id.clone(), config);
             }
-            Some(_) => done.unchanged += 1,
+            Some(_) => plan.unchanged += 1,
         }
     }
     for row in existing.iter().filter(|c| c.declared) {
@@ -151,6 +152,36 @@ pub async fn reconcile(
             tracing::warn!(connector_id = %row.id, name = %row.name,
                 "connector no longer declared in the settings file; left installed (uninstall it through the API to delete its data)");
         }
+    }
+    Ok(plan)
+}
+
+/// Installs the declared connectors that do not exist (step 2 of the boot, after the restore
+/// applied `plan.configs`).
+pub async fn install_missing(
+    runtime: &Runtime,
+    declared: &[DeclaredConnector],
+    plan: Plan,
+) -> Result<Reconciled, DeclaredError> {
+    let mut done = Reconciled {
+        installed: 0,
+        updated: plan.configs.len(),
+        unchanged: plan.unchanged,
+    };
+    for index in plan.missing {
+        let d = &declared[index];
+        let (provider, config, _) = desired(runtime.registry(), index, d)?;
+        let id = runtime
+            .install(&provider, config, true)
+            .await
+            .map_err(|source| DeclaredError::Apply {
+                index,
+                provider: d.provider.clone(),
+                name: d.name.clone(),
+                source: Box::new(source),
+            })?;
+        tracing::info!(connector_id = %id, name = %d.name, "declared connector installed");
+        done.installed += 1;
     }
     Ok(done)
 }

@@ -80,7 +80,12 @@ pub struct RestartTask {
 /// uninstalls and resets a crash interrupted. Answers how many connectors run.
 #[derive(Message)]
 #[rtype(result = "Result<usize, RuntimeError>")]
-pub struct RestoreConnectors;
+pub struct RestoreConnectors {
+    /// New configs (as declared, defaults not applied) by connector id: each is stored in
+    /// place of the connector's config before the connector is loaded, so that none of its
+    /// tasks resumes with the old one.
+    pub configs: std::collections::HashMap<String, Config>,
+}
 
 /// Stops every task without changing its status, then the supervisors (service shutdown).
 #[derive(Message)]

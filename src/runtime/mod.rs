@@ -1,7 +1,8 @@
 //! The actor runtime: the `ConnectorManager` registry, one `ConnectorSupervisor` per installed
 //! connector, one `TaskActor` per live task. [`Runtime`] is the handle the API and boot use.
 //!
-//! - [`manager`]: install / uninstall / reset / config / pause / resume / restore at boot;
+//! - [`manager`]: install / uninstall / reset / config / pause / resume / restore at boot,
+//!   decided by a pure state machine;
 //! - [`supervisor`]: schedules, concurrency slots, RUN_NOW_SYNC waiters, task trees;
 //! - [`task`]: due times, runs (panics caught), retries and restarts, status writes;
 //! - [`policy`]: the restart and retry rules as pure functions;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod supervisor;
 pub mod task;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -73,7 +75,16 @@ impl Runtime {
 
     /// Loads every installed connector and resumes its live tasks; never waits on a task.
     pub async fn restore(&self) -> Result<usize, RuntimeError> {
-        self.ask(RestoreConnectors).await?
+        self.restore_with(HashMap::new()).await
+    }
+
+    /// As [`Runtime::restore`], with new configs (by connector id) stored and loaded in place
+    /// of the stored ones, so that no task runs with the old config (declared connectors).
+    pub async fn restore_with(
+        &self,
+        configs: HashMap<String, Config>,
+    ) -> Result<usize, RuntimeError> {
+        self.ask(RestoreConnectors { configs }).await?
     }
 
     /// Installs a connector (all-or-nothing); answers its id.

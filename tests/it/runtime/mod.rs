@@ -5,6 +5,7 @@ mod lifecycle;
 mod model;
 mod observability;
 mod races;
+mod recovery;
 mod restarts;
 mod scheduling;
 pub mod support;

@@ -637,7 +637,11 @@ impl Loader for TestLoader {
         }
     }
 
-    fn load(&self, _config: &Config) -> Result<Arc<dyn Connector>, ConfigError> {
+    fn load(&self, config: &Config) -> Result<Arc<dyn Connector>, ConfigError> {
+        // A stored config can be made one that no longer loads by adding this key.
+        if config.contains_key("unloadable") {
+            return Err(ConfigError::field("unloadable", "refused on purpose"));
+        }
         Ok(Arc::new(TestConnector {
             probe: self.probe.clone(),
         }))

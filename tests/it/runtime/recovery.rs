@@ -1,0 +1,167 @@
+//! Recovery of connector operations a crash interrupted, and resume/config updates that must
+//! (or must not) start a connector's tasks. A crash is simulated at runtime level: the
+//! operation's lifecycle mark is written as the operation writes it first, the runtime stops
+//! without finishing anything, and a new runtime boots on the same database.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use tributary::sdk::{Config, Restart, TaskStatus};
+
+use super::support::{Harness, block, run_now};
+
+/// Writes a lifecycle mark on the harness's connector, as an operation does before it starts.
+async fn mark(h: &Harness, lifecycle: &str) {
+    h.db.client()
+        .await
+        .execute(
+            "UPDATE connectors SET lifecycle = $2 WHERE id = $1",
+            &[&h.connector_id, &lifecycle],
+        )
+        .await
+        .expect("mark");
+}
+
+/// Stores a connector value in its store, as a task would.
+async fn kv(h: &Harness) {
+    h.db.client()
+        .await
+        .execute(
+            "INSERT INTO connector_kv (connector_id, key, value) VALUES ($1, 'k', '1')",
+            &[&h.connector_id],
+        )
+        .await
+        .expect("kv");
+}
+
+#[actix_rt::test]
+async fn an_install_interrupted_by_a_crash_is_rolled_back_at_boot() {
+    let mut h = Harness::start(10, vec![(block("i"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("i", 1).await;
+    kv(&h).await;
+    h.shutdown().await;
+    mark(&h, "installing").await;
+    h.boot().await;
+    assert_eq!(h.count("connectors").await, 0);
+    assert_eq!(h.count("tasks").await, 0);
+    assert_eq!(h.count("connector_kv").await, 0);
+    assert_eq!(
+        h.probe.runs("i"),
+        1,
+        "a task of the rolled back install ran"
+    );
+    // Its name is free again.
+    h.install().await.expect("install after the rollback");
+}
+
+#[actix_rt::test]
+async fn an_uninstall_interrupted_by_a_crash_is_finished_at_boot() {
+    let mut h = Harness::start(10, vec![(block("u"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("u", 1).await;
+    kv(&h).await;
+    h.shutdown().await;
+    mark(&h, "uninstalling").await;
+    h.boot().await;
+    assert_eq!(
+        h.probe.uninstalls.load(Ordering::SeqCst),
+        1,
+        "uninstall hook"
+    );
+    assert_eq!(h.count("connectors").await, 0);
+    assert_eq!(h.count("tasks").await, 0);
+    assert_eq!(h.count("connector_kv").await, 0);
+    assert_eq!(
+        h.probe.runs("u"),
+        1,
+        "a task of the uninstalled connector ran"
+    );
+    assert!(matches!(
+        h.runtime.pause(&h.connector_id).await,
+        Err(tributary::runtime::RuntimeError::ConnectorNotFound(_))
+    ));
+}
+
+#[actix_rt::test]
+async fn a_reset_interrupted_by_a_crash_is_finished_at_boot_with_the_same_id() {
+    let mut h = Harness::start(10, vec![(block("r"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("r", 1).await;
+    kv(&h).await;
+    h.shutdown().await;
+    mark(&h, "resetting").await;
+    h.boot().await;
+    assert_eq!(
+        h.probe.uninstalls.load(Ordering::SeqCst),
+        1,
+        "uninstall hook"
+    );
+    assert_eq!(h.count("connector_kv").await, 0, "data wiped");
+    let ids: Vec<(String, String)> =
+        h.db.client()
+            .await
+            .query("SELECT id, lifecycle FROM connectors", &[])
+            .await
+            .expect("ids")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(ids, vec![(h.connector_id.clone(), "installed".to_string())]);
+    // Install ran again: its task was scheduled anew (a fresh row, run 0) and runs.
+    h.probe.wait_runs("r", 2).await;
+    let row = h.row(h.task_id(&block("r"))).await.expect("row");
+    assert_eq!(row.run_number, 0);
+    // And the connector takes operations again.
+    h.runtime.pause(&h.connector_id).await.expect("pause");
+    assert_eq!(h.probe.running(), 0);
+}
+
+#[actix_rt::test]
+async fn resume_of_a_connector_that_is_not_paused_leaves_a_fail_on_interrupt_run_alone() {
+    let h = Harness::start(10, vec![]).await;
+    let script = block("once");
+    let id = h
+        .schedule(&script, run_now(Restart::Never).fail_on_interrupt())
+        .await
+        .expect("schedule");
+    h.probe.wait_runs("once", 1).await;
+    h.wait_status(id, TaskStatus::Active).await;
+    h.runtime.resume(&h.connector_id).await.expect("resume");
+    h.probe.release("once");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        let status = h.status(id).await;
+        if status.is_some_and(|s| !s.is_live()) {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never ended ({status:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(status, Some(TaskStatus::Terminated));
+    assert_eq!(h.probe.runs("once"), 1);
+}
+
+#[actix_rt::test]
+async fn a_config_update_starts_a_connector_whose_stored_config_did_not_load() {
+    let mut h = Harness::start(10, vec![(block("idle"), run_now(Restart::Never))]).await;
+    h.probe.wait_runs("idle", 1).await;
+    h.shutdown().await;
+    h.db.client()
+        .await
+        .execute(
+            "UPDATE connectors SET config = config || '{\"unloadable\": true}'",
+            &[],
+        )
+        .await
+        .expect("break the stored config");
+    h.boot().await;
+
+    let mut config = Config::new();
+    config.insert("name".into(), json!("test"));
+    h.runtime
+        .update_config(&h.connector_id, config)
+        .await
+        .expect("update");
+    h.probe.wait_runs("idle", 2).await;
+}
