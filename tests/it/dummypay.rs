@@ -662,7 +662,9 @@ const FAILING_WRITES: [&str; 2] = [
 async fn a_generate_files_run_that_fails_at_a_store_write_leaves_no_file_behind_at_uninstall() {
     for condition in FAILING_WRITES {
         let app = spawn_app().await;
-        inject_store_failure(&app, condition, "P0001").await;
+        // A value the database refuses as malformed (class 22) is final to the task; any
+        // other database error would be retried.
+        inject_store_failure(&app, condition, "22023").await;
         let users_own = payment("users-own", "7", "SUCCEEDED");
         let config = json!({"numberOfPaymentsPreGenerated": 3});
         let files = [("dummypay-generated-payment-2.json", users_own.as_str())];

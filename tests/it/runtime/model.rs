@@ -952,9 +952,12 @@ async fn step(w: &mut World, m: &mut Model, op: &Op) -> Result<(), String> {
             bounded("pause", w.runtime().pause(&w.connector_id))
                 .await?
                 .map_err(|e| format!("pause: {e}"))?;
-            // Even an already paused connector drops its waiters: callers are cancelled.
-            m.paused = true;
-            m.stop_everything();
+            // Pausing a paused connector is a no-op: a sync caller of a task scheduled
+            // meanwhile waits for the resume. A first pause cancels the waits.
+            if !m.paused {
+                m.paused = true;
+                m.stop_everything();
+            }
         }
         Op::Resume => {
             bounded("resume", w.runtime().resume(&w.connector_id))
