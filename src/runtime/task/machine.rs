@@ -492,3 +492,161 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A task actor's rules, event by event.
+
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::sdk::{Restart, Schedule, ScheduleOptions};
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000, 0).single().expect("time")
+    }
+
+    fn machine(options: ScheduleOptions) -> Machine {
+        let spec = TaskSpec::new_run(
+            RunRef {
+                task_id: Uuid::from_u128(1),
+                run: 3,
+            },
+            None,
+            serde_json::Value::Null,
+            options,
+            None,
+            None,
+        );
+        Machine::new(&spec, now(), RuntimeSettings::default())
+    }
+
+    fn one_shot() -> ScheduleOptions {
+        ScheduleOptions::new(Schedule::RunNow, Restart::Never)
+    }
+
+    fn running(options: ScheduleOptions) -> Machine {
+        let mut m = machine(options);
+        assert_eq!(m.on(Event::Begin { now: now() }), [Effect::RequestSlot]);
+        let fx = m.on(Event::Granted { now: now() });
+        assert!(fx.contains(&Effect::StartBody), "{fx:?}");
+        m
+    }
+
+    fn ended(m: &mut Machine, outcome: Result<(), TaskError>) -> Vec<Effect> {
+        m.on(Event::BodyEnded {
+            outcome,
+            final_committed: false,
+            now: now(),
+            jitter: 0.0,
+        })
+    }
+
+    fn written_status(fx: &[Effect]) -> Option<TaskStatus> {
+        fx.iter().find_map(|e| match e {
+            Effect::Write(u) => Some(u.status),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_fail_on_interrupt_run_is_on_record_before_its_body_starts() {
+        let mut m = machine(one_shot().fail_on_interrupt());
+        m.on(Event::Begin { now: now() });
+        let fx = m.on(Event::Granted { now: now() });
+        assert!(matches!(&fx[..], [Effect::Write(u)] if u.running && u.status == TaskStatus::Active));
+        let fx = m.on(Event::Written {
+            written: Written::Ok,
+            now: now(),
+        });
+        assert!(fx.contains(&Effect::StartBody));
+    }
+
+    #[test]
+    fn the_supervisor_hears_of_an_end_before_the_write_that_ends_the_task() {
+        let mut m = running(one_shot());
+        let fx = ended(&mut m, Ok(()));
+        let ending = fx.iter().position(|e| *e == Effect::Ending);
+        let write = fx.iter().position(|e| matches!(e, Effect::Write(_)));
+        assert!(ending.is_some() && ending < write, "{fx:?}");
+        let fx = m.on(Event::Written {
+            written: Written::Ok,
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::Ended(Ok(())), Effect::Close]);
+    }
+
+    #[test]
+    fn a_cancelled_body_that_was_not_stopped_is_a_failure_not_a_silent_exit() {
+        // What a parent's body returns when its RUN_NOW_SYNC child wait is cancelled.
+        let mut m = running(one_shot());
+        let fx = ended(&mut m, Err(TaskError::Cancelled));
+        assert_eq!(written_status(&fx), Some(TaskStatus::Failed));
+    }
+
+    #[test]
+    fn a_write_refused_as_superseded_closes_without_another_write() {
+        let mut m = running(ScheduleOptions::new(Schedule::RunNow, Restart::Always));
+        let fx = ended(&mut m, Err(TaskError::failed("boom")));
+        assert_eq!(written_status(&fx), Some(TaskStatus::Active), "a restart");
+        let fx = m.on(Event::Written {
+            written: Written::Superseded,
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::Close]);
+    }
+
+    #[test]
+    fn a_stop_with_the_parent_cancels_then_drops_the_body_and_writes_stopped() {
+        let mut m = running(one_shot());
+        let fx = m.on(Event::Stop {
+            mode: StopMode::Stopped,
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::CancelBody]);
+        assert_eq!(m.on(Event::GraceOver), [Effect::AbortBody]);
+        let fx = ended(&mut m, Err(TaskError::Cancelled));
+        assert_eq!(written_status(&fx), Some(TaskStatus::Stopped));
+        let fx = m.on(Event::Written {
+            written: Written::Ok,
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::Close]);
+    }
+
+    #[test]
+    fn a_pause_writes_nothing_and_gives_up_the_write_in_flight() {
+        let mut m = running(ScheduleOptions::new(
+            Schedule::RunPeriodically(std::time::Duration::from_secs(60)),
+            Restart::Never,
+        ));
+        let fx = ended(&mut m, Ok(()));
+        assert_eq!(written_status(&fx), Some(TaskStatus::Active), "the next tick");
+        let fx = m.on(Event::Stop {
+            mode: StopMode::Pause,
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::GiveUpWrites]);
+        let fx = m.on(Event::Written {
+            written: Written::Failed(TaskError::Cancelled),
+            now: now(),
+        });
+        assert_eq!(fx, [Effect::Close]);
+    }
+
+    #[test]
+    fn a_run_ended_by_its_final_write_writes_nothing_more() {
+        let mut m = running(one_shot());
+        let fx = m.on(Event::BodyEnded {
+            outcome: Err(TaskError::failed("after the final write")),
+            final_committed: true,
+            now: now(),
+            jitter: 0.0,
+        });
+        assert_eq!(
+            fx,
+            [Effect::ReleaseSlot, Effect::Ended(Ok(())), Effect::Close]
+        );
+    }
+}
