@@ -1091,6 +1091,47 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_of_a_decided_run_is_not_answered_by_the_run_it_replaces() {
+        let mut w = World::new(10);
+        w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));
+        w.started(task(), "a", 1, false);
+        w.on(Event::Ending { run: run(1) });
+        w.schedule(
+            task(),
+            "sync",
+            request(Restart::IfNotActive, Schedule::RunNowSync),
+        );
+        let fx = w.on(Event::Decided {
+            id: task(),
+            replaces: false,
+            reply: "sync",
+            sync: true,
+            decision: Decision::Started {
+                run: 2,
+                state: None,
+                request: request(Restart::IfNotActive, Schedule::RunNowSync),
+            },
+        });
+        assert!(answers(&fx).is_empty());
+        let fx = w.on(Event::Ended {
+            run: run(1),
+            outcome: Ok(()),
+        });
+        assert!(
+            answers(&fx).is_empty(),
+            "run 1's end answered run 2's waiter"
+        );
+        let fx = w.on(Event::Ended {
+            run: run(2),
+            outcome: Err(TaskError::failed("run 2")),
+        });
+        assert_eq!(
+            answers(&fx),
+            [("sync", Answer::Err(TaskError::failed("run 2")))]
+        );
+    }
+
+    #[test]
     fn requests_for_one_task_wait_for_the_write_in_flight() {
         let mut w = World::new(10);
         w.schedule(task(), "a", request(Restart::IfNotActive, Schedule::RunNow));

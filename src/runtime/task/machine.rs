@@ -555,7 +555,9 @@ mod tests {
         let mut m = machine(one_shot().fail_on_interrupt());
         m.on(Event::Begin { now: now() });
         let fx = m.on(Event::Granted { now: now() });
-        assert!(matches!(&fx[..], [Effect::Write(u)] if u.running && u.status == TaskStatus::Active));
+        assert!(
+            matches!(&fx[..], [Effect::Write(u)] if u.running && u.status == TaskStatus::Active)
+        );
         let fx = m.on(Event::Written {
             written: Written::Ok,
             now: now(),
@@ -622,7 +624,11 @@ mod tests {
             Restart::Never,
         ));
         let fx = ended(&mut m, Ok(()));
-        assert_eq!(written_status(&fx), Some(TaskStatus::Active), "the next tick");
+        assert_eq!(
+            written_status(&fx),
+            Some(TaskStatus::Active),
+            "the next tick"
+        );
         let fx = m.on(Event::Stop {
             mode: StopMode::Pause,
             now: now(),
