@@ -4,7 +4,7 @@
 use tributary::runtime::RuntimeError;
 use tributary::sdk::{Restart, TaskStatus};
 
-use super::support::{Harness, block, run_now};
+use super::support::{Harness, Script, block, run_now};
 
 #[actix_rt::test]
 async fn an_install_whose_hook_fails_leaves_nothing_behind() {
@@ -148,4 +148,33 @@ async fn restart_task_reruns_a_failed_task_and_refuses_a_live_one() {
             .await,
         Err(RuntimeError::TaskNotFound(_))
     ));
+}
+
+#[actix_rt::test]
+async fn a_body_that_ignores_cancellation_is_dropped_after_the_grace_period() {
+    let h = Harness::start(10, vec![]).await;
+    let stubborn = Script::Stubborn {
+        name: "deaf".into(),
+    };
+    let id = h
+        .schedule(&stubborn, run_now(Restart::IfNotActive))
+        .await
+        .expect("schedule");
+    h.probe.wait_runs("deaf", 1).await;
+    h.wait_status(id, TaskStatus::Active).await;
+    // The pause answers once the run is over: after the grace period, the body was dropped.
+    let started = std::time::Instant::now();
+    h.runtime.pause(&h.connector_id).await.expect("pause");
+    assert!(
+        started.elapsed() >= super::support::settings().task_grace_period,
+        "the body was not given its grace period"
+    );
+    assert_eq!(h.probe.running(), 0, "the body outlived the grace period");
+    // A pause writes nothing: the run is redone at resume.
+    h.storage.drain().await;
+    assert_eq!(h.status(id).await, Some(TaskStatus::Active));
+    h.runtime.resume(&h.connector_id).await.expect("resume");
+    h.probe.wait_runs("deaf", 2).await;
+    h.probe.release("deaf");
+    h.wait_status(id, TaskStatus::Terminated).await;
 }

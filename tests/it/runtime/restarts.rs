@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tributary::sdk::{Clock, Restart, Schedule, ScheduleOptions, TaskStatus};
 
+use crate::helpers::eventually;
+
 use super::support::{Harness, Script, block, fail, ok, run_now, t0};
 
 fn periodic(restart: Restart, secs: u64) -> ScheduleOptions {
@@ -318,8 +320,20 @@ async fn concurrent_stop_and_restarts_leave_exactly_one_run_that_can_finish() {
         h.schedule(&task, opts.clone())
     );
     assert_eq!((a.expect("a"), b.expect("b")), (id, id));
+    // Exactly one run goes on: the last one decided; the others were stopped (or never
+    // started), and no two ever ran at once.
+    let last = h.row(id).await.expect("row").run_number;
+    eventually("the last run to start", Duration::from_secs(20), || async {
+        h.probe.running() == 1
+    })
+    .await;
+    h.storage.drain().await;
+    assert_eq!(h.row(id).await.expect("row").run_number, last);
+    assert_eq!(h.probe.running(), 1);
+    assert_eq!(h.probe.max_running(), 1, "two runs of one task at once");
     h.probe.release("race");
     h.wait_status(id, TaskStatus::Terminated).await;
+    assert_eq!(h.probe.running(), 0);
     // A later schedule is not mistaken for a no-op on a stale run.
     let runs = h.probe.runs("race");
     h.schedule(&block("race"), opts).await.expect("again");

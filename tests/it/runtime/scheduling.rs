@@ -67,20 +67,34 @@ async fn pending_tasks_wait_for_a_free_slot_in_order() {
         .await
         .expect("a");
     h.probe.wait_runs("a", 1).await;
-    let b = h
-        .schedule(&block("b"), run_now(Restart::Never))
-        .await
-        .expect("b");
+    // Four waiters, each durable (and its actor asking for the slot) before the next.
+    let mut waiting = Vec::new();
+    for name in ["b", "c", "d", "e"] {
+        let id = h
+            .schedule(&block(name), run_now(Restart::Never))
+            .await
+            .expect(name);
+        waiting.push((name, id));
+    }
     h.wait_status(a, TaskStatus::Active).await;
-    assert_eq!(h.status(b).await, Some(TaskStatus::Pending));
-    assert_eq!(h.probe.runs("b"), 0);
+    for (name, id) in &waiting {
+        assert_eq!(h.status(*id).await, Some(TaskStatus::Pending), "{name}");
+    }
+    assert_eq!(h.probe.order(), ["a"]);
 
-    h.probe.release("a");
-    h.probe.wait_runs("b", 1).await;
-    h.wait_status(b, TaskStatus::Active).await;
-    h.probe.release("b");
-    h.wait_status(a, TaskStatus::Terminated).await;
-    h.wait_status(b, TaskStatus::Terminated).await;
+    // Each release hands the one slot to the oldest waiter.
+    let mut previous = "a";
+    for (name, id) in &waiting {
+        h.probe.release(previous);
+        h.probe.wait_runs(name, 1).await;
+        h.wait_status(*id, TaskStatus::Active).await;
+        previous = name;
+    }
+    h.probe.release(previous);
+    for (_, id) in &waiting {
+        h.wait_status(*id, TaskStatus::Terminated).await;
+    }
+    assert_eq!(h.probe.order(), ["a", "b", "c", "d", "e"]);
     assert_eq!(
         h.probe.max_running(),
         1,

@@ -143,6 +143,8 @@ pub fn fail(name: &str) -> Script {
 #[derive(Default)]
 pub struct Probe {
     runs: Mutex<HashMap<String, usize>>,
+    /// Every run's name, in the order the runs started.
+    order: Mutex<Vec<String>>,
     releases: Mutex<HashMap<String, Arc<Notify>>>,
     released: Mutex<HashMap<String, bool>>,
     running: AtomicUsize,
@@ -167,6 +169,11 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The names of the runs started so far, in order.
+    pub fn order(&self) -> Vec<String> {
+        self.order.lock().unwrap().clone()
+    }
+
     /// How many runs of `name` started.
     pub fn runs(&self, name: &str) -> usize {
         self.runs.lock().unwrap().get(name).copied().unwrap_or(0)
@@ -375,6 +382,7 @@ impl Task for ScriptTask {
             *n += 1;
             *n
         };
+        probe.order.lock().unwrap().push(name.clone());
         probe
             .states_seen
             .lock()
