@@ -26,11 +26,14 @@ async fn restart_never_is_a_no_op_live_or_ended_and_a_failure_is_final() {
     h.schedule(&block("n"), run_now(Restart::Never))
         .await
         .expect("again, live");
+    h.settle().await;
+    assert_eq!(h.probe.runs("n"), 1);
     h.probe.release("n");
     h.wait_status(id, TaskStatus::Terminated).await;
     h.schedule(&block("n"), run_now(Restart::Never))
         .await
         .expect("again, ended");
+    h.settle().await;
     assert_eq!(h.status(id).await, Some(TaskStatus::Terminated));
     assert_eq!(h.probe.runs("n"), 1);
 
@@ -39,6 +42,7 @@ async fn restart_never_is_a_no_op_live_or_ended_and_a_failure_is_final() {
         .await
         .expect("schedule");
     h.wait_status(f, TaskStatus::Failed).await;
+    h.settle().await;
     assert!(
         h.clock.pending_deadlines().is_empty(),
         "a final failure armed a timer"
@@ -58,27 +62,21 @@ async fn restart_if_not_active_runs_again_only_after_the_task_ended() {
     h.schedule(&block("i"), opts.clone())
         .await
         .expect("again, live");
+    h.settle().await;
     assert_eq!(h.probe.runs("i"), 1);
     h.probe.release("i");
     h.wait_status(id, TaskStatus::Terminated).await;
-    // The supervisor learns of the end just after it commits: until then a schedule is still
-    // the no-op of a live task (see docs/runtime.md), so schedule until the new run starts.
-    crate::helpers::eventually(
-        "a schedule after the end to start a second run",
-        std::time::Duration::from_secs(10),
-        || async {
-            h.schedule(&block("i"), opts.clone())
-                .await
-                .expect("again, ended");
-            h.probe.runs("i") >= 2
-        },
-    )
-    .await;
+    // Ended in the database: one schedule runs it again (no window where it is a no-op).
+    h.schedule(&block("i"), opts.clone())
+        .await
+        .expect("again, ended");
+    h.probe.wait_runs("i", 2).await;
     h.wait_status(id, TaskStatus::Terminated).await;
     assert_eq!(h.row(id).await.expect("row").run_number, 1);
 
     let f = h.schedule(&fail("if"), opts).await.expect("schedule");
     h.wait_status(f, TaskStatus::Failed).await;
+    h.settle().await;
     assert_eq!(h.probe.runs("if"), 1);
 }
 
@@ -123,6 +121,7 @@ async fn restart_always_is_a_no_op_while_live_and_reruns_after_the_end() {
     h.schedule(&block("al"), opts.clone())
         .await
         .expect("again, live");
+    h.settle().await;
     assert_eq!(h.probe.runs("al"), 1, "never two runs of one task");
     h.probe.release("al");
     h.wait_status(id, TaskStatus::Terminated).await;
@@ -141,6 +140,7 @@ async fn non_retryable_is_final_even_under_restart_always() {
     h.wait_status(id, TaskStatus::Failed).await;
     assert!(h.clock.pending_deadlines().is_empty());
     h.clock.advance(chrono::Duration::hours(1));
+    h.settle().await;
     assert_eq!(h.probe.runs("r"), 1);
     assert_eq!(
         h.row(id).await.and_then(|r| r.error).as_deref(),

@@ -41,10 +41,13 @@ async fn duplicate_scheduling_a_live_descriptor_again_is_a_no_op() {
         .await
         .expect("second");
     assert_eq!(first, second);
+    h.settle().await;
+    assert_eq!(h.probe.runs("dup"), 1, "a second run of a live task");
     h.probe.release("dup");
     h.wait_status(first, TaskStatus::Terminated).await;
+    h.settle().await;
     assert_eq!(h.probe.runs("dup"), 1);
-    assert_eq!(h.count("tasks").await, 1);
+    assert_eq!(h.count("tasks WHERE descriptor->>'name' = 'dup'").await, 1);
 }
 
 #[actix_rt::test]

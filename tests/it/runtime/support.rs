@@ -814,6 +814,21 @@ impl Harness {
         }
     }
 
+    /// Waits until what was already asked of the runtime has happened, so that an absence
+    /// ("no second run started") can be asserted: a fresh task scheduled now runs to its
+    /// end after every run started before it (slots are granted in order; needs a free one),
+    /// and the storage actor is drained.
+    pub async fn settle(&self) {
+        static SENTINELS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("sentinel-{}", SENTINELS.fetch_add(1, Ordering::SeqCst));
+        let id = self
+            .schedule(&ok(&name), run_now(Restart::Never))
+            .await
+            .expect("sentinel");
+        self.wait_status(id, TaskStatus::Terminated).await;
+        self.storage.drain().await;
+    }
+
     /// Waits until some timer is armed on the test clock, then returns the earliest deadline.
     pub async fn next_deadline(&self) -> DateTime<Utc> {
         let clock = self.clock.clone();

@@ -92,8 +92,16 @@ async fn sync_no_ops_report_the_existing_task() {
     h.probe.wait_runs("once", 1).await;
     let scheduler = h.probe.scheduler();
     let waiting = actix_rt::spawn(async move { scheduler.schedule(&block("once"), again).await });
+    // Let the wait reach the supervisor while the run is live.
+    tokio::task::yield_now().await;
+    h.settle().await;
+    assert!(
+        !waiting.is_finished(),
+        "the wait on a live run was answered early"
+    );
     h.probe.release("once");
     assert!(waiting.await.expect("join").is_ok());
+    h.settle().await;
     assert_eq!(h.probe.runs("once"), 1);
 }
 
