@@ -35,16 +35,16 @@ pub enum RuntimeError {
     Conflict(String),
     /// The connector's own install hook failed; nothing of it was kept.
     #[error("connector install failed: {0}")]
-    InstallFailed(TaskError),
+    InstallFailed(#[source] TaskError),
     /// The connector's `config_updated` hook failed; the new config is stored.
     #[error("applying the new config failed: {0}")]
-    ConfigHookFailed(TaskError),
+    ConfigHookFailed(#[source] TaskError),
     /// The database failed.
     #[error(transparent)]
     Storage(StorageError),
     /// A task operation could not be carried out (the database failed meanwhile).
     #[error("{0}")]
-    Task(TaskError),
+    Task(#[source] TaskError),
     /// The runtime is shutting down.
     #[error("the runtime is shutting down")]
     Stopped,

@@ -9,6 +9,7 @@
 //! - [`host`]: the runtime side of the SDK seam; [`registry`]: providers by name.
 
 pub mod error;
+pub mod guard;
 pub mod host;
 pub mod manager;
 pub mod messages;

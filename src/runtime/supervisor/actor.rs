@@ -15,6 +15,7 @@ use crate::domain::RunRef;
 use crate::ids;
 use crate::redact::Redactor;
 use crate::runtime::error::{RuntimeError, task_error};
+use crate::runtime::guard;
 use crate::runtime::host::{ConnectorHost, ConnectorInstance, SupervisorLink};
 use crate::runtime::messages::{
     AcquireSlot, ReleaseSlot, ReplaceConnector, RerunTask, ResumeTasks, RunEnding, RunHook,
@@ -509,20 +510,15 @@ impl Handler<RunHook> for ConnectorSupervisor {
         let ctx = ConnectorContext::new(self.host.clone());
         // Hooks run like task bodies: spawned, so a panic is a failure, not a crash.
         let connector = instance.connector.clone();
-        let handle = actix_rt::spawn(async move {
+        let (outcome, _) = guard::spawn("connector hook", async move {
             match msg {
                 RunHook::Install => connector.install(&ctx).await,
                 RunHook::Uninstall => connector.uninstall(&ctx).await,
             }
         });
         Box::pin(async move {
-            let outcome = match handle.await {
-                Ok(outcome) => outcome,
-                Err(e) if e.is_panic() => Err(TaskError::Failed("connector hook panicked".into())),
-                Err(_) => Err(TaskError::Cancelled),
-            };
             // Hook errors are logged and answered by the manager: no secret may be in them.
-            outcome.map_err(|e| instance.redactor.task_error(e))
+            outcome.await.map_err(|e| instance.redactor.task_error(e))
         })
     }
 }
@@ -540,14 +536,10 @@ impl Handler<ReplaceConnector> for ConnectorSupervisor {
         let instance = self.instance.clone();
         let ctx = ConnectorContext::new(self.host.clone());
         let connector = instance.connector.clone();
-        let handle = actix_rt::spawn(async move { connector.config_updated(&ctx).await });
-        Box::pin(async move {
-            let outcome = match handle.await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(TaskError::Failed("config_updated hook panicked".into())),
-            };
-            outcome.map_err(|e| instance.redactor.task_error(e))
-        })
+        let (outcome, _) = guard::spawn("config_updated hook", async move {
+            connector.config_updated(&ctx).await
+        });
+        Box::pin(async move { outcome.await.map_err(|e| instance.redactor.task_error(e)) })
     }
 }
 

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::TaskSpec;
 use super::machine::{Effect, Event, Machine, Written};
+use crate::runtime::guard;
 use crate::runtime::host::{ConnectorHost, ConnectorInstance};
 use crate::runtime::messages::{
     AcquireSlot, ReleaseSlot, RunEnding, StopTask, TaskEnded, TaskGone,
@@ -194,18 +195,10 @@ impl TaskActor {
             self.final_write.clone(),
         );
         let body = async move { task.run(task_ctx).await }.instrument(self.span.clone());
-        let handle = actix_rt::spawn(body);
-        self.body = Some((cancel, handle.abort_handle()));
-        ctx.spawn(handle.into_actor(self).map(|joined, act, ctx| {
+        let (outcome, abort) = guard::spawn("task", body);
+        self.body = Some((cancel, abort));
+        ctx.spawn(outcome.into_actor(self).map(|outcome, act, ctx| {
             act.body = None;
-            let outcome = match joined {
-                Ok(outcome) => outcome,
-                Err(e) if e.is_panic() => Err(TaskError::Failed(format!(
-                    "task panicked: {}",
-                    panic_message(e.into_panic())
-                ))),
-                Err(_) => Err(TaskError::Cancelled),
-            };
             let event = act.ended(outcome);
             act.apply(event, ctx);
         }));
@@ -308,16 +301,5 @@ impl Handler<StopTask> for TaskActor {
         Box::pin(async move {
             let _ = rx.await;
         })
-    }
-}
-
-/// The text of a panic payload.
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".into()
     }
 }
