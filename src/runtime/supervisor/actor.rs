@@ -166,6 +166,12 @@ impl ConnectorSupervisor {
         applied
     }
 
+    /// Applies `event`; the stops it sends are not awaited (the supervisor hears of each
+    /// actor's end by itself).
+    fn handle_event(&mut self, event: Event<Reply, Grant>, ctx: &mut Context<Self>) {
+        spawn_stops(self.apply(event, ctx).stops);
+    }
+
     /// Writes a schedule; its decision comes back as an event.
     fn upsert(
         &mut self,
@@ -196,7 +202,7 @@ impl ConnectorSupervisor {
             wrap_future::<_, Self>(async move { storage.write(command).await }).map(
                 move |written, act, ctx| {
                     let decision = decision(written, request);
-                    let applied = act.apply(
+                    act.handle_event(
                         Event::Decided {
                             id,
                             replaces,
@@ -206,7 +212,6 @@ impl ConnectorSupervisor {
                         },
                         ctx,
                     );
-                    spawn_stops(applied.stops);
                 },
             ),
         );
@@ -249,7 +254,7 @@ impl ConnectorSupervisor {
                     Ok(Some((written, request))) => decision(written, request),
                     Err(e) => Decision::Failed(task_error(e)),
                 };
-                let applied = act.apply(
+                act.handle_event(
                     Event::Decided {
                         id,
                         replaces: false,
@@ -259,7 +264,6 @@ impl ConnectorSupervisor {
                     },
                     ctx,
                 );
-                spawn_stops(applied.stops);
             },
         ));
     }
@@ -344,7 +348,7 @@ impl Handler<ScheduleTask> for ConnectorSupervisor {
             options: msg.options,
         };
         let (tx, rx) = oneshot::channel();
-        let applied = self.apply(
+        self.handle_event(
             Event::Request {
                 id,
                 request: Request::Schedule {
@@ -354,7 +358,6 @@ impl Handler<ScheduleTask> for ConnectorSupervisor {
             },
             ctx,
         );
-        spawn_stops(applied.stops);
         Box::pin(async move { rx.await.unwrap_or(Err(TaskError::Cancelled)) })
     }
 }
@@ -365,7 +368,7 @@ impl Handler<RerunTask> for ConnectorSupervisor {
     fn handle(&mut self, msg: RerunTask, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         let id = msg.task_id;
-        let applied = self.apply(
+        self.handle_event(
             Event::Request {
                 id,
                 request: Request::Rerun {
@@ -374,7 +377,6 @@ impl Handler<RerunTask> for ConnectorSupervisor {
             },
             ctx,
         );
-        spawn_stops(applied.stops);
         Box::pin(async move { rx.await.unwrap_or(Err(RuntimeError::Stopped)) })
     }
 }
@@ -393,14 +395,13 @@ impl Handler<AcquireSlot> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: AcquireSlot, ctx: &mut Self::Context) {
-        let applied = self.apply(
+        self.handle_event(
             Event::SlotWanted {
                 run: msg.run,
                 grant: msg.grant,
             },
             ctx,
         );
-        spawn_stops(applied.stops);
     }
 }
 
@@ -408,8 +409,7 @@ impl Handler<ReleaseSlot> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseSlot, ctx: &mut Self::Context) {
-        let applied = self.apply(Event::SlotReleased { run: msg.run }, ctx);
-        spawn_stops(applied.stops);
+        self.handle_event(Event::SlotReleased { run: msg.run }, ctx);
     }
 }
 
@@ -417,8 +417,7 @@ impl Handler<RunEnding> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RunEnding, ctx: &mut Self::Context) {
-        let applied = self.apply(Event::Ending { run: msg.run }, ctx);
-        spawn_stops(applied.stops);
+        self.handle_event(Event::Ending { run: msg.run }, ctx);
     }
 }
 
@@ -426,14 +425,13 @@ impl Handler<TaskEnded> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TaskEnded, ctx: &mut Self::Context) {
-        let applied = self.apply(
+        self.handle_event(
             Event::Ended {
                 run: msg.run,
                 outcome: msg.outcome,
             },
             ctx,
         );
-        spawn_stops(applied.stops);
     }
 }
 
@@ -441,8 +439,7 @@ impl Handler<TaskGone> for ConnectorSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TaskGone, ctx: &mut Self::Context) {
-        let applied = self.apply(Event::Gone { run: msg.run }, ctx);
-        spawn_stops(applied.stops);
+        self.handle_event(Event::Gone { run: msg.run }, ctx);
     }
 }
 
@@ -462,7 +459,6 @@ impl Handler<ResumeTasks> for ConnectorSupervisor {
 
     fn handle(&mut self, _msg: ResumeTasks, ctx: &mut Self::Context) -> Self::Result {
         let applied = self.apply(Event::Resume, ctx);
-        spawn_stops(applied.stops);
         let Some(running) = applied.load else {
             // Not paused (or a resume already loading): nothing was interrupted.
             return Box::pin(fut::ready(Ok(0)));
@@ -488,15 +484,13 @@ impl Handler<ResumeTasks> for ConnectorSupervisor {
                 Ok(rows) => rows,
                 Err(e) => {
                     // Still paused: a later resume tries again.
-                    let applied = act.apply(Event::LoadFailed, ctx);
-                    spawn_stops(applied.stops);
+                    act.handle_event(Event::LoadFailed, ctx);
                     return Err(RuntimeError::from(e));
                 }
             };
             let tasks: Vec<TaskSpec> = rows.into_iter().map(spec_from_row).collect();
             let resumed = tasks.len();
-            let applied = act.apply(Event::Loaded { tasks }, ctx);
-            spawn_stops(applied.stops);
+            act.handle_event(Event::Loaded { tasks }, ctx);
             Ok(resumed)
         }))
     }

@@ -174,6 +174,18 @@ pub struct Entry<A, W> {
 }
 
 impl<A, W> Entry<A, W> {
+    /// A task with nothing going on yet.
+    fn new(parent: Option<Uuid>, periodic: bool) -> Self {
+        Entry {
+            phase: Phase::Deciding { loaded: None },
+            parent,
+            periodic,
+            writing: false,
+            queued: VecDeque::new(),
+            blockers: 0,
+        }
+    }
+
     /// The run whose actor exists, if any.
     fn run(&self) -> Option<i64> {
         match &self.phase {
@@ -468,17 +480,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                 }
                 Request::Rerun { .. } => (None, false),
             };
-            self.tasks.insert(
-                id,
-                Entry {
-                    phase: Phase::Deciding { loaded: None },
-                    parent,
-                    periodic,
-                    writing: false,
-                    queued: VecDeque::new(),
-                    blockers: 0,
-                },
-            );
+            self.tasks.insert(id, Entry::new(parent, periodic));
             self.decide(id, request, fx);
             return;
         };
@@ -675,14 +677,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
         let parent = spec.parent;
         let periodic = spec.options.is_periodic();
         let addr = spawn(spec);
-        let entry = self.tasks.entry(id).or_insert_with(|| Entry {
-            phase: Phase::Deciding { loaded: None },
-            parent,
-            periodic,
-            writing: false,
-            queued: VecDeque::new(),
-            blockers: 0,
-        });
+        let entry = self
+            .tasks
+            .entry(id)
+            .or_insert_with(|| Entry::new(parent, periodic));
         entry.phase = Phase::Running { run, addr };
         entry.parent = parent;
         entry.periodic = periodic;
