@@ -441,7 +441,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                 self.loading = None;
             }
             Event::Loaded { tasks } => {
-                let decided = self.loading.take().unwrap_or_default();
+                // A stop that came while loading cancelled this resume: stay paused.
+                let Some(decided) = self.loading.take() else {
+                    return fx;
+                };
                 self.paused = false;
                 // Runs decided while loading may postdate what was read: they win.
                 let mut specs: HashMap<Uuid, TaskSpec> = HashMap::new();
@@ -1259,6 +1262,29 @@ mod tests {
             mode: StopMode::Pause,
         });
         assert!(matches!(w.on(Event::Resume)[..], [Effect::Load { .. }]));
+    }
+
+    #[test]
+    fn a_stop_while_loading_cancels_the_resume() {
+        let mut w = World::new(10);
+        w.on(Event::StopAll {
+            mode: StopMode::Pause,
+        });
+        w.on(Event::Resume);
+        w.on(Event::StopAll {
+            mode: StopMode::Uninstall,
+        });
+        let spec = TaskSpec::new_run(
+            run(1),
+            None,
+            Value::Null,
+            ScheduleOptions::new(Schedule::RunNow, Restart::Never),
+            None,
+            None,
+        );
+        w.on(Event::Loaded { tasks: vec![spec] });
+        assert!(w.spawned.is_empty());
+        assert!(w.machine.paused());
     }
 
     #[test]
