@@ -251,6 +251,10 @@ impl ConnectorSupervisor {
             move |result: Result<_, crate::storage::StorageError>, act, ctx| {
                 let decision = match result {
                     Ok(None) => Decision::NotFound,
+                    // Live in the database (a run decided meanwhile, or a paused connector's).
+                    Ok(Some((Ok(UpsertOutcome::Unchanged { status, .. }), _))) => {
+                        Decision::Live(status)
+                    }
                     Ok(Some((written, request))) => decision(written, request),
                     Err(e) => Decision::Failed(task_error(e)),
                 };

@@ -94,6 +94,8 @@ pub enum Decision {
     },
     /// A rerun of a task that does not exist.
     NotFound,
+    /// A rerun of a task that is live (only an ended task is run again).
+    Live(TaskStatus),
     /// The write failed.
     Failed(TaskError),
 }
@@ -607,6 +609,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
             Decision::NotFound => fx.push(Effect::Answer {
                 to: reply,
                 answer: Answer::TaskNotFound,
+            }),
+            Decision::Live(status) => fx.push(Effect::Answer {
+                to: reply,
+                answer: Answer::TaskIsLive(status),
             }),
             Decision::Failed(e) => fx.push(Effect::Answer {
                 to: reply,

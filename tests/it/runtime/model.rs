@@ -641,6 +641,14 @@ impl Model {
                 }
             }
             Some(row) => {
+                if restart == Restart::StopAndRestart
+                    && let Some(waiters) = self.tasks[t].outlived.take()
+                {
+                    // The body that outlived its final write is stopped with its run; its
+                    // waiters wait for the new run.
+                    self.tasks[t].body = None;
+                    self.tasks[t].waiters.extend(waiters);
+                }
                 if restart != Restart::Never {
                     self.new_run(t, when, restart, fail_on_interrupt, parent);
                     self.tasks[t].waiters.extend(waiter);
@@ -1038,8 +1046,10 @@ async fn step(w: &mut World, m: &mut Model, op: &Op) -> Result<(), String> {
                 // Exactly one new run: the later of the two sees it live.
                 Some(r) if !r.status.is_live() => {
                     m.new_run(task, when, restart, fail, r.parent);
-                    if restarted.is_err() || restart == Restart::Never {
-                        // The schedule started it: its options (IF_NOT_ACTIVE, no parent).
+                    if restarted.is_err() {
+                        // The schedule came first and started it: its options
+                        // (IF_NOT_ACTIVE, no parent); else the restart did, with the stored
+                        // ones, and the schedule found it live.
                         let row = m.tasks[task].row.as_mut().expect("row");
                         row.restart = Restart::IfNotActive;
                         row.parent = None;
