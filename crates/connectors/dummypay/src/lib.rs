@@ -8,7 +8,7 @@
 //! - [`config`]: the config fields, defaults and validation;
 //! - [`connector`]: install/uninstall hooks and descriptor → task;
 //! - [`read_files`], [`ingest`], [`generate`]: the three tasks;
-//! - [`format`]: the file formats; [`files`]: safe paths and file signatures.
+//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures.
 //!
 //! A crate of its own that depends on `tributary-sdk` and general crates only: it cannot see
 //! the runtime, the storage or another connector.
