@@ -1,84 +1,10 @@
 //! The ground floor: the few names that storage, runtime and API all speak of — a task's
 //! status, a connector's lifecycle, one run of a task. Each has one spelling in the database
 //! and the API, parsed in one place; a name read back that is not known is an error, never
-//! silently taken for another.
+//! silently taken for another. Task statuses and runs are the SDK's (connectors speak of them
+//! too) and re-exported here; a connector's lifecycle is the runtime's alone.
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-/// A stored name that this version does not know (a newer version wrote it, or the row was
-/// edited by hand).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {name:?} in the database")]
-pub struct UnknownName {
-    /// What kind of name.
-    pub what: &'static str,
-    /// The name read.
-    pub name: String,
-}
-
-/// One run of one task: writes carrying it are rejected once a newer run has started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RunRef {
-    /// The task.
-    pub task_id: Uuid,
-    /// Its run number.
-    pub run: i64,
-}
-
-/// A task's status (Formance's set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskStatus {
-    /// Waiting for its due time or a free slot.
-    Pending,
-    /// Running, between periodic runs, or waiting to retry.
-    Active,
-    /// A one-shot run succeeded.
-    Terminated,
-    /// Failed; the error is kept.
-    Failed,
-    /// Stopped by a newer run or with its parent.
-    Stopped,
-}
-
-impl TaskStatus {
-    /// PENDING or ACTIVE.
-    pub fn is_live(self) -> bool {
-        matches!(self, TaskStatus::Pending | TaskStatus::Active)
-    }
-
-    /// The name stored in the database and shown by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "PENDING",
-            TaskStatus::Active => "ACTIVE",
-            TaskStatus::Terminated => "TERMINATED",
-            TaskStatus::Failed => "FAILED",
-            TaskStatus::Stopped => "STOPPED",
-        }
-    }
-
-    /// Parses a status name (from the API).
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "PENDING" => TaskStatus::Pending,
-            "ACTIVE" => TaskStatus::Active,
-            "TERMINATED" => TaskStatus::Terminated,
-            "FAILED" => TaskStatus::Failed,
-            "STOPPED" => TaskStatus::Stopped,
-            _ => return None,
-        })
-    }
-
-    /// Parses a status read from the database: an unknown one is an error, never a guess.
-    pub fn parse_stored(s: &str) -> Result<Self, UnknownName> {
-        Self::parse(s).ok_or_else(|| UnknownName {
-            what: "task status",
-            name: s.to_string(),
-        })
-    }
-}
+pub use tributary_sdk::domain::{RunRef, TaskStatus, UnknownName};
 
 /// The lifecycle marks of a connector row, written durably before each operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

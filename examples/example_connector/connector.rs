@@ -2,7 +2,8 @@
 //! task lists a directory and schedules one `file` child task per JSON file, which ingests the
 //! payment the file holds. docs/building-a-connector.md walks through it step by step.
 //!
-//! It only uses `tributary::sdk`: a connector never touches the runtime's internals.
+//! It only uses `tributary_sdk` (and general crates): a connector never touches the runtime's
+//! internals. As a connector crate of its own it would depend on `tributary-sdk` alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tributary::sdk::ingest::{Amount, Batch, PaymentData, PaymentStatus, PaymentType, Scheme};
-use tributary::sdk::{
+use tributary_sdk::ingest::{Amount, Batch, PaymentData, PaymentStatus, PaymentType, Scheme};
+use tributary_sdk::{
     Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldSpec, Loader, Restart,
     Schedule, ScheduleOptions, Task, TaskContext, TaskError,
 };

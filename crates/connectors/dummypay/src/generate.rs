@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 
 use super::config::DummyPayConfig;
 use super::files::{Signature, is_plain_name};
-use crate::sdk::ingest::Batch;
-use crate::sdk::{Task, TaskContext, TaskError};
+use tributary_sdk::ingest::Batch;
+use tributary_sdk::{Task, TaskContext, TaskError};
 
 /// The store key prefix of generated files.
 pub const GENERATED_PREFIX: &str = "generated:";

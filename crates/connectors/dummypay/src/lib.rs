@@ -8,7 +8,10 @@
 //! - [`config`]: the config fields, defaults and validation;
 //! - [`connector`]: install/uninstall hooks and descriptor → task;
 //! - [`read_files`], [`ingest`], [`generate`]: the three tasks;
-//! - [`format`]: the file formats; [`files`]: safe paths and file signatures.
+//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures.
+//!
+//! A crate of its own that depends on `tributary-sdk` and general crates only: it cannot see
+//! the runtime, the storage or another connector.
 
 pub mod config;
 pub mod connector;
@@ -20,7 +23,7 @@ pub mod read_files;
 
 use std::sync::Arc;
 
-use crate::sdk::{Config, ConfigError, ConfigSchema, Connector, Loader};
+use tributary_sdk::{Config, ConfigError, ConfigSchema, Connector, Loader};
 
 /// The provider name in the API.
 pub const PROVIDER: &str = "DUMMY-PAY";

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use crate::sdk::ingest::{
+use tributary_sdk::ingest::{
     AccountData, AccountType, Amount, BalanceData, PaymentData, PaymentStatus, PaymentType, Scheme,
     check_asset,
 };

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::config::DummyPayConfig;
 use super::files::{self, FileRecord, RECORD_PREFIX, Signature};
 use super::format::{self, Record};
-use crate::sdk::ingest::Batch;
-use crate::sdk::{Task, TaskContext, TaskError};
+use tributary_sdk::ingest::Batch;
+use tributary_sdk::{Task, TaskContext, TaskError};
 
 /// Records per committed batch.
 pub const BATCH_SIZE: usize = 1000;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::sdk::{Config, ConfigError, ConfigSchema, FieldError, FieldSpec};
+use tributary_sdk::{Config, ConfigError, ConfigSchema, FieldError, FieldSpec};
 
 /// The longest polling period accepted.
 const MAX_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);

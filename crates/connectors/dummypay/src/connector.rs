@@ -12,7 +12,7 @@ use super::config::DummyPayConfig;
 use super::generate::{self, GENERATED_PREFIX, GenerateFiles};
 use super::ingest::IngestFile;
 use super::read_files::ReadFiles;
-use crate::sdk::{
+use tributary_sdk::{
     Connector, ConnectorContext, Restart, Schedule, ScheduleOptions, Task, TaskError,
 };
 

@@ -2,9 +2,15 @@
 //! internals. A connector is a [`Loader`] (validates config, builds the connector), a
 //! [`Connector`] (install, uninstall, resolve descriptors into tasks) and its [`Task`]s, which
 //! run with a [`TaskContext`].
+//!
+//! This crate depends on nothing of the runtime (no actix, no PostgreSQL client): a connector
+//! crate that depends on it alone cannot reach the runtime's internals, and the compiler checks
+//! it. The runtime implements [`host::Host`] behind the contexts. The `openapi` feature derives
+//! `utoipa::ToSchema` for the types the HTTP API documents.
 
 pub mod clock;
 pub mod connector;
+pub mod domain;
 pub mod error;
 pub mod host;
 pub mod ingest;

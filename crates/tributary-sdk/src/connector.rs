@@ -15,11 +15,12 @@ use super::{Clock, Scheduler, Task, TaskError};
 pub type Config = serde_json::Map<String, Value>;
 
 /// One config field, as `GET /connectors/configs` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FieldSpec {
     /// Formance's type names: `string`, `duration ns`, `unsigned integer`, `boolean`.
-    #[schema(example = "string")]
+    #[cfg_attr(feature = "openapi", schema(example = "string"))]
     pub data_type: &'static str,
     /// Whether the field must be given.
     pub required: bool,
@@ -38,7 +39,8 @@ pub struct FieldSpec {
 pub type ConfigSchema = BTreeMap<&'static str, FieldSpec>;
 
 /// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's name.
     pub field: String,

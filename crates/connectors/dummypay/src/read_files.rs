@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::config::DummyPayConfig;
 use super::connector::ingest_descriptor;
 use super::files::{FileRecord, RECORD_PREFIX, Signature, is_plain_name};
-use crate::sdk::{Restart, Schedule, ScheduleOptions, Task, TaskContext, TaskError};
+use tributary_sdk::{Restart, Schedule, ScheduleOptions, Task, TaskContext, TaskError};
 
 /// A file modified more recently than this is taken to be still being written.
 const QUIET: Duration = Duration::from_secs(1);

@@ -1,6 +1,6 @@
 //! The seam between connector code and the runtime: what the runtime provides to a connector
 //! and its tasks. The runtime implements [`Host`]; connector code reaches it only through
-//! [`crate::sdk::TaskContext`], [`crate::sdk::ConnectorContext`] and [`crate::sdk::Scheduler`].
+//! [`crate::TaskContext`], [`crate::ConnectorContext`] and [`crate::Scheduler`].
 
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use super::host::{Host, RunRef};
 use super::ingest::{Batch, IngestReport};
 use super::{Clock, Schedule, ScheduleOptions, TaskError};
 
-/// A unit of work, resolved from a descriptor by [`crate::sdk::Connector::resolve`] for each
+/// A unit of work, resolved from a descriptor by [`crate::Connector::resolve`] for each
 /// run. Execution is at-least-once: a run interrupted by a crash or shutdown runs again.
 #[async_trait]
 pub trait Task: Send + Sync + 'static {
