@@ -169,8 +169,9 @@ pub struct Entry<A, W> {
     pub periodic: bool,
     /// A deciding write is in flight.
     pub writing: bool,
-    /// Requests waiting behind that write, in arrival order.
-    pub queued: VecDeque<Request<W>>,
+    /// Requests waiting behind that write, in arrival order (rare: boxed, so an idle entry
+    /// pays one pointer for it).
+    pub queued: Option<Box<VecDeque<Request<W>>>>,
     /// Children stopped by a STOP_AND_RESTART of this task that are not gone yet.
     pub blockers: u32,
 }
@@ -183,7 +184,7 @@ impl<A, W> Entry<A, W> {
             parent,
             periodic,
             writing: false,
-            queued: VecDeque::new(),
+            queued: None,
             blockers: 0,
         }
     }
@@ -448,18 +449,24 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                     return fx;
                 };
                 self.paused = false;
-                // Runs decided while loading may postdate what was read: they win.
-                let mut specs: HashMap<Uuid, TaskSpec> = HashMap::new();
-                for spec in tasks.into_iter().chain(decided) {
-                    let id = spec.run.task_id;
-                    match specs.get(&id) {
-                        Some(known) if known.run.run >= spec.run.run => {}
-                        _ => {
-                            specs.insert(id, spec);
+                let specs: Vec<TaskSpec> = if decided.is_empty() {
+                    // The common case (boot): what was read.
+                    tasks
+                } else {
+                    // Runs decided while loading may postdate what was read: they win.
+                    let mut latest: HashMap<Uuid, TaskSpec> = HashMap::new();
+                    for spec in tasks.into_iter().chain(decided) {
+                        match latest.get(&spec.run.task_id) {
+                            Some(known) if known.run.run >= spec.run.run => {}
+                            _ => {
+                                latest.insert(spec.run.task_id, spec);
+                            }
                         }
                     }
-                }
-                for (id, spec) in specs {
+                    latest.into_values().collect()
+                };
+                for spec in specs {
+                    let id = spec.run.task_id;
                     match self.tasks.get_mut(&id) {
                         // A write decides it: what it decides wins, else this run starts then.
                         Some(Entry {
@@ -490,7 +497,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
             return;
         };
         if entry.writing {
-            entry.queued.push_back(request);
+            entry
+                .queued
+                .get_or_insert_with(Default::default)
+                .push_back(request);
             return;
         }
         if let Phase::Running { .. } = entry.phase {
@@ -708,7 +718,10 @@ impl<A: Clone, W, G> Machine<A, W, G> {
         if entry.writing {
             return;
         }
-        if let Some(request) = entry.queued.pop_front() {
+        if let Some(request) = entry.queued.as_mut().and_then(|q| q.pop_front()) {
+            if entry.queued.as_ref().is_some_and(|q| q.is_empty()) {
+                entry.queued = None;
+            }
             self.request_queued(id, request, spawn, fx);
             return;
         }

@@ -66,7 +66,7 @@ impl TaskActor {
             task_id = %spec.run.task_id,
             run = spec.run.run,
         );
-        let machine = Machine::new(&spec, host.clock.now(), host.settings.clone());
+        let machine = Machine::new(&spec, host.clock.now());
         Self {
             machine,
             descriptor,
@@ -86,7 +86,7 @@ impl TaskActor {
     fn apply(&mut self, event: Event, ctx: &mut Context<Self>) {
         let mut events = VecDeque::from([event]);
         while let Some(event) = events.pop_front() {
-            for effect in self.machine.on(event) {
+            for effect in self.machine.on(event, &self.host.settings) {
                 if let Some(next) = self.perform(effect, ctx) {
                     events.push_back(next);
                 }

@@ -181,12 +181,11 @@ pub struct Machine {
     /// Why it is stopping, once a stop arrived.
     pub stopping: Option<StopMode>,
     attempt: u64,
-    settings: RuntimeSettings,
 }
 
 impl Machine {
     /// The machine of `spec`'s run; `now` is the first tick when nothing is due.
-    pub fn new(spec: &TaskSpec, now: DateTime<Utc>, settings: RuntimeSettings) -> Self {
+    pub fn new(spec: &TaskSpec, now: DateTime<Utc>) -> Self {
         Self {
             run: spec.run,
             options: spec.options.clone(),
@@ -198,12 +197,12 @@ impl Machine {
             phase: Phase::Waiting,
             stopping: None,
             attempt: 0,
-            settings,
         }
     }
 
-    /// Applies `event`.
-    pub fn on(&mut self, event: Event) -> Vec<Effect> {
+    /// Applies `event`; `settings` give the backoff (shared by every task of the runtime, so
+    /// not kept per task: idle tasks are many).
+    pub fn on(&mut self, event: Event, settings: &RuntimeSettings) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
             Event::Begin { now } => self.arm(now, &mut fx),
@@ -221,10 +220,10 @@ impl Machine {
                 jitter,
             } => {
                 if matches!(self.phase, Phase::Running { .. }) {
-                    self.body_ended(outcome, final_committed, now, jitter, &mut fx);
+                    self.body_ended(outcome, final_committed, now, jitter, settings, &mut fx);
                 }
             }
-            Event::Written { written, now } => self.written(written, now, &mut fx),
+            Event::Written { written, now } => self.written(written, now, settings, &mut fx),
             Event::Stop { mode, now } => self.stop(mode, now, &mut fx),
             Event::GraceOver => {
                 if matches!(self.phase, Phase::Running { .. }) {
@@ -306,6 +305,7 @@ impl Machine {
         final_committed: bool,
         now: DateTime<Utc>,
         jitter: f64,
+        settings: &RuntimeSettings,
         fx: &mut Vec<Effect>,
     ) {
         fx.push(Effect::ReleaseSlot);
@@ -330,7 +330,7 @@ impl Machine {
             &outcome,
             self.tick,
             now,
-            &self.settings,
+            settings,
             jitter,
         );
         match next {
@@ -391,7 +391,13 @@ impl Machine {
         }
     }
 
-    fn written(&mut self, written: Written, now: DateTime<Utc>, fx: &mut Vec<Effect>) {
+    fn written(
+        &mut self,
+        written: Written,
+        now: DateTime<Utc>,
+        settings: &RuntimeSettings,
+        fx: &mut Vec<Effect>,
+    ) {
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         match (phase, written) {
             (Phase::Starting, Written::Ok) if self.stopping.is_some() => {
@@ -414,7 +420,7 @@ impl Machine {
                 self.phase = Phase::Running {
                     attempt: self.attempt,
                 };
-                self.body_ended(Err(e), false, now, 0.5, fx);
+                self.body_ended(Err(e), false, now, 0.5, settings, fx);
             }
             (Phase::Starting, _) => {
                 fx.push(Effect::ReleaseSlot);
@@ -519,7 +525,14 @@ mod tests {
             None,
             None,
         );
-        Machine::new(&spec, now(), RuntimeSettings::default())
+        Machine::new(&spec, now())
+    }
+
+    impl Machine {
+        /// `on` with the default settings.
+        fn step(&mut self, event: Event) -> Vec<Effect> {
+            self.on(event, &RuntimeSettings::default())
+        }
     }
 
     fn one_shot() -> ScheduleOptions {
@@ -528,14 +541,14 @@ mod tests {
 
     fn running(options: ScheduleOptions) -> Machine {
         let mut m = machine(options);
-        assert_eq!(m.on(Event::Begin { now: now() }), [Effect::RequestSlot]);
-        let fx = m.on(Event::Granted { now: now() });
+        assert_eq!(m.step(Event::Begin { now: now() }), [Effect::RequestSlot]);
+        let fx = m.step(Event::Granted { now: now() });
         assert!(fx.contains(&Effect::StartBody), "{fx:?}");
         m
     }
 
     fn ended(m: &mut Machine, outcome: Result<(), TaskError>) -> Vec<Effect> {
-        m.on(Event::BodyEnded {
+        m.step(Event::BodyEnded {
             outcome,
             final_committed: false,
             now: now(),
@@ -553,12 +566,12 @@ mod tests {
     #[test]
     fn a_fail_on_interrupt_run_is_on_record_before_its_body_starts() {
         let mut m = machine(one_shot().fail_on_interrupt());
-        m.on(Event::Begin { now: now() });
-        let fx = m.on(Event::Granted { now: now() });
+        m.step(Event::Begin { now: now() });
+        let fx = m.step(Event::Granted { now: now() });
         assert!(
             matches!(&fx[..], [Effect::Write(u)] if u.running && u.status == TaskStatus::Active)
         );
-        let fx = m.on(Event::Written {
+        let fx = m.step(Event::Written {
             written: Written::Ok,
             now: now(),
         });
@@ -572,7 +585,7 @@ mod tests {
         let ending = fx.iter().position(|e| *e == Effect::Ending);
         let write = fx.iter().position(|e| matches!(e, Effect::Write(_)));
         assert!(ending.is_some() && ending < write, "{fx:?}");
-        let fx = m.on(Event::Written {
+        let fx = m.step(Event::Written {
             written: Written::Ok,
             now: now(),
         });
@@ -592,7 +605,7 @@ mod tests {
         let mut m = running(ScheduleOptions::new(Schedule::RunNow, Restart::Always));
         let fx = ended(&mut m, Err(TaskError::failed("boom")));
         assert_eq!(written_status(&fx), Some(TaskStatus::Active), "a restart");
-        let fx = m.on(Event::Written {
+        let fx = m.step(Event::Written {
             written: Written::Superseded,
             now: now(),
         });
@@ -602,15 +615,15 @@ mod tests {
     #[test]
     fn a_stop_with_the_parent_cancels_then_drops_the_body_and_writes_stopped() {
         let mut m = running(one_shot());
-        let fx = m.on(Event::Stop {
+        let fx = m.step(Event::Stop {
             mode: StopMode::Stopped,
             now: now(),
         });
         assert_eq!(fx, [Effect::CancelBody]);
-        assert_eq!(m.on(Event::GraceOver), [Effect::AbortBody]);
+        assert_eq!(m.step(Event::GraceOver), [Effect::AbortBody]);
         let fx = ended(&mut m, Err(TaskError::Cancelled));
         assert_eq!(written_status(&fx), Some(TaskStatus::Stopped));
-        let fx = m.on(Event::Written {
+        let fx = m.step(Event::Written {
             written: Written::Ok,
             now: now(),
         });
@@ -629,12 +642,12 @@ mod tests {
             Some(TaskStatus::Active),
             "the next tick"
         );
-        let fx = m.on(Event::Stop {
+        let fx = m.step(Event::Stop {
             mode: StopMode::Pause,
             now: now(),
         });
         assert_eq!(fx, [Effect::GiveUpWrites]);
-        let fx = m.on(Event::Written {
+        let fx = m.step(Event::Written {
             written: Written::Failed(TaskError::Cancelled),
             now: now(),
         });
@@ -644,7 +657,7 @@ mod tests {
     #[test]
     fn a_run_ended_by_its_final_write_writes_nothing_more() {
         let mut m = running(one_shot());
-        let fx = m.on(Event::BodyEnded {
+        let fx = m.step(Event::BodyEnded {
             outcome: Err(TaskError::failed("after the final write")),
             final_committed: true,
             now: now(),
