@@ -423,12 +423,14 @@ async fn uninstall(
     if let Ok(Err(e)) = supervisor.send(RunHook::Uninstall).await {
         tracing::warn!(%connector_id, error = %e, "connector uninstall hook failed; deleting anyway");
     }
-    let _ = supervisor.send(StopSupervisor).await;
     env.storage
         .write(DeleteConnector {
             id: connector_id.to_string(),
         })
         .await?;
+    // Only once the rows are gone: a failed delete leaves the connector with a (paused)
+    // supervisor, so that the uninstall can be tried again without a restart.
+    let _ = supervisor.send(StopSupervisor).await;
     tracing::info!(%connector_id, "connector uninstalled");
     Ok(())
 }

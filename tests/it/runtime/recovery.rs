@@ -165,3 +165,31 @@ async fn a_config_update_starts_a_connector_whose_stored_config_did_not_load() {
         .expect("update");
     h.probe.wait_runs("idle", 2).await;
 }
+
+#[actix_rt::test]
+async fn an_uninstall_whose_delete_failed_can_be_tried_again() {
+    let h = Harness::start(10, vec![]).await;
+    let client = h.db.client().await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'disk full' USING ERRCODE = 'disk_full'; END $$;
+             CREATE TRIGGER refuse_delete BEFORE DELETE ON connectors
+                 FOR EACH ROW EXECUTE FUNCTION refuse_delete();",
+        )
+        .await
+        .expect("trigger");
+    assert!(h.runtime.uninstall(&h.connector_id).await.is_err());
+    assert_eq!(h.count("connectors").await, 1);
+    client
+        .batch_execute("DROP TRIGGER refuse_delete ON connectors")
+        .await
+        .expect("drop trigger");
+    h.runtime
+        .uninstall(&h.connector_id)
+        .await
+        .expect("the second uninstall");
+    assert_eq!(h.count("connectors").await, 0);
+    // The retry found the connector's supervisor alive: its cleanup hook ran again.
+    assert_eq!(h.probe.uninstalls.load(Ordering::SeqCst), 2);
+}
