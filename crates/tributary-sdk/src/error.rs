@@ -19,7 +19,10 @@ pub enum TaskError {
     /// A RUN_NOW_SYNC schedule of a periodic task that is already live.
     #[error("task already scheduled")]
     AlreadyScheduled,
-    /// The run was cancelled (shutdown, pause, uninstall, or a newer run superseded it).
+    /// The run was cancelled (shutdown, pause, uninstall, or a newer run superseded it), or a
+    /// RUN_NOW_SYNC wait was cut short by a pause or uninstall. Returned by a run that is not
+    /// being stopped, it counts as a plain failure: only the database's fence, not this
+    /// error, tells the runtime that a newer run owns the task.
     #[error("task run cancelled")]
     Cancelled,
 }

@@ -139,8 +139,8 @@ impl WriteCommand for UpsertTask {
         let mut out = Vec::with_capacity(commands.len());
         // Schedules of different modes go in separate statements (`$12`, `$13` are per
         // statement).
-        for same_force in commands.chunk_by(|a, b| a.mode == b.mode) {
-            for round in rounds(same_force, |c| [c.id]) {
+        for same_mode in commands.chunk_by(|a, b| a.mode == b.mode) {
+            for round in rounds(same_mode, |c| [c.id]) {
                 let ids: Vec<Uuid> = round.iter().map(|c| c.id).collect();
                 let connectors: Vec<&str> = round.iter().map(|c| c.connector_id.as_str()).collect();
                 let parents: Vec<Option<Uuid>> = round.iter().map(|c| c.parent_id).collect();
