@@ -193,3 +193,189 @@ async fn an_uninstall_whose_delete_failed_can_be_tried_again() {
     // The retry found the connector's supervisor alive: its cleanup hook ran again.
     assert_eq!(h.probe.uninstalls.load(Ordering::SeqCst), 2);
 }
+
+/// A service killed (not shut down) while a connector operation is in its hook: the runtime
+/// and its storage actor run on an arbiter of their own, which is stopped mid-hook, as a
+/// SIGKILL would; a new runtime then boots on the same database.
+mod killed_in_a_hook {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use actix::Arbiter;
+    use serde_json::json;
+    use tributary::runtime::{Registry, Runtime};
+    use tributary::sdk::{Config, Restart, TestClock};
+    use tributary::storage::StorageHandle;
+
+    use super::super::support::{Probe, TestLoader, block, run_now, settings, t0};
+    use crate::helpers::{TestDb, eventually};
+
+    /// Starts a runtime (and its storage actor) on a new arbiter; restores.
+    async fn node(db: &TestDb, probe: &Arc<Probe>) -> (Arbiter, Runtime) {
+        let arbiter = Arbiter::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (url, probe) = (db.url.clone(), probe.clone());
+        arbiter.spawn(async move {
+            let pool = tributary::storage::database::connect(&url, 4, Duration::from_secs(10))
+                .expect("pool");
+            let storage = StorageHandle::start(pool, 1000, Duration::ZERO);
+            let registry = Registry::new().with(Arc::new(TestLoader { probe, allow: 10 }));
+            let clock = Arc::new(TestClock::new(t0()));
+            let _ = tx.send(Runtime::start(registry, storage, clock, settings()));
+        });
+        let runtime = rx.await.expect("node");
+        runtime.restore().await.expect("restore");
+        (arbiter, runtime)
+    }
+
+    /// Kills the node: every actor and body is dropped, nothing is written on the way out.
+    fn kill(arbiter: Arbiter) {
+        arbiter.stop();
+        let _ = arbiter.join();
+    }
+
+    async fn lifecycle(db: &TestDb) -> Vec<String> {
+        db.client()
+            .await
+            .query("SELECT lifecycle FROM connectors", &[])
+            .await
+            .expect("connectors")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    async fn count(db: &TestDb, table: &str) -> i64 {
+        db.client()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    /// Runs `f` on a thread of its own with its own actix System (the arbiter is joined).
+    fn isolated<F: std::future::Future<Output = ()> + 'static>(
+        f: impl FnOnce() -> F + Send + 'static,
+    ) {
+        crate::helpers::ensure_server_started();
+        std::thread::spawn(move || actix::System::new().block_on(f()))
+            .join()
+            .expect("the test thread panicked");
+    }
+
+    fn config() -> Config {
+        let mut config = Config::new();
+        config.insert("name".into(), json!("killed"));
+        config
+    }
+
+    #[test]
+    fn an_install_killed_in_its_hook_is_rolled_back() {
+        isolated(|| async {
+            let db = TestDb::new().await;
+            let probe = Arc::new(Probe::default());
+            probe.hold_hooks.store(true, Ordering::SeqCst);
+            let (arbiter, runtime) = node(&db, &probe).await;
+            actix_rt::spawn(async move {
+                let _ = runtime.install("test", config(), false).await;
+            });
+            eventually("the install hook", Duration::from_secs(20), || async {
+                probe.installs.load(Ordering::SeqCst) == 1
+            })
+            .await;
+            assert_eq!(lifecycle(&db).await, ["installing"]);
+            kill(arbiter);
+            let (arbiter, _runtime) = node(&db, &probe).await;
+            assert_eq!(count(&db, "connectors").await, 0);
+            kill(arbiter);
+        });
+    }
+
+    #[test]
+    fn an_uninstall_killed_in_its_hook_is_finished_at_boot() {
+        isolated(|| async {
+            let db = TestDb::new().await;
+            let probe = Arc::new(Probe::default());
+            *probe.install_tasks.lock().unwrap() = vec![(block("kept"), run_now(Restart::Never))];
+            let (arbiter, runtime) = node(&db, &probe).await;
+            let id = runtime
+                .install("test", config(), false)
+                .await
+                .expect("install");
+            probe.wait_runs("kept", 1).await;
+            probe.hold_hooks.store(true, Ordering::SeqCst);
+            let (rt, cid) = (runtime.clone(), id.clone());
+            actix_rt::spawn(async move {
+                let _ = rt.uninstall(&cid).await;
+            });
+            eventually("the uninstall hook", Duration::from_secs(20), || async {
+                probe.uninstalls.load(Ordering::SeqCst) == 1
+            })
+            .await;
+            assert_eq!(lifecycle(&db).await, ["uninstalling"]);
+            kill(arbiter);
+            probe.hold_hooks.store(false, Ordering::SeqCst);
+            let (arbiter, _runtime) = node(&db, &probe).await;
+            assert_eq!(count(&db, "connectors").await, 0);
+            assert_eq!(count(&db, "tasks").await, 0);
+            assert_eq!(
+                probe.uninstalls.load(Ordering::SeqCst),
+                2,
+                "the hook ran again"
+            );
+            assert_eq!(
+                probe.runs("kept"),
+                1,
+                "a task ran during the finished uninstall"
+            );
+            kill(arbiter);
+        });
+    }
+
+    #[test]
+    fn a_reset_killed_in_its_hook_is_finished_at_boot_with_the_same_id() {
+        isolated(|| async {
+            let db = TestDb::new().await;
+            let probe = Arc::new(Probe::default());
+            *probe.install_tasks.lock().unwrap() = vec![(block("again"), run_now(Restart::Never))];
+            let (arbiter, runtime) = node(&db, &probe).await;
+            let id = runtime
+                .install("test", config(), false)
+                .await
+                .expect("install");
+            probe.wait_runs("again", 1).await;
+            probe.hold_hooks.store(true, Ordering::SeqCst);
+            let (rt, cid) = (runtime.clone(), id.clone());
+            actix_rt::spawn(async move {
+                let _ = rt.reset(&cid).await;
+            });
+            eventually(
+                "the reset's uninstall hook",
+                Duration::from_secs(20),
+                || async { probe.uninstalls.load(Ordering::SeqCst) == 1 },
+            )
+            .await;
+            assert_eq!(lifecycle(&db).await, ["resetting"]);
+            kill(arbiter);
+            probe.hold_hooks.store(false, Ordering::SeqCst);
+            let (arbiter, _runtime) = node(&db, &probe).await;
+            assert_eq!(lifecycle(&db).await, ["installed"]);
+            let ids: Vec<String> = db
+                .client()
+                .await
+                .query("SELECT id FROM connectors", &[])
+                .await
+                .expect("ids")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(ids, [id]);
+            // The install hook ran again and its task runs again.
+            probe.wait_runs("again", 2).await;
+            assert_eq!(probe.installs.load(Ordering::SeqCst), 2);
+            kill(arbiter);
+        });
+    }
+}

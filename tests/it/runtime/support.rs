@@ -158,6 +158,10 @@ pub struct Probe {
     pub fail_install: std::sync::atomic::AtomicBool,
     /// Times the uninstall hook ran.
     pub uninstalls: AtomicUsize,
+    /// Times the install hook ran.
+    pub installs: AtomicUsize,
+    /// Install and uninstall hooks wait for `release("hooks")` (to crash the service in one).
+    pub hold_hooks: std::sync::atomic::AtomicBool,
     /// What the next run of each `Script::Model` task does.
     behaviours: Mutex<HashMap<String, Behaviour>>,
     /// Per model task: releases so far and how the last release ends blocked runs.
@@ -557,7 +561,11 @@ struct TestConnector {
 #[async_trait]
 impl Connector for TestConnector {
     async fn install(&self, ctx: &ConnectorContext) -> Result<(), TaskError> {
+        self.probe.installs.fetch_add(1, Ordering::SeqCst);
         *self.probe.scheduler.lock().unwrap() = Some(ctx.scheduler());
+        if self.probe.hold_hooks.load(Ordering::SeqCst) {
+            self.probe.wait_release("hooks").await;
+        }
         let tasks = self.probe.install_tasks.lock().unwrap().clone();
         for (script, options) in tasks {
             ctx.scheduler().schedule(&script, options).await?;
@@ -577,6 +585,9 @@ impl Connector for TestConnector {
 
     async fn uninstall(&self, _ctx: &ConnectorContext) -> Result<(), TaskError> {
         self.probe.uninstalls.fetch_add(1, Ordering::SeqCst);
+        if self.probe.hold_hooks.load(Ordering::SeqCst) {
+            self.probe.wait_release("hooks").await;
+        }
         Ok(())
     }
 
