@@ -309,7 +309,9 @@ impl Machine {
         fx: &mut Vec<Effect>,
     ) {
         fx.push(Effect::ReleaseSlot);
-        if self.stopping.is_some() {
+        // A run whose final write committed has ended, durably, even if a stop came before
+        // its body returned: its waiters are owed its outcome.
+        if self.stopping.is_some() && !final_committed {
             self.finish_stop(now, fx);
             return;
         }
@@ -652,6 +654,25 @@ mod tests {
             now: now(),
         });
         assert_eq!(fx, [Effect::Close]);
+    }
+
+    #[test]
+    fn a_run_stopped_after_its_final_write_committed_still_reports_its_end() {
+        let mut m = running(one_shot());
+        m.step(Event::Stop {
+            mode: StopMode::Superseded,
+            now: now(),
+        });
+        let fx = m.step(Event::BodyEnded {
+            outcome: Err(TaskError::Cancelled),
+            final_committed: true,
+            now: now(),
+            jitter: 0.0,
+        });
+        assert_eq!(
+            fx,
+            [Effect::ReleaseSlot, Effect::Ended(Ok(())), Effect::Close]
+        );
     }
 
     #[test]

@@ -524,14 +524,16 @@ impl Model {
                 .is_some_and(|r| r.parent == Some(root) && r.status.is_live());
             if is_child && c != root {
                 self.stop_children(c);
-                let task = &mut self.tasks[c];
-                task.body = None;
-                if let Some(waiters) = task.outlived.take() {
-                    // Its live row is a run decided after the stopped one ended: that run
-                    // goes on, and the ended run's waiters wait for it.
-                    task.waiters.extend(waiters);
+                self.tasks[c].body = None;
+                if let Some(waiters) = self.tasks[c].outlived.take() {
+                    // Its live row is a run decided after the stopped one ended (durably
+                    // TERMINATED): that run goes on, and the ended run's waiters hear Ok.
+                    for waiter in waiters {
+                        self.deliver(Some(waiter), Answer::Ok, false);
+                    }
                     continue;
                 }
+                let task = &mut self.tasks[c];
                 let row = task.row.as_mut().expect("row");
                 row.status = TaskStatus::Stopped;
                 row.running_flag = false;
@@ -615,8 +617,10 @@ impl Model {
                     // The old run stops (its children become STOPPED); its waiters wait for
                     // the new run.
                     self.tasks[t].body = None;
-                    if let Some(waiters) = self.tasks[t].outlived.take() {
-                        self.tasks[t].waiters.extend(waiters);
+                    // A body that outlived its final write belonged to a run that ended
+                    // (durably TERMINATED): its waiters hear Ok.
+                    for waiter in self.tasks[t].outlived.take().unwrap_or_default() {
+                        self.deliver(Some(waiter), Answer::Ok, false);
                     }
                     self.stop_children(t);
                     self.new_run(t, when, restart, fail_on_interrupt, parent);
@@ -642,12 +646,12 @@ impl Model {
             }
             Some(row) => {
                 if restart == Restart::StopAndRestart
-                    && let Some(waiters) = self.tasks[t].outlived.take()
+                    && self.tasks[t].body.is_some()
+                    && row.final_committed
                 {
-                    // The body that outlived its final write is stopped with its run; its
-                    // waiters wait for the new run.
-                    self.tasks[t].body = None;
-                    self.tasks[t].waiters.extend(waiters);
+                    // The body that outlived its final write is stopped; its run had ended
+                    // (durably TERMINATED), so its waiters hear Ok.
+                    self.end_run(t, Outcome::Ok);
                 }
                 if restart != Restart::Never {
                     self.new_run(t, when, restart, fail_on_interrupt, parent);
@@ -1427,6 +1431,44 @@ mod regressions {
             Release {
                 task: 0,
                 then: Retry,
+            },
+        ]);
+    }
+
+    /// STOP_AND_RESTART of a task whose body outlived its final write stops that body, and the
+    /// ended run's sync caller hears Ok (seeds 24354 and 24337 on the new runtime).
+    #[test]
+    fn stop_and_restart_of_a_body_that_outlived_its_final_write() {
+        replay(vec![
+            Sched {
+                task: 0,
+                when: NowSync,
+                restart: IfNotActive,
+                fail_on_interrupt: true,
+                body: FinalBlock,
+            },
+            Sched {
+                task: 0,
+                when: Now,
+                restart: StopAndRestart,
+                fail_on_interrupt: false,
+                body: Block,
+            },
+        ]);
+        replay(vec![
+            Sched {
+                task: 3,
+                when: AtPast,
+                restart: IfNotActive,
+                fail_on_interrupt: false,
+                body: FinalBlock,
+            },
+            Sched {
+                task: 3,
+                when: NowSync,
+                restart: StopAndRestart,
+                fail_on_interrupt: false,
+                body: AwaitChild,
             },
         ]);
     }
