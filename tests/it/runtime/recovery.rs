@@ -293,31 +293,49 @@ mod killed_in_a_hook {
         });
     }
 
+    /// An installed connector whose install scheduled `task`, killed while `operation`
+    /// (uninstall or reset) waits in the uninstall hook, its mark `mark` durable; then a new
+    /// runtime boots on the same database. Returns the database, probe, connector id and the
+    /// new node.
+    async fn killed_during<F, Fut>(
+        task: &str,
+        mark: &str,
+        operation: F,
+    ) -> (TestDb, Arc<Probe>, String, Arbiter)
+    where
+        F: FnOnce(Runtime, String) -> Fut,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let db = TestDb::new().await;
+        let probe = Arc::new(Probe::default());
+        *probe.install_tasks.lock().unwrap() = vec![(block(task), run_now(Restart::Never))];
+        let (arbiter, runtime) = node(&db, &probe).await;
+        let id = runtime
+            .install("test", config(), false)
+            .await
+            .expect("install");
+        probe.wait_runs(task, 1).await;
+        probe.hold_hooks.store(true, Ordering::SeqCst);
+        actix_rt::spawn(operation(runtime, id.clone()));
+        eventually("the uninstall hook", Duration::from_secs(20), || async {
+            probe.uninstalls.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(lifecycle(&db).await, [mark]);
+        kill(arbiter);
+        probe.hold_hooks.store(false, Ordering::SeqCst);
+        let (arbiter, _runtime) = node(&db, &probe).await;
+        (db, probe, id, arbiter)
+    }
+
     #[test]
     fn an_uninstall_killed_in_its_hook_is_finished_at_boot() {
         isolated(|| async {
-            let db = TestDb::new().await;
-            let probe = Arc::new(Probe::default());
-            *probe.install_tasks.lock().unwrap() = vec![(block("kept"), run_now(Restart::Never))];
-            let (arbiter, runtime) = node(&db, &probe).await;
-            let id = runtime
-                .install("test", config(), false)
-                .await
-                .expect("install");
-            probe.wait_runs("kept", 1).await;
-            probe.hold_hooks.store(true, Ordering::SeqCst);
-            let (rt, cid) = (runtime.clone(), id.clone());
-            actix_rt::spawn(async move {
-                let _ = rt.uninstall(&cid).await;
-            });
-            eventually("the uninstall hook", Duration::from_secs(20), || async {
-                probe.uninstalls.load(Ordering::SeqCst) == 1
-            })
-            .await;
-            assert_eq!(lifecycle(&db).await, ["uninstalling"]);
-            kill(arbiter);
-            probe.hold_hooks.store(false, Ordering::SeqCst);
-            let (arbiter, _runtime) = node(&db, &probe).await;
+            let (db, probe, _, arbiter) =
+                killed_during("kept", "uninstalling", |runtime, id| async move {
+                    let _ = runtime.uninstall(&id).await;
+                })
+                .await;
             assert_eq!(count(&db, "connectors").await, 0);
             assert_eq!(count(&db, "tasks").await, 0);
             assert_eq!(
@@ -337,30 +355,11 @@ mod killed_in_a_hook {
     #[test]
     fn a_reset_killed_in_its_hook_is_finished_at_boot_with_the_same_id() {
         isolated(|| async {
-            let db = TestDb::new().await;
-            let probe = Arc::new(Probe::default());
-            *probe.install_tasks.lock().unwrap() = vec![(block("again"), run_now(Restart::Never))];
-            let (arbiter, runtime) = node(&db, &probe).await;
-            let id = runtime
-                .install("test", config(), false)
-                .await
-                .expect("install");
-            probe.wait_runs("again", 1).await;
-            probe.hold_hooks.store(true, Ordering::SeqCst);
-            let (rt, cid) = (runtime.clone(), id.clone());
-            actix_rt::spawn(async move {
-                let _ = rt.reset(&cid).await;
-            });
-            eventually(
-                "the reset's uninstall hook",
-                Duration::from_secs(20),
-                || async { probe.uninstalls.load(Ordering::SeqCst) == 1 },
-            )
-            .await;
-            assert_eq!(lifecycle(&db).await, ["resetting"]);
-            kill(arbiter);
-            probe.hold_hooks.store(false, Ordering::SeqCst);
-            let (arbiter, _runtime) = node(&db, &probe).await;
+            let (db, probe, id, arbiter) =
+                killed_during("again", "resetting", |runtime, id| async move {
+                    let _ = runtime.reset(&id).await;
+                })
+                .await;
             assert_eq!(lifecycle(&db).await, ["installed"]);
             let ids: Vec<String> = db
                 .client()
