@@ -11,7 +11,13 @@
 //! - [`Phase::Leaving`]: the actor's run is ending (its final write is out) or stopping; what
 //!   memory says may already be stale, so a new request is decided by the database against the
 //!   durable status, and a new run decided meanwhile (`next`) starts only once the old actor is
-//!   gone: never two bodies of one task, and no "ended, then scheduled again" window.
+//!   gone: never two bodies of one task, and no "ended, then scheduled again" window;
+//! - [`Phase::Replacing`]: a STOP_AND_RESTART's old run is gone and its new run waits for the
+//!   children stopped with the old one, which it will likely schedule again.
+//!
+//! A RUN_NOW_SYNC waiter waits for one run (the one it found, or the one its schedule
+//! started): that run's outcome answers it; a run replaced without an outcome hands its
+//! waiters to the run that replaces it.
 //!
 //! Requests for one task are serialized: while a deciding write is in flight, later requests
 //! for the same task wait in the entry's queue and are decided after it, so a second schedule
