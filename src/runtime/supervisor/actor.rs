@@ -1,7 +1,7 @@
 //! The supervisor's mailbox: messages become [`Event`]s for its [`Machine`]; effects become
 //! writes through the storage actor, task actors started and stopped, answers and grants.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::fut::wrap_future;
@@ -142,12 +142,7 @@ impl ConnectorSupervisor {
             let mut spawn = |spec: TaskSpec| TaskActor::new(spec, host.clone()).start();
             for effect in self.machine.on(event, &mut spawn) {
                 match effect {
-                    Effect::Upsert {
-                        id,
-                        request,
-                        force,
-                        reply,
-                    } => self.upsert(id, request, force, reply, ctx),
+                    Effect::Upsert { id, request, reply } => self.upsert(id, request, reply, ctx),
                     Effect::Rerun { id, reply } => self.rerun(id, reply, ctx),
                     Effect::Stop { addr, mode } => {
                         applied.stops.push(addr.send(StopTask { mode }));
@@ -159,7 +154,7 @@ impl ConnectorSupervisor {
                             events.push_back(Event::SlotReleased { run });
                         }
                     }
-                    Effect::Load { running } => applied.load = Some(running),
+                    Effect::Load => applied.load = true,
                 }
             }
         }
@@ -177,10 +172,10 @@ impl ConnectorSupervisor {
         &mut self,
         id: Uuid,
         request: ScheduleRequest,
-        force: bool,
         reply: Reply,
         ctx: &mut Context<Self>,
     ) {
+        let force = request.replaces();
         let command = UpsertTask {
             id,
             connector_id: self.host.connector_id.clone(),
@@ -303,7 +298,8 @@ fn decision(
 #[derive(Default)]
 struct Applied {
     stops: Vec<StopRequest>,
-    load: Option<HashSet<Uuid>>,
+    /// The live tasks must be loaded (a resume of a paused supervisor).
+    load: bool,
 }
 
 /// A stop sent to a task actor, answered once its run is over.
@@ -463,10 +459,10 @@ impl Handler<ResumeTasks> for ConnectorSupervisor {
 
     fn handle(&mut self, _msg: ResumeTasks, ctx: &mut Self::Context) -> Self::Result {
         let applied = self.apply(Event::Resume, ctx);
-        let Some(running) = applied.load else {
+        if !applied.load {
             // Not paused (or a resume already loading): nothing was interrupted.
             return Box::pin(fut::ready(Ok(0)));
-        };
+        }
         let storage = self.host.storage.clone();
         let connector_id = self.host.connector_id.clone();
         let now = self.host.clock.now();
@@ -475,7 +471,6 @@ impl Handler<ResumeTasks> for ConnectorSupervisor {
                 .write(FailInterrupted {
                     connector_id: connector_id.clone(),
                     now,
-                    running: running.into_iter().collect(),
                 })
                 .await?;
             if !failed.is_empty() {

@@ -52,7 +52,8 @@ impl ScheduleRequest {
         self.options.schedule == Schedule::RunNowSync
     }
 
-    fn replaces(&self) -> bool {
+    /// A STOP_AND_RESTART: a new run even if the task is live.
+    pub fn replaces(&self) -> bool {
         self.options.restart == Restart::StopAndRestart
     }
 }
@@ -194,28 +195,18 @@ impl<A, W> Entry<A, W> {
             blockers: 0,
         }
     }
-
-    /// The run whose actor exists, if any.
-    fn run(&self) -> Option<i64> {
-        match &self.phase {
-            Phase::Running { run, .. } | Phase::Leaving { run, .. } => Some(*run),
-            Phase::Deciding { .. } | Phase::Replacing { .. } => None,
-        }
-    }
 }
 
 /// What the mailbox must do.
 #[derive(Debug)]
 pub enum Effect<A, W, G> {
-    /// Write the schedule (`force`: a new run even if live, for STOP_AND_RESTART) and report
+    /// Write the schedule (a STOP_AND_RESTART forces a new run even if live) and report
     /// [`Event::Decided`].
     Upsert {
         /// The task.
         id: Uuid,
         /// What to write.
         request: ScheduleRequest,
-        /// Start a new run even if the task is live.
-        force: bool,
         /// The request's reply, handed back in [`Event::Decided`].
         reply: W,
     },
@@ -248,12 +239,10 @@ pub enum Effect<A, W, G> {
         /// The run it is for.
         run: RunRef,
     },
-    /// Mark FAILED the interrupted `on_interrupt = Fail` runs of tasks not in `running`, read
-    /// the live tasks, and report [`Event::Loaded`].
-    Load {
-        /// Tasks with an actor now (their runs are not interrupted).
-        running: HashSet<Uuid>,
-    },
+    /// Mark FAILED the interrupted `on_interrupt = Fail` runs, read the live tasks, and report
+    /// [`Event::Loaded`]. Only ever asked while paused, when no run goes on in memory: a pause
+    /// drops every actor's entry, and the manager resumes once their stops are answered.
+    Load,
 }
 
 /// What happened.
@@ -374,11 +363,6 @@ impl<A: Clone, W, G> Machine<A, W, G> {
         self.tasks.get(&id)
     }
 
-    /// Tasks with something going on in memory.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
     /// Whether nothing is going on in memory.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
@@ -436,13 +420,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
             Event::Resume => {
                 if self.paused && self.loading.is_none() {
                     self.loading = Some(Vec::new());
-                    let running = self
-                        .tasks
-                        .iter()
-                        .filter(|(_, e)| !matches!(e.phase, Phase::Deciding { .. }))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    fx.push(Effect::Load { running });
+                    fx.push(Effect::Load);
                 }
             }
             Event::LoadFailed => {
@@ -509,36 +487,32 @@ impl<A: Clone, W, G> Machine<A, W, G> {
                 .push_back(request);
             return;
         }
-        if let Phase::Running { .. } = entry.phase {
-            // Memory is authoritative while the run goes on: a no-op needs no round trip.
-            match request {
-                Request::Schedule { request, reply } if !request.replaces() => {
-                    let answer = if !request.sync() {
-                        Answer::Ok
-                    } else if entry.periodic {
-                        Answer::Err(TaskError::AlreadyScheduled)
-                    } else {
-                        let run = entry.run().unwrap_or(0);
-                        self.waiters.entry(id).or_default().push((run, reply));
-                        return;
-                    };
-                    fx.push(Effect::Answer { to: reply, answer });
-                    return;
-                }
-                Request::Rerun { reply } => {
-                    fx.push(Effect::Answer {
-                        to: reply,
-                        answer: Answer::TaskIsLive(TaskStatus::Active),
-                    });
-                    return;
-                }
-                request => {
-                    self.decide(id, request, fx);
+        let Phase::Running { run, .. } = entry.phase else {
+            self.decide(id, request, fx);
+            return;
+        };
+        // Memory is authoritative while the run goes on: a no-op needs no round trip.
+        let answer = match request {
+            Request::Schedule { request, reply } if !request.replaces() => {
+                if !request.sync() {
+                    (reply, Answer::Ok)
+                } else if entry.periodic {
+                    (reply, Answer::Err(TaskError::AlreadyScheduled))
+                } else {
+                    self.waiters.entry(id).or_default().push((run, reply));
                     return;
                 }
             }
-        }
-        self.decide(id, request, fx);
+            Request::Rerun { reply } => (reply, Answer::TaskIsLive(TaskStatus::Active)),
+            request => {
+                self.decide(id, request, fx);
+                return;
+            }
+        };
+        fx.push(Effect::Answer {
+            to: answer.0,
+            answer: answer.1,
+        });
     }
 
     /// Sends the write that decides `request` against the durable status; its reply travels
@@ -549,15 +523,7 @@ impl<A: Clone, W, G> Machine<A, W, G> {
         };
         entry.writing = true;
         match request {
-            Request::Schedule { request, reply } => {
-                let force = request.replaces();
-                fx.push(Effect::Upsert {
-                    id,
-                    request,
-                    force,
-                    reply,
-                });
-            }
+            Request::Schedule { request, reply } => fx.push(Effect::Upsert { id, request, reply }),
             Request::Rerun { reply } => fx.push(Effect::Rerun { id, reply }),
         }
     }
@@ -1017,7 +983,7 @@ mod tests {
                 spawned: Vec::new(),
             };
             let fx = world.on(Event::Resume);
-            assert!(matches!(fx[..], [Effect::Load { .. }]));
+            assert!(matches!(fx[..], [Effect::Load]));
             world.on(Event::Loaded { tasks: vec![] });
             world
         }
@@ -1055,7 +1021,7 @@ mod tests {
     fn upserts(fx: &Fx) -> Vec<(&'static str, bool)> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Upsert { reply, force, .. } => Some((*reply, *force)),
+                Effect::Upsert { reply, request, .. } => Some((*reply, request.replaces())),
                 _ => None,
             })
             .collect()
@@ -1286,7 +1252,7 @@ mod tests {
         w.on(Event::StopAll {
             mode: StopMode::Pause,
         });
-        assert!(matches!(w.on(Event::Resume)[..], [Effect::Load { .. }]));
+        assert!(matches!(w.on(Event::Resume)[..], [Effect::Load]));
     }
 
     #[test]

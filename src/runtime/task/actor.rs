@@ -208,7 +208,9 @@ impl TaskActor {
     /// The event of a run's end, its error masked (from here it is logged, stored and
     /// handed to waiters: no secret may be in it).
     fn ended(&mut self, outcome: Result<(), TaskError>) -> Event {
-        let outcome = match &self.instance {
+        // The instance was this run's: the next run gets the one current at its grant, and an
+        // idle actor keeps no replaced connector alive.
+        let outcome = match self.instance.take() {
             Some(instance) => outcome.map_err(|e| instance.redactor.task_error(e)),
             None => outcome,
         };

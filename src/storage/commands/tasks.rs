@@ -410,16 +410,14 @@ impl<C: WriteCommand + Sync> WriteCommand for Fenced<C> {
 }
 
 /// Marks FAILED every live task of a connector that was mid-run when the process (or the
-/// connector, paused) stopped and must not run twice (`on_interrupt = FAIL`). Returns their
-/// ids.
+/// connector, paused) stopped and must not run twice (`on_interrupt = FAIL`). Sent only while
+/// the connector runs nothing (a resume of a paused supervisor, or boot). Returns their ids.
 #[derive(Debug, Clone)]
 pub struct FailInterrupted {
     /// The connector.
     pub connector_id: String,
     /// The runtime clock's now.
     pub now: DateTime<Utc>,
-    /// Tasks whose run goes on in memory: not interrupted, never marked.
-    pub running: Vec<Uuid>,
 }
 
 /// The error kept on a task whose interrupted run may or may not have taken effect.
@@ -434,14 +432,9 @@ impl WriteCommand for FailInterrupted {
             .query(
                 "UPDATE tasks SET status = 'FAILED', error = $2, running = FALSE, updated_at = $3
                  WHERE connector_id = $1 AND status IN ('PENDING', 'ACTIVE')
-                   AND running AND on_interrupt = 'FAIL' AND NOT (id = ANY($4))
+                   AND running AND on_interrupt = 'FAIL'
                  RETURNING id",
-                &[
-                    &self.connector_id,
-                    &OUTCOME_UNKNOWN,
-                    &self.now,
-                    &self.running,
-                ],
+                &[&self.connector_id, &OUTCOME_UNKNOWN, &self.now],
             )
             .await
             .map_err(|e| StorageError::db("failing interrupted tasks", e))?;
