@@ -48,6 +48,14 @@ pub enum StorageError {
     Internal(String),
 }
 
+/// A stored name this version does not know is a broken invariant of the database, never a
+/// guess at what it meant.
+impl From<crate::domain::UnknownName> for StorageError {
+    fn from(e: crate::domain::UnknownName) -> Self {
+        StorageError::Internal(e.to_string())
+    }
+}
+
 impl StorageError {
     /// Wraps a driver error with what we were doing, keeping the SQLSTATE when there is one.
     /// (`tokio_postgres::Error`'s own Display is just "db error".)

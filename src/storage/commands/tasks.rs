@@ -113,9 +113,10 @@ const UPSERT_TASKS: &str = "WITH input AS (
            AND ($13 OR EXCLUDED.restart <> 'RESTART_NEVER'))
     RETURNING id, run_number, state
  )
- SELECT id, TRUE, run_number, state, NULL::text, NULL::text, NULL::text FROM upsert
+ SELECT id, TRUE, run_number, state, NULL::text, NULL::text, NULL::bool FROM upsert
  UNION ALL
- SELECT t.id, FALSE, t.run_number, t.state, t.status, t.error, t.schedule
+ SELECT t.id, FALSE, t.run_number, t.state, t.status, t.error,
+        t.schedule = 'RUN_PERIODICALLY'
    FROM tasks t JOIN input i ON i.id = t.id
   WHERE NOT EXISTS (SELECT 1 FROM upsert u WHERE u.id = t.id)";
 
@@ -194,13 +195,10 @@ impl WriteCommand for UpsertTask {
                             state: row.get(3),
                         }
                     } else {
-                        let schedule: String = row.get(6);
                         UpsertOutcome::Unchanged {
-                            status: TaskStatus::parse_stored(row.get(4))
-                                .map_err(|e| StorageError::Internal(e.to_string()))?,
+                            status: TaskStatus::parse_stored(row.get(4))?,
                             error: row.get(5),
-                            periodic: schedule
-                                == Schedule::RunPeriodically(Default::default()).name(),
+                            periodic: row.get(6),
                             run: row.get(2),
                         }
                     };

@@ -58,7 +58,6 @@ pub const COLUMNS: &str = "id, connector_id, parent_id, descriptor, status, erro
 /// Decodes a row selected with [`COLUMNS`]; a status, schedule or restart name this version
 /// does not know is an error, never a guess.
 pub fn from_row(row: &Row) -> Result<TaskRow, StorageError> {
-    let unknown = |e: crate::domain::UnknownName| StorageError::Internal(e.to_string());
     let status: String = row.get(4);
     let schedule: String = row.get(7);
     let restart: String = row.get(8);
@@ -74,17 +73,27 @@ pub fn from_row(row: &Row) -> Result<TaskRow, StorageError> {
         "RUN_PERIODICALLY" => Schedule::RunPeriodically(period),
         "RUN_NOW" => Schedule::RunNow,
         other => {
-            return Err(unknown(crate::domain::UnknownName {
+            return Err(crate::domain::UnknownName {
                 what: "schedule",
                 name: other.to_string(),
-            }));
+            }
+            .into());
         }
     };
-    let restart = Restart::parse(&restart).ok_or_else(|| {
-        unknown(crate::domain::UnknownName {
-            what: "restart option",
-            name: restart.clone(),
-        })
+    let on_interrupt = match on_interrupt.as_str() {
+        "FAIL" => OnInterrupt::Fail,
+        "RESUME" => OnInterrupt::Resume,
+        other => {
+            return Err(crate::domain::UnknownName {
+                what: "on_interrupt",
+                name: other.to_string(),
+            }
+            .into());
+        }
+    };
+    let restart = Restart::parse(&restart).ok_or_else(|| crate::domain::UnknownName {
+        what: "restart option",
+        name: restart.clone(),
     })?;
     let max_restarts: i32 = row.get(11);
     let attempts: i32 = row.get(13);
@@ -94,17 +103,13 @@ pub fn from_row(row: &Row) -> Result<TaskRow, StorageError> {
         connector_id: row.get(1),
         parent_id: row.get(2),
         descriptor: row.get(3),
-        status: TaskStatus::parse_stored(&status).map_err(unknown)?,
+        status: TaskStatus::parse_stored(&status)?,
         error: row.get(5),
         state: row.get(6),
         options: ScheduleOptions {
             schedule,
             restart,
-            on_interrupt: if on_interrupt == "FAIL" {
-                OnInterrupt::Fail
-            } else {
-                OnInterrupt::Resume
-            },
+            on_interrupt,
             max_restarts: max_restarts.max(0) as u32,
         },
         due_at,
