@@ -1,9 +1,9 @@
 //! Connectors declared in the settings file (`[[connectors]]`), reconciled at boot: each is
 //! installed if absent, its config updated if it differs once defaults are applied, and left
 //! alone if equal. An update is applied by the restore itself (see [`plan`]), so that no task
-//! of the connector resumes with its old config; installs follow the restore. A connector identified by (provider, name). Removing a declaration only
-//! logs a warning: uninstalling would delete its payments. API-installed connectors are left
-//! alone.
+//! of the connector resumes with its old config; installs follow the restore. A connector is
+//! identified by (provider, name). Removing a declaration only logs a warning: uninstalling
+//! would delete its payments. API-installed connectors are left alone.
 
 use std::collections::HashMap;
 

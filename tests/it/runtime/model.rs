@@ -1066,32 +1066,22 @@ async fn step(w: &mut World, m: &mut Model, op: &Op) -> Result<(), String> {
         }
         Op::Supersede { task } => {
             let late = m.tasks[task].body == Some(Body::LateWrite);
-            let body = m.tasks[task].behaviour;
             let before = w.row(task).await?.map(|r| r.run_number);
             let scheduler = w.scheduler();
             let opts = ScheduleOptions::new(Schedule::RunNow, Restart::StopAndRestart);
             let handle = start_now(scheduler.schedule(&script(task), opts));
             if late {
                 // Once the new run number is durable, the old run's write must be refused.
-                let mut fenced = false;
-                let deadline = Instant::now() + SETTLE;
-                while Instant::now() < deadline {
-                    if w.row(task).await?.map(|r| r.run_number) > before {
-                        fenced = true;
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                if !fenced {
-                    return Err("STOP_AND_RESTART never wrote its fence".into());
-                }
+                eventually_ok("STOP_AND_RESTART to write its fence", || async {
+                    w.row(task).await.ok().flatten().map(|r| r.run_number) > before
+                })
+                .await?;
                 w.probe.release_model(NAMES[task], Behaviour::Succeed);
             }
             bounded("STOP_AND_RESTART", handle)
                 .await?
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("STOP_AND_RESTART failed: {e:?}"))?;
-            let _ = body;
             m.schedule(task, When::Now, Restart::StopAndRestart, false, None, None);
         }
         Op::Kill => {
