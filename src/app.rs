@@ -20,7 +20,7 @@ use crate::runtime::{Registry, Runtime, RuntimeError};
 use crate::sdk::{Clock, SystemClock};
 use crate::settings::Settings;
 use crate::storage::instance_lock::{self, InstanceLock};
-use crate::storage::{StorageError, StorageHandle, database, migrate};
+use crate::storage::{StorageError, StorageHandle, database, migrate, tls};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,9 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let started = Instant::now();
+        // The settings' sslmode & co. join the URL's own; every connection below uses them.
+        let database_url = &tls::apply_settings(database_url, &settings.database.tls())
+            .map_err(StorageError::from)?;
         let instance_lock = instance_lock::acquire(database_url).await?;
         let pool = database::connect(
             database_url,

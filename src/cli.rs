@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::app::Application;
 use crate::settings::{DEFAULT_CONFIG_PATH, Settings};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
-use crate::storage::{database, migrate};
+use crate::storage::{database, migrate, tls};
 use crate::telemetry;
 
 /// The database the service uses inside the embedded cluster.
@@ -78,7 +78,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             telemetry::init(&settings.log);
             let timeout = settings.database.timeout;
+            let tls_settings = settings.database.tls();
             with_database(&settings, |url| async move {
+                let url = tls::apply_settings(&url, &tls_settings)?;
+                // A TLS problem is reported with its settings named, not as a pool error.
+                database::check_connection(&database::parse_url(&url)?).await?;
                 let pool = database::connect(&url, 2, timeout)?;
                 let applied = migrate::run(&pool).await?;
                 println!(
@@ -124,6 +128,12 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let embedded = if settings.uses_embedded_database() {
+        if settings.database.tls() != Default::default() {
+            tracing::warn!(
+                "database.sslmode/sslrootcert/sslcert/sslkey are ignored: the embedded \
+                 PostgreSQL is reached over a Unix socket, where TLS does not apply"
+            );
+        }
         let started = Instant::now();
         let config = EmbeddedConfig::for_data_dir(
             &settings.data_dir,

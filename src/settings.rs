@@ -13,6 +13,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::storage::tls::{self, SslMode, TlsParams};
+
 /// The settings file `serve` and `migrate` read when no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
 
@@ -75,6 +77,26 @@ pub struct DatabaseSettings {
     /// How long an API read or a health check waits for the database.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// libpq's `sslmode` (default `prefer`); a `sslmode` in the URL must agree with it.
+    pub sslmode: Option<SslMode>,
+    /// libpq's `sslrootcert`: the CA certificate file (PEM) the server's chain must lead to.
+    pub sslrootcert: Option<PathBuf>,
+    /// libpq's `sslcert`: a client certificate chain (PEM), for servers that require one.
+    pub sslcert: Option<PathBuf>,
+    /// libpq's `sslkey`: the client certificate's private key (PEM).
+    pub sslkey: Option<PathBuf>,
+}
+
+impl DatabaseSettings {
+    /// The TLS keys, to be merged with the URL's own parameters (storage/tls.rs).
+    pub fn tls(&self) -> TlsParams {
+        TlsParams {
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
+        }
+    }
 }
 
 /// Embedded PostgreSQL settings.
@@ -204,6 +226,10 @@ impl Default for DatabaseSettings {
             url: String::new(),
             max_connections: 16,
             timeout: Duration::from_secs(5),
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
         }
     }
 }
@@ -315,6 +341,13 @@ impl Settings {
                 "database.url",
                 "must start with postgres:// or postgresql://",
             );
+        }
+        // TLS keys are checked against the URL (files are read at start); they do not apply
+        // to the embedded cluster, which is reached over a Unix socket.
+        if !self.database.url.is_empty()
+            && let Err(e) = tls::check(&self.database.url, &self.database.tls())
+        {
+            return Err(SettingsError::Invalid(e.to_string()));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.connectors.iter().enumerate() {

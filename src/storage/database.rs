@@ -1,22 +1,22 @@
 //! The connection pool, creating the service's database, and the health probe.
+//!
+//! Every connection is made through [`Target`] (storage/tls.rs), so the URL's `sslmode` and
+//! certificates apply to all of them.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
 
 use super::StorageError;
+use super::tls::Target;
 
 /// The pool every read (and the storage actor) takes connections from.
 pub type Pool = deadpool_postgres::Pool;
 
-/// Parses a `postgres://` URL, naming the problem when it is malformed.
-pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, StorageError> {
-    tokio_postgres::Config::from_str(url).map_err(|e| StorageError::Unavailable {
-        context: "parsing the database URL".into(),
-        message: e.to_string(),
-    })
+/// Parses a `postgres://` URL (its TLS parameters included) and loads the certificates it
+/// names, naming the problem when something is wrong.
+pub fn parse_url(url: &str) -> Result<Target, StorageError> {
+    Target::from_url(url)
 }
 
 /// The same `postgres://` URL naming another database on the same server (used to create and
@@ -36,16 +36,19 @@ pub fn with_dbname(url: &str, db: &str) -> String {
 /// Builds a pool for `url`. Connections are made lazily; `timeout` bounds connecting and
 /// waiting for a free connection, so a dead database fails fast instead of hanging requests.
 pub fn connect(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, StorageError> {
-    let mut config = parse_url(url)?;
-    config.connect_timeout(timeout);
-    config.application_name("tributary");
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    pool(&parse_url(url)?, max_size, timeout)
+}
+
+/// Builds a pool on `target` (see [`connect`]).
+pub fn pool(target: &Target, max_size: usize, timeout: Duration) -> Result<Pool, StorageError> {
+    let mut target = target.clone();
+    target
+        .config_mut()
+        .connect_timeout(timeout)
+        .application_name("tributary");
+    let manager = target.manager(ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    });
     Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
@@ -59,14 +62,22 @@ pub fn connect(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, St
         })
 }
 
+/// Opens one connection and closes it: reports a TLS or connection problem with the
+/// settings named, before a pool (whose errors cannot carry them) is used.
+pub async fn check_connection(target: &Target) -> Result<(), StorageError> {
+    let (client, connection) = target.connect("connecting").await?;
+    let connection = tokio::spawn(connection);
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
 /// Creates `database` on the server behind `admin_url` unless it exists (used for the
 /// embedded cluster, whose only database at first is `postgres`).
 pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), StorageError> {
-    let config = parse_url(admin_url)?;
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| StorageError::db("connecting to create the database", e))?;
+    let (client, connection) = parse_url(admin_url)?
+        .connect("connecting to create the database")
+        .await?;
     let conn = tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])

@@ -79,6 +79,9 @@ pub struct EmbeddedConfig {
     pub bin_dir: Option<PathBuf>,
     /// The number in the socket file name `.s.PGSQL.<port>`.
     pub port: u16,
+    /// Extra server settings (`-c name=value`), applied after the defaults. Empty for the
+    /// service; tests use it for a TCP listener with TLS (tests/it/tls.rs).
+    pub server_options: Vec<(String, String)>,
 }
 
 /// A running embedded server; stopping it (or dropping it) shuts PostgreSQL down.
@@ -98,6 +101,7 @@ impl EmbeddedConfig {
             cluster_dir: data_dir.join("postgres"),
             bin_dir: (!bin_dir.as_os_str().is_empty()).then(|| bin_dir.to_path_buf()),
             port,
+            server_options: Vec::new(),
         }
     }
 }
@@ -117,7 +121,7 @@ impl EmbeddedPostgres {
             init_cluster(&bin_dir, &cluster_dir, run_as.as_ref())?;
         }
         stop_leftover(&cluster_dir);
-        let (pid, exited) = spawn_server(&bin_dir, &cluster_dir, config.port, run_as.as_ref())?;
+        let (pid, exited) = spawn_server(&bin_dir, &cluster_dir, config, run_as.as_ref())?;
         let server = Self {
             cluster_dir,
             port: config.port,
@@ -377,7 +381,7 @@ fn stop_leftover(dir: &Path) {
 fn spawn_server(
     bin_dir: &Path,
     dir: &Path,
-    port: u16,
+    config: &EmbeddedConfig,
     run_as: Option<&User>,
 ) -> Result<(Pid, mpsc::Receiver<()>), EmbeddedError> {
     let log_path = dir.join("postgres.log");
@@ -398,12 +402,16 @@ fn spawn_server(
         .arg(dir)
         .arg("-k")
         .arg(dir)
-        .args(["-p", &port.to_string()])
+        .args(["-p", &config.port.to_string()])
         .args(["-c", "listen_addresses="])
         .args(["-c", "max_connections=200"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    // A later -c wins over an earlier one.
+    for (name, value) in &config.server_options {
+        cmd.arg("-c").arg(format!("{name}={value}"));
+    }
     if let Some(user) = run_as {
         cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
     }

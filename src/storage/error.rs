@@ -43,6 +43,10 @@ pub enum StorageError {
     /// later may succeed, but only this write failed, not the database.
     #[error("{0}")]
     MissingReference(String),
+    /// TLS to the database is misconfigured or its handshake failed; the message names the
+    /// setting (storage/tls.rs).
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     /// An invariant of the storage layer itself broke (a bug, never bad input).
     #[error("storage internal error: {0}")]
     Internal(String),
@@ -84,7 +88,10 @@ impl StorageError {
             }
             None => StorageError::Unavailable {
                 context,
-                message: format!("{e:?}"),
+                message: match super::tls::tls_failure(&e) {
+                    Some(cause) => format!("TLS handshake failed: {cause}"),
+                    None => format!("{e:?}"),
+                },
             },
         }
     }

@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 use super::StorageError;
@@ -50,12 +49,9 @@ struct Session {
 }
 
 async fn take(url: &str) -> Result<Session, StorageError> {
-    let mut config = parse_url(url)?;
-    config.application_name(APPLICATION_NAME);
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| StorageError::db("connecting for the instance lock", e))?;
+    let mut target = parse_url(url)?;
+    target.config_mut().application_name(APPLICATION_NAME);
+    let (client, connection) = target.connect("connecting for the instance lock").await?;
     let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = ?e, "instance lock connection closed");

@@ -6,7 +6,8 @@
 //! - [`database`]: the connection pool, database creation and the health probe;
 //! - [`migrate`]: the SQL migrations under `migrations/`, applied under an advisory lock;
 //! - [`instance_lock`]: the session lock that keeps a second `serve` off the same database;
-//! - [`embedded`]: the private PostgreSQL cluster used when no database URL is given.
+//! - [`embedded`]: the private PostgreSQL cluster used when no database URL is given;
+//! - [`tls`]: `sslmode` & co. from the URL and the settings; every connection is made through it.
 //!
 //! Reads go straight to the pool; every write goes through the actor.
 
@@ -17,6 +18,7 @@ pub mod embedded;
 pub mod instance_lock;
 pub mod migrate;
 pub mod queries;
+pub mod tls;
 
 mod error;
 

@@ -20,3 +20,4 @@ mod secrets;
 mod settings;
 mod sigterm;
 mod storage_actor;
+mod tls;
