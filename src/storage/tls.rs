@@ -41,7 +41,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::config::Host;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -185,8 +187,7 @@ impl TlsOptions {
     /// Resolves the parameters given (libpq's rules; see the module header).
     pub fn resolve(params: &TlsParams) -> Result<Self, TlsError> {
         let mode = params.sslmode.unwrap_or(SslMode::Prefer);
-        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && params.sslrootcert.is_none()
-        {
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && params.sslrootcert.is_none() {
             return Err(TlsError::Param {
                 key: "sslrootcert".into(),
                 problem: format!(
@@ -331,19 +332,19 @@ const QUERY_VALUE: &AsciiSet = &CONTROLS
 pub fn apply_settings(url: &str, settings: &TlsParams) -> Result<String, TlsError> {
     let (_, in_url) = split_url(url)?;
     let mut added = Vec::new();
-    let mut check = |key: &'static str, url_value: Option<String>, set: Option<String>| {
-        match (url_value, set) {
-            (Some(u), Some(s)) if u != s => Err(TlsError::Conflict {
-                key,
-                in_url: u,
-                in_settings: s,
-            }),
-            (None, Some(s)) => {
-                added.push(format!("{key}={}", utf8_percent_encode(&s, QUERY_VALUE)));
-                Ok(())
-            }
-            _ => Ok(()),
+    let mut check = |key: &'static str, url_value: Option<String>, set: Option<String>| match (
+        url_value, set,
+    ) {
+        (Some(u), Some(s)) if u != s => Err(TlsError::Conflict {
+            key,
+            in_url: u,
+            in_settings: s,
+        }),
+        (None, Some(s)) => {
+            added.push(format!("{key}={}", utf8_percent_encode(&s, QUERY_VALUE)));
+            Ok(())
         }
+        _ => Ok(()),
     };
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     check(
@@ -549,7 +550,13 @@ fn client_config(
         None => builder.with_no_client_auth(),
         Some(client) => builder
             .with_client_auth_cert(client.certs, client.key)
-            .map_err(|e| file_error("sslkey", &client.key_path, format!("unusable with sslcert: {e}")))?,
+            .map_err(|e| {
+                file_error(
+                    "sslkey",
+                    &client.key_path,
+                    format!("unusable with sslcert: {e}"),
+                )
+            })?,
     })
 }
 
@@ -596,8 +603,13 @@ struct ClientCert {
 fn load_client_cert(cert: &Path, key_path: &Path) -> Result<ClientCert, TlsError> {
     let certs = load_certs("sslcert", cert)?;
     let pem = read("sslkey", key_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| file_error("sslkey", key_path, format!("no usable PEM private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        file_error(
+            "sslkey",
+            key_path,
+            format!("no usable PEM private key: {e}"),
+        )
+    })?;
     Ok(ClientCert {
         certs,
         key,
@@ -671,13 +683,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -788,10 +797,7 @@ mod tests {
         assert_eq!(ca.verification(), Verification::Chain);
         let full = resolve("postgres://h/db?sslmode=verify-full&sslrootcert=/ca.pem").expect("f");
         assert_eq!(full.verification(), Verification::Full);
-        assert_eq!(
-            full.describe(),
-            "sslmode=verify-full, sslrootcert=/ca.pem"
-        );
+        assert_eq!(full.describe(), "sslmode=verify-full, sslrootcert=/ca.pem");
         let disable =
             resolve("postgres://h/db?sslmode=disable&sslrootcert=/ca.pem").expect("disable");
         assert_eq!(disable.verification(), Verification::None);
@@ -848,10 +854,9 @@ mod tests {
 
     #[test]
     fn missing_or_invalid_files_name_the_setting() {
-        let e = Target::from_url(
-            "postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
-        )
-        .unwrap_err();
+        let e =
+            Target::from_url("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+                .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("sslrootcert=/nonexistent/ca.pem"), "{text}");
         let dir = tempfile::tempdir().expect("dir");

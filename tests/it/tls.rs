@@ -290,7 +290,10 @@ async fn verify_full_starts_the_service_and_every_backend_of_it_is_encrypted() {
         .iter()
         .filter(|(name, ..)| name.starts_with("tributary"))
         .collect();
-    assert!(ours.len() >= 4, "expected the lock and 3 pool backends: {backends:?}");
+    assert!(
+        ours.len() >= 4,
+        "expected the lock and 3 pool backends: {backends:?}"
+    );
     assert!(
         ours.iter()
             .any(|(name, ..)| name == instance_lock::APPLICATION_NAME),
