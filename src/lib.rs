@@ -14,6 +14,7 @@ pub mod declared;
 pub mod domain;
 pub mod ids;
 pub mod redact;
+pub mod secrets;
 pub mod runtime;
 pub mod settings;
 pub mod storage;

@@ -56,10 +56,14 @@ impl Service {
         database::ensure_database(admin_url, &db).await?;
         let mut settings = Settings::default();
         settings.server.bind = "127.0.0.1:0".parse()?;
+        // The benchmarks' files live in temporary directories; their key file too, so that a
+        // run leaves nothing in the working directory.
+        settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
+        settings.data_dir = std::env::temp_dir().join(format!("tributary-{db}"));
         let app = Application::build_with(
             &settings,
             &with_dbname(admin_url, &db),
-            tributary::connectors::registry(),
+            tributary::connectors::registry(&settings),
             Arc::new(SystemClock),
         )
         .await?;
