@@ -121,8 +121,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { file } => {
             let settings = Settings::load(&file, true)?;
-            crate::declared::validate(&crate::connectors::registry(&settings), &settings.connectors)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            crate::declared::validate(
+                &crate::connectors::registry(&settings),
+                &settings.connectors,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}: ok", file.display());
             Ok(())
         }

@@ -143,7 +143,10 @@ pub async fn plan(
         // Compared in clear: the stored secrets are encrypted (with a fresh nonce each time).
         let stored = match found {
             Some(row) => {
-                let schema = registry.get(&provider).map(|l| l.schema()).unwrap_or_default();
+                let schema = registry
+                    .get(&provider)
+                    .map(|l| l.schema())
+                    .unwrap_or_default();
                 Some(vault.open(&row.id, &schema, &row.config)?.config)
             }
             None => None,

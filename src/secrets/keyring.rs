@@ -37,7 +37,9 @@ pub struct Keyring {
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The ids only: never key material.
-        f.debug_struct("Keyring").field("kids", &self.kids()).finish()
+        f.debug_struct("Keyring")
+            .field("kids", &self.kids())
+            .finish()
     }
 }
 
@@ -291,8 +293,7 @@ pub fn retain_keys(path: &Path, keep: &[String]) -> Result<(), SecretsError> {
             let l = l.trim();
             l.starts_with('#')
                 || l.is_empty()
-                || l
-                    .split_once('=')
+                || l.split_once('=')
                     .is_some_and(|(kid, _)| keep.iter().any(|k| k == kid))
         })
         .map(|l| format!("{l}\n"))
@@ -373,7 +374,7 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        retain_keys(&path, &[kid.clone()]).unwrap();
+        retain_keys(&path, std::slice::from_ref(&kid)).unwrap();
         assert_eq!(source.read().unwrap().kids(), [kid]);
         assert!(retain_keys(&path, &old).is_err(), "would empty the file");
     }

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::vault::{Vault, kids_of, secret_fields};
 use super::SecretsError;
+use super::vault::{Vault, kids_of, secret_fields};
 use crate::runtime::Registry;
 use crate::storage::{Pool, StorageError};
 
@@ -39,7 +39,11 @@ pub struct Rotation {
 }
 
 /// Re-encrypts every stale stored config under the vault's current key.
-pub async fn reencrypt(pool: &Pool, vault: &Vault, registry: &Registry) -> Result<Rotation, RotateError> {
+pub async fn reencrypt(
+    pool: &Pool,
+    vault: &Vault,
+    registry: &Registry,
+) -> Result<Rotation, RotateError> {
     let mut client = pool
         .get()
         .await
@@ -75,7 +79,10 @@ pub async fn reencrypt(pool: &Pool, vault: &Vault, registry: &Registry) -> Resul
             done.connectors += 1;
             let provider: String = row.get(0);
             let stored: serde_json::Value = row.get(1);
-            let schema = registry.get(&provider).map(|l| l.schema()).unwrap_or_default();
+            let schema = registry
+                .get(&provider)
+                .map(|l| l.schema())
+                .unwrap_or_default();
             let opened = vault.open(&id, &schema, &stored)?;
             if opened.stale {
                 // The schema's secret fields, and any field stored encrypted (a provider this

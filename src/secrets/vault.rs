@@ -107,7 +107,8 @@ impl Vault {
     /// their connectors back from another process.
     pub fn ephemeral() -> Self {
         let (_, line) = super::keyring::new_entry(&[]);
-        let keyring = Keyring::parse(&line, "the in-memory keyring").expect("a generated key parses");
+        let keyring =
+            Keyring::parse(&line, "the in-memory keyring").expect("a generated key parses");
         Self::new(KeySource::Memory, keyring)
     }
 

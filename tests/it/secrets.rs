@@ -453,7 +453,10 @@ async fn secret_config_values_never_reach_logs_or_api_answers() {
 
     // Reading the config masks the secret (unlike Formance v1: see docs/api.md#secrets), on
     // both routes; these answers are scanned like the others.
-    for path in [format!("/connectors/psp/{id}/config"), "/connectors/psp/config".into()] {
+    for path in [
+        format!("/connectors/psp/{id}/config"),
+        "/connectors/psp/config".into(),
+    ] {
         let (status, stored) = client.send("GET", &path, None).await;
         assert_eq!(status, 200, "{stored}");
         assert_eq!(stored["data"]["apiKey"], MASK, "{stored}");

@@ -188,7 +188,10 @@ async fn assert_no_clear_secret(db: &TestDb, when: &str) {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(tables.iter().any(|t| t.ends_with("connectors")), "{tables:?}");
+    assert!(
+        tables.iter().any(|t| t.ends_with("connectors")),
+        "{tables:?}"
+    );
     let mut rows = 0;
     for table in &tables {
         for row in client
@@ -218,7 +221,10 @@ async fn stored_kids(db: &TestDb) -> Vec<String> {
         .await
         .expect("kids")
         .iter()
-        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "clear".into()))
+        .map(|r| {
+            r.get::<_, Option<String>>(0)
+                .unwrap_or_else(|| "clear".into())
+        })
         .collect()
 }
 
@@ -290,7 +296,10 @@ async fn install(app: &TestApp, name: &str) -> String {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    body["data"]["connectorID"].as_str().expect("id").to_string()
+    body["data"]["connectorID"]
+        .as_str()
+        .expect("id")
+        .to_string()
 }
 
 // ---- the tests ----
@@ -318,7 +327,13 @@ async fn secrets_are_never_stored_in_clear_read_masked_and_kept_by_a_masked_upda
 
     // Posting back what GET showed keeps the key: the config hook checks it (a wrong key
     // would be a 400) and the task keeps running with it.
-    let (_, shown) = call(&app, "GET", &format!("/connectors/vaulted/{id}/config"), None).await;
+    let (_, shown) = call(
+        &app,
+        "GET",
+        &format!("/connectors/vaulted/{id}/config"),
+        None,
+    )
+    .await;
     let mut echoed = shown["data"].clone();
     echoed["note"] = json!("edited");
     let (status, body) = call(
@@ -329,7 +344,13 @@ async fn secrets_are_never_stored_in_clear_read_masked_and_kept_by_a_masked_upda
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    let (_, after) = call(&app, "GET", &format!("/connectors/vaulted/{id}/config"), None).await;
+    let (_, after) = call(
+        &app,
+        "GET",
+        &format!("/connectors/vaulted/{id}/config"),
+        None,
+    )
+    .await;
     assert_eq!(after["data"]["note"], "edited");
     runs_on(&app.db, &id, 2).await;
     assert_no_clear_secret(&app.db, "after a masked update").await;
@@ -344,7 +365,13 @@ async fn secrets_are_never_stored_in_clear_read_masked_and_kept_by_a_masked_upda
     .await;
     assert_eq!(status, 204, "{body}");
     assert_no_clear_secret(&app.db, "after a config update").await;
-    let (status, body) = call(&app, "POST", &format!("/connectors/vaulted/{id}/reset"), None).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/connectors/vaulted/{id}/reset"),
+        None,
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
     runs_on(&app.db, &id, 2).await;
     assert_no_clear_secret(&app.db, "after a reset").await;
@@ -360,7 +387,11 @@ async fn secrets_are_never_stored_in_clear_read_masked_and_kept_by_a_masked_upda
 #[actix_rt::test]
 async fn a_mask_with_no_stored_secret_is_a_validation_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = start(TestDb::new().await, &settings_with(&key_file(dir.path(), "k1", 1))).await;
+    let app = start(
+        TestDb::new().await,
+        &settings_with(&key_file(dir.path(), "k1", 1)),
+    )
+    .await;
     let (status, body) = call(
         &app,
         "POST",
@@ -438,7 +469,10 @@ async fn rotate_key_with_the_service_running_keeps_every_connector_working() {
     let config = dir.path().join("tributary.toml");
     std::fs::write(
         &config,
-        format!("[encryption]\nkey_file = {:?}\n", keys.display().to_string()),
+        format!(
+            "[encryption]\nkey_file = {:?}\n",
+            keys.display().to_string()
+        ),
     )
     .expect("config");
     let settings = settings_with(&keys);
@@ -455,7 +489,11 @@ async fn rotate_key_with_the_service_running_keeps_every_connector_working() {
     let kids = stored_kids(&app.db).await;
     let new_kid = kids[0].clone();
     assert_ne!(new_kid, "k1", "{out}");
-    assert_eq!(kids, vec![new_kid.clone(); 3], "no value under the old key: {out}");
+    assert_eq!(
+        kids,
+        vec![new_kid.clone(); 3],
+        "no value under the old key: {out}"
+    );
     assert_no_clear_secret(&app.db, "after rotation").await;
 
     // The running service: its tasks go on, and it reads values under the new key id (a
@@ -512,16 +550,26 @@ async fn start_error(db: &TestDb, settings: &Settings) -> String {
 #[actix_rt::test]
 async fn a_wrong_or_missing_key_at_start_is_an_error_naming_the_connector_and_key_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = start(TestDb::new().await, &settings_with(&key_file(dir.path(), "k1", 1))).await;
+    let app = start(
+        TestDb::new().await,
+        &settings_with(&key_file(dir.path(), "k1", 1)),
+    )
+    .await;
     let id = install(&app, "gamma").await;
     let db = stop(app).await;
 
     // Same key id, other key material.
     let e = start_error(&db, &settings_with(&key_file(dir.path(), "k1", 2))).await;
-    assert!(e.contains(&id) && e.contains("\"k1\"") && e.contains("does not decrypt"), "{e}");
+    assert!(
+        e.contains(&id) && e.contains("\"k1\"") && e.contains("does not decrypt"),
+        "{e}"
+    );
     // A keyring without that key id.
     let e = start_error(&db, &settings_with(&key_file(dir.path(), "k7", 1))).await;
-    assert!(e.contains(&id) && e.contains("\"k1\"") && e.contains("does not hold"), "{e}");
+    assert!(
+        e.contains(&id) && e.contains("\"k1\"") && e.contains("does not hold"),
+        "{e}"
+    );
     assert!(!e.contains(TOKEN), "{e}");
     // Nothing was changed by the failed starts: the right key still works.
     let app = start(db, &settings_with(&key_file(dir.path(), "k1", 1))).await;
@@ -536,7 +584,10 @@ async fn bad_key_material_is_an_error_naming_its_source() {
     let short = dir.path().join("short.key");
     std::fs::write(&short, "k1=c2hvcnQ=\n").expect("write");
     let e = start_error(&db, &settings_with(&short)).await;
-    assert!(e.contains(&short.display().to_string()) && e.contains("32"), "{e}");
+    assert!(
+        e.contains(&short.display().to_string()) && e.contains("32"),
+        "{e}"
+    );
     let missing = dir.path().join("missing.key");
     let e = start_error(&db, &settings_with(&missing)).await;
     assert!(e.contains(&missing.display().to_string()), "{e}");
@@ -554,7 +605,10 @@ async fn bad_key_material_is_an_error_naming_its_source() {
         .expect("run serve");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("TRIBUTARY_ENCRYPTION_KEY: entry 1"), "{stderr}");
+    assert!(
+        stderr.contains("TRIBUTARY_ENCRYPTION_KEY: entry 1"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("encryption.key").exists());
 }
 
@@ -592,17 +646,24 @@ async fn dummypay_reads_only_under_its_allowed_roots() {
         &settings,
     )
     .await;
-    let install = |name: &str, dir: &Path| {
-        json!({"name": name, "directory": dir.to_str().expect("utf-8"), "filePollingPeriod": "1s"})
-    };
+    let install = |name: &str, dir: &Path| json!({"name": name, "directory": dir.to_str().expect("utf-8"), "filePollingPeriod": "1s"});
     let refused = |status: u16, body: &Value| {
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["errorCode"], "VALIDATION", "{body}");
         let message = body["errorMessage"].as_str().unwrap_or_default();
-        assert!(message.contains("directory") && message.contains("allowed_roots"), "{body}");
+        assert!(
+            message.contains("directory") && message.contains("allowed_roots"),
+            "{body}"
+        );
     };
 
-    let (status, body) = call(&app, "POST", "/connectors/dummy-pay", Some(install("out", outside.path()))).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/connectors/dummy-pay",
+        Some(install("out", outside.path())),
+    )
+    .await;
     refused(status, &body);
     std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).expect("symlink");
     let (status, body) = call(
@@ -623,9 +684,18 @@ async fn dummypay_reads_only_under_its_allowed_roots() {
     refused(status, &body);
 
     let inside = root.path().join("inbox");
-    let (status, body) = call(&app, "POST", "/connectors/dummy-pay", Some(install("in", &inside))).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/connectors/dummy-pay",
+        Some(install("in", &inside)),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let id = body["data"]["connectorID"].as_str().expect("id").to_string();
+    let id = body["data"]["connectorID"]
+        .as_str()
+        .expect("id")
+        .to_string();
 
     // A config update to elsewhere is refused and changes nothing.
     let (status, body) = call(
@@ -636,7 +706,17 @@ async fn dummypay_reads_only_under_its_allowed_roots() {
     )
     .await;
     refused(status, &body);
-    let (_, stored) = call(&app, "GET", &format!("/connectors/dummy-pay/{id}/config"), None).await;
-    assert_eq!(stored["data"]["directory"], inside.to_str().expect("utf-8"), "{stored}");
+    let (_, stored) = call(
+        &app,
+        "GET",
+        &format!("/connectors/dummy-pay/{id}/config"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        stored["data"]["directory"],
+        inside.to_str().expect("utf-8"),
+        "{stored}"
+    );
     app.shutdown.cancel();
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::machine::{Effect, Event, Machine, Refusal, Request, Work};
 use crate::ids::ConnectorKey;
+use crate::redact::MASK;
 use crate::redact::Redactor;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::messages::{
@@ -23,7 +24,6 @@ use crate::runtime::messages::{
 };
 use crate::runtime::registry::Registry;
 use crate::runtime::supervisor::{ConnectorSupervisor, SupervisorConfig};
-use crate::redact::MASK;
 use crate::sdk::{Clock, Config, ConfigError, Connector, Loader, TaskError};
 use crate::secrets::Vault;
 use crate::settings::RuntimeSettings;
@@ -499,7 +499,10 @@ async fn update_config(
     env.storage
         .write(UpdateConnector {
             id: connector_id.to_string(),
-            config: Some(env.vault.seal(connector_id, &handle.loader.schema(), &config)),
+            config: Some(
+                env.vault
+                    .seal(connector_id, &handle.loader.schema(), &config),
+            ),
             name: Some(name),
             ..Default::default()
         })

@@ -23,7 +23,10 @@ impl AllowedRoots {
     /// message for the `directory` field.
     pub fn check(&self, directory: &Path) -> Result<(), String> {
         let resolved = resolve(directory).map_err(|e| {
-            format!("{:?} cannot be resolved: {e}", directory.display().to_string())
+            format!(
+                "{:?} cannot be resolved: {e}",
+                directory.display().to_string()
+            )
         })?;
         let inside = self
             .0
