@@ -18,6 +18,7 @@ use tracing_actix_web::TracingLogger;
 use crate::api::{self, AppState};
 use crate::runtime::{Registry, Runtime, RuntimeError};
 use crate::sdk::{Clock, SystemClock};
+use crate::secrets::Vault;
 use crate::settings::Settings;
 use crate::storage::instance_lock::{self, InstanceLock};
 use crate::storage::{StorageError, StorageHandle, database, migrate, tls};
@@ -34,6 +35,9 @@ pub enum StartupError {
     /// A connector declared in the settings file is invalid or could not be applied.
     #[error(transparent)]
     Declared(#[from] crate::declared::DeclaredError),
+    /// The encryption keyring could not be loaded.
+    #[error("encryption key: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -59,7 +63,7 @@ impl Application {
         Self::build_with(
             settings,
             database_url,
-            crate::connectors::registry(),
+            crate::connectors::registry(settings),
             Arc::new(SystemClock),
         )
         .await
@@ -78,6 +82,11 @@ impl Application {
         // The settings' sslmode & co. join the URL's own; every connection below uses them.
         let database_url = &tls::apply_settings(database_url, &settings.database.tls())
             .map_err(StorageError::from)?;
+        // Before anything else: without its keys the service cannot load a connector.
+        let vault = Arc::new(Vault::from_settings(
+            &settings.encryption.key_file,
+            &settings.data_dir,
+        )?);
         let instance_lock = instance_lock::acquire(database_url).await?;
         let pool = database::connect(
             database_url,
@@ -87,10 +96,21 @@ impl Application {
         migrate::run(&pool).await?;
         let storage =
             StorageHandle::start(pool, settings.storage.batch_size, settings.storage.linger);
-        let runtime = Runtime::start(registry, storage.clone(), clock, settings.runtime.clone());
+        let runtime = Runtime::start(
+            registry,
+            storage.clone(),
+            clock,
+            settings.runtime.clone(),
+            vault,
+        );
         // Declared configs are stored as the connectors are restored, before any task resumes.
-        let plan =
-            crate::declared::plan(runtime.registry(), storage.pool(), &settings.connectors).await?;
+        let plan = crate::declared::plan(
+            runtime.registry(),
+            runtime.vault(),
+            storage.pool(),
+            &settings.connectors,
+        )
+        .await?;
         let restored = runtime.restore_with(plan.configs.clone()).await?;
         tracing::info!(connectors = restored, "connectors restored");
         let declared =

@@ -1,4 +1,4 @@
-//! The `tributary` command line: `serve`, `migrate` and `check-config`.
+//! The `tributary` command line: `serve`, `migrate`, `check-config` and `rotate-key`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,24 @@ enum Command {
         /// The settings file to check.
         file: PathBuf,
     },
+    /// Add a new encryption key as current and re-encrypt every stored connector secret under
+    /// it; safe while the service runs (with an external database).
+    RotateKey {
+        /// The settings file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the embedded database and the default key file live (overrides data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Add no key: re-encrypt under the current (last) key. The only mode when the keys come
+        /// from TRIBUTARY_ENCRYPTION_KEY, whose new key the operator adds there first.
+        #[arg(long)]
+        no_new_key: bool,
+        /// Afterwards, remove from the key file every key no stored value uses any more (old
+        /// database backups then no longer decrypt with this file).
+        #[arg(long)]
+        drop_old_keys: bool,
+    },
 }
 
 /// Runs the parsed command line.
@@ -92,10 +110,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::RotateKey {
+            config,
+            data_dir,
+            no_new_key,
+            drop_old_keys,
+        } => {
+            let mut settings = load(config.as_deref())?;
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            telemetry::init(&settings.log);
+            rotate_key(&settings, !no_new_key, drop_old_keys)
+        }
         Command::CheckConfig { file } => {
             let settings = Settings::load(&file, true)?;
-            crate::declared::validate(&crate::connectors::registry(), &settings.connectors)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            crate::declared::validate(
+                &crate::connectors::registry(&settings),
+                &settings.connectors,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}: ok", file.display());
             Ok(())
         }
@@ -116,6 +150,62 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     with_database(settings_ref, |url| async move {
         let app = Application::build(settings_ref, &url).await?;
         app.run_until_stopped(true).await?;
+        Ok(())
+    })
+}
+
+/// `rotate-key`: a new key appended to the key file (unless `new_key` is false), every stored
+/// secret re-encrypted under the current key, connector by connector, then (with
+/// `drop_old_keys`) the keys no value uses any more removed from the file.
+fn rotate_key(settings: &Settings, new_key: bool, drop_old_keys: bool) -> anyhow::Result<()> {
+    use crate::secrets::{KeySource, Vault, keyring, rotate};
+    let (source, _) = KeySource::resolve(&settings.encryption.key_file, &settings.data_dir)?;
+    let path = match &source {
+        KeySource::File(path) => Some(path.clone()),
+        _ => None,
+    };
+    match (&path, new_key) {
+        (Some(path), true) => {
+            let kid = keyring::add_key(path)?;
+            println!("added key {kid} to {} as the current key", path.display());
+        }
+        (None, true) => anyhow::bail!(
+            "the keys come from {}: add the new key there (last), restart the service with it, then run `tributary rotate-key --no-new-key`",
+            source.name()
+        ),
+        (_, false) => {}
+    }
+    if drop_old_keys && path.is_none() {
+        anyhow::bail!(
+            "--drop-old-keys edits a key file; the keys come from {}: remove the old key there",
+            source.name()
+        );
+    }
+    let vault = Vault::new(source.clone(), source.read()?);
+    let current = vault.keyring().current().0.to_string();
+    let registry = crate::connectors::registry(settings);
+    let timeout = settings.database.timeout;
+    with_database(settings, |url| async move {
+        let pool = database::connect(&url, 2, timeout)?;
+        let started = Instant::now();
+        let done = rotate::reencrypt(&pool, &vault, &registry).await?;
+        println!(
+            "{} connector(s) read, {} re-encrypted under key {current} in {} ms; values by key id: {:?}",
+            done.connectors,
+            done.resealed,
+            started.elapsed().as_millis(),
+            done.kids_in_use
+        );
+        if drop_old_keys && let Some(path) = &path {
+            let old: Vec<&String> = done.kids_in_use.keys().filter(|k| **k != current).collect();
+            if !old.is_empty() {
+                anyhow::bail!(
+                    "values still use key(s) {old:?} (written meanwhile?): run rotate-key --no-new-key again; no key was removed"
+                );
+            }
+            keyring::retain_keys(path, std::slice::from_ref(&current))?;
+            println!("kept only key {current} in {}", path.display());
+        }
         Ok(())
     })
 }

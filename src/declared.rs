@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::runtime::{Registry, Runtime, RuntimeError, checked_config};
 use crate::sdk::Config;
+use crate::secrets::{SecretsError, Vault};
 use crate::settings::DeclaredConnector;
 use crate::storage::commands::connectors::Lifecycle;
 use crate::storage::{Pool, StorageError, queries};
@@ -45,6 +46,9 @@ pub enum DeclaredError {
     /// The existing connectors could not be read.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A stored connector's secrets could not be decrypted.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
 }
 
 /// What reconciliation did.
@@ -120,6 +124,7 @@ pub struct Plan {
 /// interrupted is finished by the restore with its new config.
 pub async fn plan(
     registry: &Registry,
+    vault: &Vault,
     pool: &Pool,
     declared: &[DeclaredConnector],
 ) -> Result<Plan, DeclaredError> {
@@ -132,12 +137,23 @@ pub async fn plan(
     let mut plan = Plan::default();
     for (index, d) in declared.iter().enumerate() {
         let (provider, config, with_defaults) = desired(registry, index, d)?;
-        match existing
+        let found = existing
             .iter()
-            .find(|c| c.provider == provider && c.name == d.name)
-        {
+            .find(|c| c.provider == provider && c.name == d.name);
+        // Compared in clear: the stored secrets are encrypted (with a fresh nonce each time).
+        let stored = match found {
+            Some(row) => {
+                let schema = registry
+                    .get(&provider)
+                    .map(|l| l.schema())
+                    .unwrap_or_default();
+                Some(vault.open(&row.id, &schema, &row.config)?.config)
+            }
+            None => None,
+        };
+        match found.zip(stored) {
             None => plan.missing.push(index),
-            Some(row) if row.config != Value::Object(with_defaults) => {
+            Some((row, stored)) if stored != with_defaults => {
                 tracing::info!(connector_id = %row.id, name = %d.name, "declared connector's config changed");
                 plan.configs.insert(row.id.clone(), config);
             }

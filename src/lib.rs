@@ -15,6 +15,7 @@ pub mod domain;
 pub mod ids;
 pub mod redact;
 pub mod runtime;
+pub mod secrets;
 pub mod settings;
 pub mod storage;
 pub mod telemetry;

@@ -49,6 +49,29 @@ pub struct Settings {
     pub log: LogSettings,
     /// Connectors declared in the file, reconciled at boot.
     pub connectors: Vec<DeclaredConnector>,
+    /// Where the key encrypting connector secrets at rest comes from.
+    pub encryption: EncryptionSettings,
+    /// Where DUMMY-PAY connectors may read files.
+    pub dummypay: DummyPaySettings,
+}
+
+/// Encryption of connector secrets at rest (see `secrets`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionSettings {
+    /// A keyring file (`kid=base64` lines, the last current). Empty: `TRIBUTARY_ENCRYPTION_KEY`
+    /// if set, else `<data_dir>/encryption.key`, created at first start.
+    pub key_file: PathBuf,
+}
+
+/// DUMMY-PAY settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DummyPaySettings {
+    /// The directories (and everything under them) a DUMMY-PAY connector may read. Empty:
+    /// `<data_dir>/dummypay`. The directories of DUMMY-PAY connectors declared in this file are
+    /// always allowed.
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 /// HTTP server settings.
@@ -205,6 +228,8 @@ impl Default for Settings {
             runtime: RuntimeSettings::default(),
             log: LogSettings::default(),
             connectors: Vec::new(),
+            encryption: EncryptionSettings::default(),
+            dummypay: DummyPaySettings::default(),
         }
     }
 }
@@ -278,7 +303,12 @@ impl Settings {
         if path.exists() {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("TRIBUTARY_").split("__"));
+        // TRIBUTARY_ENCRYPTION_KEY is the keyring itself, read by `secrets`, not a setting.
+        figment = figment.merge(
+            Env::prefixed("TRIBUTARY_")
+                .ignore(&["ENCRYPTION_KEY"])
+                .split("__"),
+        );
         if let Ok(url) = std::env::var("DATABASE_URL")
             && !url.is_empty()
         {

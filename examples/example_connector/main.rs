@@ -18,7 +18,8 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: example_connector <postgres://… URL>"))?;
     let settings = Settings::default();
     tributary::telemetry::init(&settings.log);
-    let registry = tributary::connectors::registry().with(Arc::new(connector::ExampleLoader));
+    let registry =
+        tributary::connectors::registry(&settings).with(Arc::new(connector::ExampleLoader));
     actix_rt::System::new().block_on(async move {
         let app = Application::build_with(&settings, &url, registry, Arc::new(SystemClock)).await?;
         app.run_until_stopped(true).await?;

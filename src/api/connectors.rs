@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -333,17 +333,17 @@ async fn uninstall_only(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The stored config with every secret field shown as `"********"` (decrypting nothing):
+/// unlike Formance v1, which answers secrets in clear (docs/api.md#secrets).
 fn config_json(state: &AppState, row: ConnectorRow) -> Result<HttpResponse, ApiError> {
     let loader = loader(state, &row.provider)?;
-    let mut config = match row.config {
-        Value::Object(map) => map,
-        _ => Config::new(),
-    };
+    let mut config = crate::secrets::vault::mask(&loader.schema(), &row.config);
     config.insert("provider".into(), json!(loader.provider_title()));
     Ok(HttpResponse::Ok().json(Data { data: config }))
 }
 
-/// A connector's config, defaults applied, with `provider` (title case) added.
+/// A connector's config, defaults applied, with `provider` (title case) added; secret fields
+/// read `"********"` (send that back to keep the stored value).
 #[utoipa::path(get, path = "/api/payments/connectors/{provider}/{connectorID}/config",
     tag = "connectors", operation_id = "readConnectorConfigV1", responses((status = 200, description = "The config", body = Data<ConnectorConfig>)))]
 async fn read_config(

@@ -185,6 +185,11 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Stopped | RuntimeError::Task(_) => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string())
             }
+            // A stored secret the keyring cannot read: the operator's problem, not the client's.
+            RuntimeError::Secrets(_) => {
+                tracing::error!(error = %e, "stored connector secret unreadable");
+                ApiError::new(ErrorCode::Internal, e.to_string())
+            }
         }
     }
 }

@@ -48,6 +48,9 @@ pub enum RuntimeError {
     /// The runtime is shutting down.
     #[error("the runtime is shutting down")]
     Stopped,
+    /// A stored secret could not be decrypted (a wrong or missing key).
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 impl From<StorageError> for RuntimeError {

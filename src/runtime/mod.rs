@@ -29,6 +29,7 @@ pub use manager::checked_config;
 pub use registry::Registry;
 
 use crate::sdk::{Clock, Config};
+use crate::secrets::Vault;
 use crate::settings::RuntimeSettings;
 use crate::storage::StorageHandle;
 use manager::ConnectorManager;
@@ -42,24 +43,38 @@ use messages::{
 pub struct Runtime {
     manager: Addr<ConnectorManager>,
     registry: Arc<Registry>,
+    vault: Arc<Vault>,
 }
 
 impl Runtime {
     /// Starts the connector manager on the current arbiter. Nothing runs until [`Runtime::restore`].
+    /// Every config it stores or loads crosses `vault` (secrets encrypted at rest).
     pub fn start(
         registry: Registry,
         storage: StorageHandle,
         clock: Arc<dyn Clock>,
         settings: RuntimeSettings,
+        vault: Arc<Vault>,
     ) -> Self {
         let registry = Arc::new(registry);
-        let manager = ConnectorManager::new(registry.clone(), storage, clock, settings).start();
-        Self { manager, registry }
+        let manager =
+            ConnectorManager::new(registry.clone(), storage, clock, settings, vault.clone())
+                .start();
+        Self {
+            manager,
+            registry,
+            vault,
+        }
     }
 
     /// The providers this runtime knows.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The keyring configs are sealed and opened with.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     async fn ask<M>(&self, msg: M) -> Result<M::Result, RuntimeError>

@@ -80,7 +80,9 @@ async fn a_json_lines_file_survives_a_sigkill_mid_file_with_no_loss_and_no_dupli
     std::fs::write(
         &config,
         format!(
-            "[[connectors]]\nprovider = \"DUMMY-PAY\"\nname = \"crash\"\nconfig = {{ directory = \"{}\", filePollingPeriod = \"200ms\" }}\n",
+            // Its own data directory: the key file for connector secrets is created there.
+            "data_dir = \"{}\"\n[[connectors]]\nprovider = \"DUMMY-PAY\"\nname = \"crash\"\nconfig = {{ directory = \"{}\", filePollingPeriod = \"200ms\" }}\n",
+            dir.path().join("data").display(),
             files.display()
         ),
     )

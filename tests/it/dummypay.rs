@@ -404,7 +404,9 @@ async fn files_outside_the_directory_are_never_read() {
 
     // A descriptor can never name a path: the connector refuses it.
     use tributary::sdk::Loader;
-    let loader = tributary::connectors::dummypay::DummyPayLoader;
+    let loader = tributary::connectors::dummypay::DummyPayLoader::new(
+        tributary::connectors::dummypay::AllowedRoots::new(vec![std::env::temp_dir()]),
+    );
     let mut config = tributary::sdk::Config::new();
     config.insert("name".into(), json!("x"));
     config.insert("directory".into(), json!(d.dir.path().to_str()));

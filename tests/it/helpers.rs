@@ -241,13 +241,28 @@ impl Drop for TestDb {
     }
 }
 
-/// Settings for a test service: port 0, fast timeouts.
+/// The key file every test service of this process shares (created once, in a temporary
+/// directory, so that no test writes one into the working directory).
+pub fn test_key_file() -> std::path::PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("key file dir"));
+    let path = dir.path().join("encryption.key");
+    if !path.exists() {
+        tributary::secrets::keyring::create_key_file(&path).expect("test key file");
+    }
+    path
+}
+
+/// Settings for a test service: port 0, fast timeouts, the process's key file, and DUMMY-PAY
+/// allowed under the system's temporary directory (where every test makes its directories).
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".parse().expect("addr");
     settings.server.shutdown_timeout = Duration::from_secs(2);
     settings.database.timeout = Duration::from_secs(2);
     settings.database.max_connections = 4;
+    settings.encryption.key_file = test_key_file();
+    settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
     settings
 }
 
@@ -263,7 +278,7 @@ pub struct TestApp {
 
 /// Builds and starts the service on a fresh database, as `serve` would.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(tributary::connectors::registry()).await
+    spawn_app_with(tributary::connectors::registry(&test_settings())).await
 }
 
 /// The same, with the providers of `registry`.
@@ -273,8 +288,17 @@ pub async fn spawn_app_with(registry: tributary::runtime::Registry) -> TestApp {
 
 /// The same, on a database the test prepared.
 pub async fn spawn_app_on(db: TestDb, registry: tributary::runtime::Registry) -> TestApp {
+    spawn_app_configured(db, registry, &test_settings()).await
+}
+
+/// The same, with `settings`.
+pub async fn spawn_app_configured(
+    db: TestDb,
+    registry: tributary::runtime::Registry,
+    settings: &Settings,
+) -> TestApp {
     let app = Application::build_with(
-        &test_settings(),
+        settings,
         &db.url,
         registry,
         std::sync::Arc::new(tributary::sdk::SystemClock),

@@ -17,6 +17,7 @@ mod migrations;
 mod outage;
 mod runtime;
 mod secrets;
+mod secrets_at_rest;
 mod settings;
 mod sigterm;
 mod storage_actor;

@@ -35,8 +35,11 @@ fn the_shipped_settings_file_is_valid_and_documents_the_defaults() {
         Settings::default()
     );
     assert_eq!(settings.connectors.len(), 1);
-    tributary::declared::validate(&tributary::connectors::registry(), &settings.connectors)
-        .expect("the declared connector is valid");
+    tributary::declared::validate(
+        &tributary::connectors::registry(&settings),
+        &settings.connectors,
+    )
+    .expect("the declared connector is valid");
 }
 
 #[test]

@@ -257,7 +257,7 @@ async fn build(settings: &Settings, url: &str) -> Result<Application, String> {
     Application::build_with(
         settings,
         url,
-        tributary::connectors::registry(),
+        tributary::connectors::registry(settings),
         Arc::new(tributary::sdk::SystemClock),
     )
     .await

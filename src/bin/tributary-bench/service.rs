@@ -42,6 +42,8 @@ pub fn request(
 pub struct Service {
     admin_url: String,
     db: String,
+    /// Its data directory (only the key file lives there), removed with the database.
+    key_dir: std::path::PathBuf,
     pub port: u16,
     pub pool: Pool,
     /// The service's storage actor, for its counters.
@@ -56,16 +58,22 @@ impl Service {
         database::ensure_database(admin_url, &db).await?;
         let mut settings = Settings::default();
         settings.server.bind = "127.0.0.1:0".parse()?;
+        // The benchmarks' files live in temporary directories; their key file too, so that a
+        // run leaves nothing in the working directory.
+        settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
+        settings.data_dir = std::env::temp_dir().join(format!("tributary-{db}"));
+        let key_dir = settings.data_dir.clone();
         let app = Application::build_with(
             &settings,
             &with_dbname(admin_url, &db),
-            tributary::connectors::registry(),
+            tributary::connectors::registry(&settings),
             Arc::new(SystemClock),
         )
         .await?;
         Ok(Service {
             admin_url: admin_url.to_string(),
             db,
+            key_dir,
             port: app.port(),
             pool: app.storage().pool().clone(),
             storage: app.storage().clone(),
@@ -92,6 +100,7 @@ impl Service {
             .await?
             .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
             .await?;
+        let _ = std::fs::remove_dir_all(&self.key_dir);
         Ok(())
     }
 }

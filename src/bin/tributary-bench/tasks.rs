@@ -107,6 +107,7 @@ fn start_runtime(storage: &StorageHandle, shared: &Arc<Shared>) -> Runtime {
         storage.clone(),
         Arc::new(SystemClock),
         RuntimeSettings::default(),
+        Arc::new(tributary::secrets::Vault::ephemeral()),
     )
 }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::machine::{Effect, Event, Machine, Refusal, Request, Work};
 use crate::ids::ConnectorKey;
+use crate::redact::MASK;
 use crate::redact::Redactor;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::messages::{
@@ -24,6 +25,7 @@ use crate::runtime::messages::{
 use crate::runtime::registry::Registry;
 use crate::runtime::supervisor::{ConnectorSupervisor, SupervisorConfig};
 use crate::sdk::{Clock, Config, ConfigError, Connector, Loader, TaskError};
+use crate::secrets::Vault;
 use crate::settings::RuntimeSettings;
 use crate::storage::commands::connectors::{
     DeleteConnector, InsertConnector, Lifecycle, UpdateConnector, WipeConnectorData,
@@ -38,6 +40,8 @@ struct Env {
     storage: StorageHandle,
     clock: Arc<dyn Clock>,
     settings: RuntimeSettings,
+    /// Every config stored is sealed by it, every config loaded opened by it.
+    vault: Arc<Vault>,
 }
 
 impl Env {
@@ -85,6 +89,7 @@ impl ConnectorManager {
         storage: StorageHandle,
         clock: Arc<dyn Clock>,
         settings: RuntimeSettings,
+        vault: Arc<Vault>,
     ) -> Self {
         Self {
             env: Env {
@@ -92,6 +97,7 @@ impl ConnectorManager {
                 storage,
                 clock,
                 settings,
+                vault,
             },
             machine: Machine::default(),
         }
@@ -333,7 +339,7 @@ impl Handler<InstallConnector> for ConnectorManager {
                     reference: key.reference,
                     provider: key.provider,
                     name,
-                    config: serde_json::Value::Object(config),
+                    config: env.vault.seal(&connector_id, &loader.schema(), &config),
                     declared: msg.declared,
                 })
                 .await?;
@@ -487,12 +493,16 @@ async fn update_config(
     config: Config,
     start: bool,
 ) -> Ran {
+    let config = keep_masked(env, connector_id, &handle.loader, config).await?;
     let (config, name) = checked_config(&handle.loader, config)?;
     let (connector, redactor) = load(&handle.loader, &config)?;
     env.storage
         .write(UpdateConnector {
             id: connector_id.to_string(),
-            config: Some(serde_json::Value::Object(config)),
+            config: Some(
+                env.vault
+                    .seal(connector_id, &handle.loader.schema(), &config),
+            ),
             name: Some(name),
             ..Default::default()
         })
@@ -512,6 +522,45 @@ async fn update_config(
         start_tasks(connector_id, handle).await?;
     }
     Ok(hooked)
+}
+
+/// A config update's secret fields that carry [`MASK`] (what `GET …/config` shows) take the
+/// stored value: a client that echoes the config it read keeps the secret (Kafka Connect's and
+/// Airbyte's convention). Decrypted from the stored row; a mask with nothing stored behind it
+/// is a validation error, never stored as the secret.
+async fn keep_masked(
+    env: &Env,
+    connector_id: &str,
+    loader: &Arc<dyn Loader>,
+    mut config: Config,
+) -> Result<Config, RuntimeError> {
+    let schema = loader.schema();
+    let masked: Vec<String> = crate::secrets::vault::secret_fields(&schema)
+        .into_iter()
+        .filter(|f| config.get(f).and_then(|v| v.as_str()) == Some(MASK))
+        .collect();
+    if masked.is_empty() {
+        return Ok(config);
+    }
+    let row = queries::connectors::get(env.storage.pool(), connector_id)
+        .await?
+        .ok_or_else(|| RuntimeError::ConnectorNotFound(connector_id.to_string()))?;
+    let stored = env.vault.open(connector_id, &schema, &row.config)?.config;
+    for field in masked {
+        match stored.get(&field) {
+            Some(value) if !value.is_null() => {
+                config.insert(field, value.clone());
+            }
+            _ => {
+                return Err(ConfigError::field(
+                    field,
+                    format!("is {MASK:?}, which keeps the stored value, but none is stored"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// Marks a connector's lifecycle durably before an operation.
@@ -624,10 +673,23 @@ async fn restore_one(
         tracing::error!(connector_id = %id, provider = %row.provider, "unknown provider; connector not started");
         return Ok(false);
     };
-    let mut config = match row.config {
-        serde_json::Value::Object(map) => map,
-        _ => Config::new(),
-    };
+    // A wrong or missing key is an error naming the connector and the key id: the boot stops
+    // rather than run a connector with a config it cannot read.
+    let schema = loader.schema();
+    let opened = env.vault.open(&id, &schema, &row.config)?;
+    let mut config = opened.config;
+    if opened.stale {
+        // Secrets stored in clear (before encryption existed) or under an older key: sealed
+        // under the current key now, so that no clear secret survives the first start.
+        env.storage
+            .write(UpdateConnector {
+                id: id.clone(),
+                config: Some(env.vault.seal(&id, &schema, &config)),
+                ..Default::default()
+            })
+            .await?;
+        tracing::info!(connector_id = %id, "connector secrets re-encrypted under the current key");
+    }
     // Only a connector that stays installed takes a new config (an interrupted install is
     // rolled back, an interrupted uninstall finished).
     let desired =
@@ -638,7 +700,7 @@ async fn restore_one(
         env.storage
             .write(UpdateConnector {
                 id: id.clone(),
-                config: Some(serde_json::Value::Object(checked.clone())),
+                config: Some(env.vault.seal(&id, &schema, &checked)),
                 name: Some(name),
                 ..Default::default()
             })

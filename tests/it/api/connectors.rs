@@ -229,7 +229,11 @@ async fn a_connector_whose_stored_config_no_longer_loads_can_still_be_uninstalle
         )
         .await
         .expect("insert a connector without its required directory");
-    let app = crate::helpers::spawn_app_on(db, tributary::connectors::registry()).await;
+    let app = crate::helpers::spawn_app_on(
+        db,
+        tributary::connectors::registry(&crate::helpers::test_settings()),
+    )
+    .await;
     let http = awc::Client::default();
     let reply = http
         .delete(format!("{}/connectors/DUMMY-PAY/{id}", app.base))

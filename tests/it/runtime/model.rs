@@ -808,8 +808,13 @@ impl World {
                 .expect("pool");
             let storage = StorageHandle::start(pool, 1000, Duration::ZERO);
             let registry = Registry::new().with(Arc::new(TestLoader { probe, allow: 10 }));
-            let runtime =
-                Runtime::start(registry, storage.clone(), Arc::new(clock), model_settings());
+            let runtime = Runtime::start(
+                registry,
+                storage.clone(),
+                Arc::new(clock),
+                model_settings(),
+                Arc::new(tributary::secrets::Vault::ephemeral()),
+            );
             let _ = tx.send((runtime, storage));
         });
         let (runtime, storage) = rx.await.map_err(|_| "the node did not start".to_string())?;

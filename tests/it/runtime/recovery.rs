@@ -222,7 +222,13 @@ mod killed_in_a_hook {
             let storage = StorageHandle::start(pool, 1000, Duration::ZERO);
             let registry = Registry::new().with(Arc::new(TestLoader { probe, allow: 10 }));
             let clock = Arc::new(TestClock::new(t0()));
-            let _ = tx.send(Runtime::start(registry, storage, clock, settings()));
+            let _ = tx.send(Runtime::start(
+                registry,
+                storage,
+                clock,
+                settings(),
+                Arc::new(tributary::secrets::Vault::ephemeral()),
+            ));
         });
         let runtime = rx.await.expect("node");
         runtime.restore().await.expect("restore");

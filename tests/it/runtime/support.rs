@@ -758,6 +758,7 @@ impl Harness {
             storage.clone(),
             Arc::new(clock.clone()),
             settings(),
+            Arc::new(tributary::secrets::Vault::ephemeral()),
         )
     }
 

@@ -20,16 +20,38 @@ pub mod format;
 pub mod generate;
 pub mod ingest;
 pub mod read_files;
+pub mod roots;
 
 use std::sync::Arc;
 
 use tributary_sdk::{Config, ConfigError, ConfigSchema, Connector, Loader};
 
+pub use roots::AllowedRoots;
+
 /// The provider name in the API.
 pub const PROVIDER: &str = "DUMMY-PAY";
 
-/// The DUMMY-PAY loader.
-pub struct DummyPayLoader;
+/// The DUMMY-PAY loader, with the directories its connectors may read (given by the runtime
+/// when it builds the registry: a connector crate reads no settings).
+pub struct DummyPayLoader {
+    roots: AllowedRoots,
+}
+
+impl DummyPayLoader {
+    /// A loader whose connectors read only under `roots`.
+    pub fn new(roots: AllowedRoots) -> Self {
+        Self { roots }
+    }
+
+    /// The config parsed, its directory checked against the allowed roots.
+    fn parse(&self, config: &Config) -> Result<config::DummyPayConfig, ConfigError> {
+        let parsed = config::DummyPayConfig::parse(config)?;
+        self.roots
+            .check(&parsed.directory)
+            .map_err(|message| ConfigError::field("directory", message))?;
+        Ok(parsed)
+    }
+}
 
 impl Loader for DummyPayLoader {
     fn provider(&self) -> &'static str {
@@ -52,11 +74,11 @@ impl Loader for DummyPayLoader {
     }
 
     fn validate_fields(&self, config: &Config) -> Result<(), ConfigError> {
-        config::DummyPayConfig::parse(config).map(|_| ())
+        self.parse(config).map(|_| ())
     }
 
     fn load(&self, config: &Config) -> Result<Arc<dyn Connector>, ConfigError> {
-        let config = config::DummyPayConfig::parse(config)?;
+        let config = self.parse(config)?;
         Ok(Arc::new(connector::DummyPay::new(config)))
     }
 }

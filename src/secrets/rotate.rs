@@ -1,0 +1,129 @@
+//! `tributary rotate-key`'s database pass: every stored connector config whose secrets are in
+//! clear or under a key other than the current one is sealed again under the current key.
+//!
+//! Connectors are read in batches by id; each is re-encrypted in a transaction of its own
+//! (`SELECT … FOR UPDATE`, then `UPDATE`), so a crash midway leaves every row readable with
+//! the keyring (old key or new), and a running service's concurrent config write waits for
+//! that row only. Safe beside a running service.
+
+use std::collections::BTreeMap;
+
+use super::SecretsError;
+use super::vault::{Vault, kids_of, secret_fields};
+use crate::runtime::Registry;
+use crate::storage::{Pool, StorageError};
+
+/// How many connector ids are read at a time.
+pub const BATCH: i64 = 100;
+
+/// Why a rotation pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored value could not be decrypted (the rows before it are done).
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Connectors read.
+    pub connectors: usize,
+    /// Connectors whose config was written again.
+    pub resealed: usize,
+    /// After the pass: how many stored values use each key id.
+    pub kids_in_use: BTreeMap<String, usize>,
+}
+
+/// Re-encrypts every stale stored config under the vault's current key.
+pub async fn reencrypt(
+    pool: &Pool,
+    vault: &Vault,
+    registry: &Registry,
+) -> Result<Rotation, RotateError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| StorageError::pool("rotating keys", e))?;
+    let mut done = Rotation::default();
+    let mut after = String::new();
+    loop {
+        let ids: Vec<String> = client
+            .query(
+                "SELECT id FROM connectors WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &BATCH],
+            )
+            .await
+            .map_err(|e| StorageError::db("listing connectors to re-encrypt", e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        for id in ids {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| StorageError::db("re-encrypting a connector", e))?;
+            let row = tx
+                .query_opt(
+                    "SELECT provider, config FROM connectors WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(|e| StorageError::db("re-encrypting a connector", e))?;
+            let Some(row) = row else { continue };
+            done.connectors += 1;
+            let provider: String = row.get(0);
+            let stored: serde_json::Value = row.get(1);
+            let schema = registry
+                .get(&provider)
+                .map(|l| l.schema())
+                .unwrap_or_default();
+            let opened = vault.open(&id, &schema, &stored)?;
+            if opened.stale {
+                // The schema's secret fields, and any field stored encrypted (a provider this
+                // build does not know keeps its encrypted fields encrypted).
+                let mut fields = secret_fields(&schema);
+                fields.extend(opened.encrypted.iter().cloned());
+                fields.sort();
+                fields.dedup();
+                let sealed = vault.seal_fields(&id, &fields, &opened.config);
+                tx.execute(
+                    "UPDATE connectors SET config = $2 WHERE id = $1",
+                    &[&id, &sealed],
+                )
+                .await
+                .map_err(|e| StorageError::db("re-encrypting a connector", e))?;
+                done.resealed += 1;
+            }
+            tx.commit()
+                .await
+                .map_err(|e| StorageError::db("re-encrypting a connector", e))?;
+        }
+    }
+    done.kids_in_use = kids_in_use(pool).await?;
+    Ok(done)
+}
+
+/// How many stored values use each key id.
+pub async fn kids_in_use(pool: &Pool) -> Result<BTreeMap<String, usize>, StorageError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StorageError::pool("counting key ids", e))?;
+    let rows = client
+        .query("SELECT config FROM connectors", &[])
+        .await
+        .map_err(|e| StorageError::db("counting key ids", e))?;
+    let mut kids = BTreeMap::new();
+    for row in rows {
+        for kid in kids_of(&row.get(0)) {
+            *kids.entry(kid).or_insert(0) += 1;
+        }
+    }
+    Ok(kids)
+}
