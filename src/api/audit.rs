@@ -14,7 +14,7 @@
 //! recorded — ids and names only.
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Path, ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
@@ -60,17 +60,38 @@ pub async fn record(
         // No principal: refused before authentication succeeded (401), already logged.
         return Ok(response);
     };
-    let path = request.match_info();
-    let param = |name: &str| path.get(name).map(str::to_string);
+    let route = request.match_pattern();
+    let mut params: Vec<(String, String)> = request
+        .match_info()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // A request refused before routing (403) has no path parameters yet: match its route
+    // template against the path here.
+    if params.is_empty()
+        && let Some(route) = &route
+    {
+        let mut matched = Path::new(request.path().to_string());
+        if ResourceDef::new(route.as_str()).capture_match_info(&mut matched) {
+            params = matched
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let status = response.status().as_u16();
     let record = AuditRecord {
         at: Utc::now(),
         principal: principal.name,
         principal_kind: principal.kind.name(),
         method: request.method().to_string(),
-        route: request
-            .match_pattern()
-            .unwrap_or_else(|| "(no route)".to_string()),
+        route: route.unwrap_or_else(|| "(no route)".to_string()),
         provider: param("provider"),
         connector_id: param("connectorID"),
         task_id: param("taskID"),

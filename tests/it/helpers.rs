@@ -273,8 +273,17 @@ pub async fn spawn_app_with(registry: tributary::runtime::Registry) -> TestApp {
 
 /// The same, on a database the test prepared.
 pub async fn spawn_app_on(db: TestDb, registry: tributary::runtime::Registry) -> TestApp {
+    spawn_app_configured(db, registry, &test_settings()).await
+}
+
+/// The same, with settings of the test's own (start from [`test_settings`]).
+pub async fn spawn_app_configured(
+    db: TestDb,
+    registry: tributary::runtime::Registry,
+    settings: &Settings,
+) -> TestApp {
     let app = Application::build_with(
-        &test_settings(),
+        settings,
         &db.url,
         registry,
         std::sync::Arc::new(tributary::sdk::SystemClock),

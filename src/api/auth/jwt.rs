@@ -147,9 +147,7 @@ fn key_algorithm(jwk: &Jwk) -> Result<Algorithm, &'static str> {
     }
     let alg = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
-            Algorithm::ES256
-        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
             Algorithm::EdDSA
         }
@@ -215,7 +213,10 @@ fn parse_jwks(body: &[u8], origin: &str) -> Result<KeySet, JwksError> {
 /// Where the keys come from.
 enum Source {
     File,
-    Url { url: String, client: reqwest::Client },
+    Url {
+        url: String,
+        client: reqwest::Client,
+    },
 }
 
 /// Verifies JWTs against the cached keys; shared by every HTTP worker.
@@ -343,21 +344,24 @@ impl JwtVerifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
-            match e.into_kind() {
-                ErrorKind::InvalidSignature => JwtError::BadSignature,
-                ErrorKind::ExpiredSignature => JwtError::Expired,
-                ErrorKind::ImmatureSignature => JwtError::NotYetValid,
-                ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
-                ErrorKind::InvalidAudience => JwtError::WrongAudience,
-                ErrorKind::InvalidAlgorithm => JwtError::AlgorithmMismatch(format!("{:?}", header.alg)),
-                ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
-                    JwtError::Claim(c)
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
+                match e.into_kind() {
+                    ErrorKind::InvalidSignature => JwtError::BadSignature,
+                    ErrorKind::ExpiredSignature => JwtError::Expired,
+                    ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+                    ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+                    ErrorKind::InvalidAudience => JwtError::WrongAudience,
+                    ErrorKind::InvalidAlgorithm => {
+                        JwtError::AlgorithmMismatch(format!("{:?}", header.alg))
+                    }
+                    ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
+                        JwtError::Claim(c)
+                    }
+                    ErrorKind::Json(_) => JwtError::Claim("sub, scope or scp".into()),
+                    _ => JwtError::Malformed,
                 }
-                ErrorKind::Json(_) => JwtError::Claim("sub, scope or scp".into()),
-                _ => JwtError::Malformed,
-            }
-        })?;
+            })?;
         let claims = data.claims;
         let mut names: Vec<&str> = Vec::new();
         if let Some(scope) = &claims.scope {

@@ -197,7 +197,9 @@ fn bearer(req: &ServiceRequest) -> Result<&str, Refusal> {
         .to_str()
         .map_err(|_| Refusal::Invalid("Authorization header is not ASCII".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
         _ => Err(Refusal::Invalid(
@@ -424,7 +426,12 @@ mod tests {
             check_bind(addr("[::ffff:127.0.0.1]:8080"), false, false).ok(),
             Some(BindMode::LoopbackUnauthenticated)
         );
-        for refused in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:80", "[::ffff:10.0.0.1]:80"] {
+        for refused in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.1.2.3:80",
+            "[::ffff:10.0.0.1]:80",
+        ] {
             let e = check_bind(addr(refused), false, false).expect_err(refused);
             let message = e.to_string();
             assert!(
