@@ -56,8 +56,12 @@ impl Service {
         database::ensure_database(admin_url, &db).await?;
         let mut settings = Settings::default();
         settings.server.bind = "127.0.0.1:0".parse()?;
+        Self::build(admin_url, db, &settings).await
+    }
+
+    async fn build(admin_url: &str, db: String, settings: &Settings) -> anyhow::Result<Service> {
         let app = Application::build_with(
-            &settings,
+            settings,
             &with_dbname(admin_url, &db),
             tributary::connectors::registry(),
             Arc::new(SystemClock),
@@ -72,6 +76,17 @@ impl Service {
             stop: app.shutdown_token(),
             running: Some(actix_rt::spawn(app.run_until_stopped(false))),
         })
+    }
+
+    /// Stops this service and starts another on the same database with changed settings.
+    pub async fn restart_with(self, edit: impl FnOnce(&mut Settings)) -> anyhow::Result<Service> {
+        let mut old = self;
+        old.stop().await;
+        old.pool.close();
+        let mut settings = Settings::default();
+        settings.server.bind = "127.0.0.1:0".parse()?;
+        edit(&mut settings);
+        Self::build(&old.admin_url, std::mem::take(&mut old.db), &settings).await
     }
 
     /// Stops the service (the pool stays usable for ceiling measurements).
