@@ -138,11 +138,11 @@ pub async fn run(
     let with_static = measure(target.clone(), Some(static_token)).await;
     let with_jwt = measure(target.clone(), Some(jwt)).await;
     println!();
-    println!("| auth at {rate} req/s | p50 (ms) | p99 (ms) | failed |");
-    println!("|---|---|---|---|");
     println!(
         "CPU per check, in this process: static token {static_us:.2} µs, JWT (ES256) {jwt_us:.1} µs"
     );
+    println!("| auth at {rate} req/s | p50 (ms) | p99 (ms) | failed |");
+    println!("|---|---|---|---|");
     for (name, (p50, p99, failed)) in [
         ("none (auth off)", none),
         ("static token", with_static),
