@@ -869,6 +869,11 @@ fn auth_settings_are_validated_naming_the_key() {
     .expect("valid");
     assert!(ok.metrics.require_auth);
     assert_eq!(ok.auth.tokens.len(), 1);
+    let printed = format!("{ok:?}").to_lowercase();
+    assert!(
+        !printed.contains(&digest),
+        "Debug shows a token's digest: {printed}"
+    );
 }
 
 /// Every column of every audit row, as text.
