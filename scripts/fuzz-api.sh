@@ -5,7 +5,8 @@
 # with DUMMY-PAY connectors holding payments, accounts, balances and tasks; the fuzzer draws
 # path ids from those half of the time, so that requests reach stored rows. Prints one JSON
 # line of figures; exits non-zero on any 5xx, a crash or panic of the service, or a PostgreSQL
-# left running. Usage: scripts/fuzz-api.sh [examples-per-operation]   (default 100; SEED=n;
+# left running. Authentication is on: the service knows one static token with both scopes, which
+# every request of the fuzzer (and of this script) carries. Usage: scripts/fuzz-api.sh [examples-per-operation]   (default 100; SEED=n;
 # CHECKS=…: other schemathesis checks, e.g. response_schema_conformance against the document)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,10 +79,19 @@ for name in os.listdir(d):
     os.utime(os.path.join(d, name), (past, past))
 PY
 cp "$WORK/files/payment-00.json" "$WORK/victim/"
+# A fresh static token for this run; the settings hold only its SHA-256.
+TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+TOKEN_SHA256=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+AUTH=(-H "Authorization: Bearer $TOKEN")
 cat > "$WORK/tributary.toml" <<TOML
 [log]
 level = "warn"
 format = "json"
+
+[[auth.tokens]]
+name = "fuzz"
+sha256 = "$TOKEN_SHA256"
+scopes = ["payments:read", "payments:write"]
 
 [[connectors]]
 provider = "DUMMY-PAY"
@@ -94,7 +104,7 @@ TOML
    --config "$WORK/tributary.toml" --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" \
    >>"$WORK/serve.log" 2>&1) &
 SERVER=$!
-json() { curl -sf "$API$1" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"; }
+json() { curl -sf "${AUTH[@]}" "$API$1" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"; }
 until curl -sf "$API/_live" >/dev/null; do
   kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/serve.log" >&2; echo "the service died" >&2; exit 1; }
   sleep 0.2
@@ -104,7 +114,7 @@ until [ "$(json '/payments?pageSize=100' 'len(d["cursor"]["data"])' 2>/dev/null 
 done
 # Two connectors for the fuzzer to reset, pause, reconfigure and uninstall.
 for name in fuzz-victim-1 fuzz-victim-2; do
-  curl -sf -H 'Content-Type: application/json' "$API/connectors/dummy-pay" \
+  curl -sf "${AUTH[@]}" -H 'Content-Type: application/json' "$API/connectors/dummy-pay" \
     -d "{\"name\": \"$name\", \"directory\": \"$WORK/victim\", \"filePollingPeriod\": \"1s\"}" >/dev/null
 done
 sleep 2 # their first poll schedules an ingest task each
@@ -147,6 +157,7 @@ STARTED=$SECONDS
 status=0
 (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run \
    "http://127.0.0.1:$PORT/openapi.json" --checks "${CHECKS:-not_a_server_error}" \
+   --header "Authorization: Bearer $TOKEN" \
    --max-examples "$EXAMPLES" --workers 1 ${SEED:+--seed "$SEED"} --generation-database none \
    --report json,har --report-dir "$WORK/report" --no-color) >&2 || status=$?
 DURATION=$((SECONDS - STARTED))
@@ -173,7 +184,8 @@ print(json.dumps({
     "operations_tested": report["operations"]["tested"], "test_cases": report["test_cases"]["generated"],
     "failing_cases": report["test_cases"]["with_failures"], "unique_failures": report["test_cases"]["unique_failures"],
     "errors": len(report["errors"]), "requests": len(statuses),
-    "responses_5xx": sum(s >= 500 for s in statuses), "panics": panics,
+    "responses_5xx": sum(s >= 500 for s in statuses), "responses_401": sum(s == 401 for s in statuses),
+    "panics": panics,
     "alive_after": alive == "true", "orphan_postgres": orphan == "true", "seconds": int(duration)}))
 PY
 )

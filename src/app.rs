@@ -38,6 +38,9 @@ pub enum StartupError {
     /// The encryption keyring could not be loaded.
     #[error("encryption key: {0}")]
     Secrets(#[from] crate::secrets::SecretsError),
+    /// Authentication could not be set up, or would be missing on a public address.
+    #[error(transparent)]
+    Auth(#[from] crate::api::auth::AuthError),
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -87,6 +90,24 @@ impl Application {
             &settings.encryption.key_file,
             &settings.data_dir,
         )?);
+        // Before anything else: a service that must not listen unauthenticated stops here.
+        let authenticator = Arc::new(api::auth::Authenticator::new(settings).await?);
+        match api::auth::check_bind(
+            settings.server.bind,
+            authenticator.enabled(),
+            settings.server.allow_unauthenticated,
+        )? {
+            api::auth::BindMode::Authenticated => {}
+            api::auth::BindMode::LoopbackUnauthenticated => tracing::info!(
+                "authentication is off (no [[auth.tokens]] or [auth.jwt]); listening on loopback only"
+            ),
+            api::auth::BindMode::UnauthenticatedOnPurpose => tracing::warn!(
+                bind = %settings.server.bind,
+                "authentication is off and the API listens on a non-loopback address \
+                 (server.allow_unauthenticated = true): anyone who reaches it can install, \
+                 reconfigure and uninstall connectors"
+            ),
+        }
         let instance_lock = instance_lock::acquire(database_url).await?;
         let pool = database::connect(
             database_url,
@@ -139,6 +160,25 @@ impl Application {
             cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         };
         api::metrics::recorder();
+        let shutdown = CancellationToken::new();
+        if let Some(jwt) = authenticator.jwt().filter(|j| j.refreshes()).cloned() {
+            let stop = shutdown.clone();
+            actix_rt::spawn(async move {
+                let mut tick = tokio::time::interval(jwt.refresh_interval);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = jwt.refresh().await {
+                                tracing::warn!(error = %e, "JWKS refresh failed; old keys kept");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let auth_data = web::Data::from(authenticator);
         let server = HttpServer::new(move || {
             let cors = state
                 .cors_allowed_origins
@@ -147,11 +187,15 @@ impl Application {
                 .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
                 .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
                 .max_age(3600);
+            // Outermost last: tracing → CORS → audit → auth → guard → route.
             App::new()
                 .wrap(middleware::from_fn(api::guard::check))
+                .wrap(middleware::from_fn(api::auth::authenticate))
+                .wrap(middleware::from_fn(api::audit::record))
                 .wrap(cors)
                 .wrap(TracingLogger::default())
                 .app_data(web::Data::new(state.clone()))
+                .app_data(auth_data.clone())
                 .configure(api::configure)
         })
         .disable_signals()
@@ -172,7 +216,7 @@ impl Application {
             port,
             storage,
             runtime,
-            shutdown: CancellationToken::new(),
+            shutdown,
             _instance_lock: instance_lock,
         })
     }

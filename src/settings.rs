@@ -53,6 +53,10 @@ pub struct Settings {
     pub encryption: EncryptionSettings,
     /// Where DUMMY-PAY connectors may read files.
     pub dummypay: DummyPaySettings,
+    /// Who may call the API: static bearer tokens and/or JWTs (src/api/auth).
+    pub auth: AuthSettings,
+    /// The `/metrics` route.
+    pub metrics: MetricsSettings,
 }
 
 /// Encryption of connector secrets at rest (see `secrets`).
@@ -87,6 +91,80 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Origins allowed by CORS; empty means no cross-origin request is allowed.
     pub cors_allowed_origins: Vec<String>,
+    /// Allows listening on a non-loopback address with no authentication configured.
+    pub allow_unauthenticated: bool,
+}
+
+/// Authentication sources; with neither configured, authentication is off.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Static bearer tokens, each known by the SHA-256 of its value (`[[auth.tokens]]`).
+    pub tokens: Vec<StaticTokenSettings>,
+    /// JWTs signed by an identity provider (`[auth.jwt]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSettings>,
+}
+
+/// One static token: the file holds its digest, never the token itself.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticTokenSettings {
+    /// Who the token stands for, as written in the audit log.
+    pub name: String,
+    /// The hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: String,
+    /// What it may do: `payments:read`, `payments:write`.
+    pub scopes: Vec<String>,
+}
+
+// The digest lets a weak token be brute-forced offline: `Debug` (Settings is Debug) omits it.
+impl std::fmt::Debug for StaticTokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticTokenSettings")
+            .field("name", &self.name)
+            .field("sha256", &"…")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// JWT validation against an identity provider's keys.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// A local JWKS document (exactly one of `jwks_file` and `jwks_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// The identity provider's JWKS URL, fetched at start and cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// The required `iss` claim.
+    pub issuer: String,
+    /// The required `aud` claim (one of the token's audiences).
+    pub audience: String,
+    /// How often `jwks_url` is fetched again.
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// The least time between two fetches caused by tokens naming an unknown key id.
+    #[serde(default = "default_jwks_min_refresh", with = "humantime_serde")]
+    pub min_refresh_interval: Duration,
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_jwks_min_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `/metrics` settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Whether `/metrics` needs a token with `payments:read` (when auth is on).
+    pub require_auth: bool,
 }
 
 /// Database settings.
@@ -230,6 +308,8 @@ impl Default for Settings {
             connectors: Vec::new(),
             encryption: EncryptionSettings::default(),
             dummypay: DummyPaySettings::default(),
+            auth: AuthSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -241,6 +321,7 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 256 * 1024,
             cors_allowed_origins: Vec::new(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -378,6 +459,9 @@ impl Settings {
             && let Err(e) = tls::check(&self.database.url, &self.database.tls())
         {
             return Err(SettingsError::Invalid(e.to_string()));
+        }
+        if let Err((key, problem)) = crate::api::auth::validate_settings(&self.auth) {
+            return bad(&key, &problem);
         }
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.connectors.iter().enumerate() {

@@ -37,9 +37,13 @@ pub enum ErrorCode {
     /// The resource does not exist.
     #[serde(rename = "NOT_FOUND")]
     NotFound,
-    /// A browser request from an origin that is not allowed.
+    /// A browser request from an origin that is not allowed, or a token without the scope
+    /// the request needs.
     #[serde(rename = "FORBIDDEN")]
     Forbidden,
+    /// No bearer token, or one that is not valid (authentication is on).
+    #[serde(rename = "UNAUTHORIZED")]
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -55,6 +59,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -82,7 +87,7 @@ pub struct ErrorBody<'a> {
 
 impl ErrorCode {
     /// Each code as written on the wire, once (several variants share a code).
-    pub const WIRE: [&'static str; 7] = [
+    pub const WIRE: [&'static str; 8] = [
         "INTERNAL",
         "VALIDATION",
         "INVALID_ID",
@@ -90,6 +95,7 @@ impl ErrorCode {
         "CONFLICT",
         "NOT_FOUND",
         "FORBIDDEN",
+        "UNAUTHORIZED",
     ];
 }
 

@@ -1,9 +1,12 @@
 //! The HTTP API, wire-compatible with Formance Payments v1, under `/api/payments`.
 //! One file per resource, each with its route table and the OpenAPI doc of its handlers;
 //! [`error`] maps every error to `(status, errorCode)`; [`pagination`] implements the cursor
-//! envelope; [`guard`] keeps web pages out; [`openapi`] assembles the document.
+//! envelope; [`guard`] keeps web pages out; [`auth`] checks bearer tokens and scopes;
+//! [`audit`] records every state-changing call; [`openapi`] assembles the document.
 
 pub mod accounts;
+pub mod audit;
+pub mod auth;
 pub mod connectors;
 pub mod error;
 pub mod extract;

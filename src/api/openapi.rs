@@ -5,10 +5,12 @@
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use super::auth::scope::Scope;
 use super::error::ErrorBody;
 use super::{accounts, connectors, health, metrics, payments, tasks};
 
@@ -51,9 +53,20 @@ pub const DOC_PATH: &str = "/openapi.json";
 pub struct ApiDoc;
 
 /// What every operation shares, written once: the error answers (a 4xx for bad input, 503
-/// while the database is unreachable) and the path parameters' descriptions (utoipa infers the
-/// parameters themselves from the handlers' `web::Path` arguments).
+/// while the database is unreachable), the path parameters' descriptions (utoipa infers the
+/// parameters themselves from the handlers' `web::Path` arguments), and the bearer scheme with
+/// each operation's scope (src/api/auth).
 struct Shared;
+
+/// The name of the bearer security scheme in the document.
+pub const BEARER_SCHEME: &str = "bearerAuth";
+
+/// Operations served without a token: they declare no security.
+const OPEN_PATHS: [&str; 3] = [
+    "/api/payments/_live",
+    "/api/payments/_health",
+    "/api/payments/_info",
+];
 
 /// Each path parameter: its description and an example.
 const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
@@ -99,17 +112,34 @@ impl Modify for Shared {
                 )
                 .build()
         };
-        let operations = doc.paths.paths.values_mut().flat_map(|item| {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER_SCHEME,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "A static token from [[auth.tokens]] or a JWT from the identity \
+                             provider of [auth.jwt]. Scopes: payments:read for reads, \
+                             payments:write (which also grants reads) for every change.",
+                        ))
+                        .build(),
+                ),
+            );
+        let operations = doc.paths.paths.iter_mut().flat_map(|(path, item)| {
             [
-                &mut item.get,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.delete,
+                (Scope::Read, &mut item.get),
+                (Scope::Write, &mut item.post),
+                (Scope::Write, &mut item.patch),
+                (Scope::Write, &mut item.delete),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(move |(scope, op)| op.as_mut().map(|op| (path.as_str(), scope, op)))
         });
-        for operation in operations {
+        for (path, scope, operation) in operations {
+            secure(operation, path, scope, &error);
             add(
                 operation,
                 "4XX",
@@ -139,6 +169,36 @@ impl Modify for Shared {
             }
         }
     }
+}
+
+/// Declares the bearer scheme with the operation's scope, and its 401 and 403 answers; the
+/// open routes declare none, and `/metrics` declares it optional (it needs a token only with
+/// `metrics.require_auth = true`).
+fn secure(
+    operation: &mut Operation,
+    path: &str,
+    scope: Scope,
+    error: &dyn Fn(&str) -> utoipa::openapi::Response,
+) {
+    if OPEN_PATHS.contains(&path) {
+        return;
+    }
+    let bearer = SecurityRequirement::new(BEARER_SCHEME, [scope.name()]);
+    operation.security = Some(if path == metrics::PATH {
+        vec![SecurityRequirement::default(), bearer]
+    } else {
+        vec![bearer]
+    });
+    add(
+        operation,
+        "401",
+        error("No bearer token, or one that is not valid (when authentication is on)"),
+    );
+    add(
+        operation,
+        "403",
+        error(&format!("The token lacks the scope {}", scope.name())),
+    );
 }
 
 fn add(operation: &mut Operation, status: &str, response: utoipa::openapi::Response) {

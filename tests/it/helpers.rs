@@ -291,7 +291,7 @@ pub async fn spawn_app_on(db: TestDb, registry: tributary::runtime::Registry) ->
     spawn_app_configured(db, registry, &test_settings()).await
 }
 
-/// The same, with `settings`.
+/// The same, with settings of the test's own (start from [`test_settings`]).
 pub async fn spawn_app_configured(
     db: TestDb,
     registry: tributary::runtime::Registry,

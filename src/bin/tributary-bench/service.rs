@@ -56,30 +56,38 @@ impl Service {
     pub async fn start(admin_url: &str) -> anyhow::Result<Service> {
         let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
         database::ensure_database(admin_url, &db).await?;
-        let mut settings = Settings::default();
-        settings.server.bind = "127.0.0.1:0".parse()?;
-        // The benchmarks' files live in temporary directories; their key file too, so that a
-        // run leaves nothing in the working directory.
-        settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
-        settings.data_dir = std::env::temp_dir().join(format!("tributary-{db}"));
-        let key_dir = settings.data_dir.clone();
+        let settings = base_settings(&db)?;
+        Self::build(admin_url, db, &settings).await
+    }
+
+    async fn build(admin_url: &str, db: String, settings: &Settings) -> anyhow::Result<Service> {
         let app = Application::build_with(
-            &settings,
+            settings,
             &with_dbname(admin_url, &db),
-            tributary::connectors::registry(&settings),
+            tributary::connectors::registry(settings),
             Arc::new(SystemClock),
         )
         .await?;
         Ok(Service {
             admin_url: admin_url.to_string(),
             db,
-            key_dir,
+            key_dir: settings.data_dir.clone(),
             port: app.port(),
             pool: app.storage().pool().clone(),
             storage: app.storage().clone(),
             stop: app.shutdown_token(),
             running: Some(actix_rt::spawn(app.run_until_stopped(false))),
         })
+    }
+
+    /// Stops this service and starts another on the same database with changed settings.
+    pub async fn restart_with(self, edit: impl FnOnce(&mut Settings)) -> anyhow::Result<Service> {
+        let mut old = self;
+        old.stop().await;
+        old.pool.close();
+        let mut settings = base_settings(&old.db)?;
+        edit(&mut settings);
+        Self::build(&old.admin_url, std::mem::take(&mut old.db), &settings).await
     }
 
     /// Stops the service (the pool stays usable for ceiling measurements).
@@ -103,6 +111,18 @@ impl Service {
         let _ = std::fs::remove_dir_all(&self.key_dir);
         Ok(())
     }
+}
+
+/// The settings every benchmark service starts from: port 0, and its files in temporary
+/// directories — DUMMY-PAY's and the key file's (the data directory is named after the
+/// database, so a restart on the same database finds the same key), so that a run leaves
+/// nothing in the working directory.
+fn base_settings(db: &str) -> anyhow::Result<Settings> {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse()?;
+    settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
+    settings.data_dir = std::env::temp_dir().join(format!("tributary-{db}"));
+    Ok(settings)
 }
 
 /// Vacuums, analyzes and checkpoints, so that a measurement does not pay for the work before

@@ -1,6 +1,7 @@
 //! Write commands: every write to PostgreSQL is one of these, applied by the storage actor
 //! inside its group-commit transaction. One file per table family.
 
+pub mod audit;
 pub mod connectors;
 pub mod ingest;
 pub mod kv;
