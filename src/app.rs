@@ -50,6 +50,7 @@ pub struct Application {
     runtime: Runtime,
     shutdown: CancellationToken,
     _instance_lock: InstanceLock,
+    _refresher: crate::monitoring::tasks::Refresher,
 }
 
 impl Application {
@@ -108,14 +109,20 @@ impl Application {
                 source,
             })?
             .port();
+        let (task_gauges, refresher) = crate::monitoring::tasks::start(
+            storage.pool().clone(),
+            settings.metrics.refresh_interval,
+            settings.database.timeout,
+        );
         let state = AppState {
             storage: storage.clone(),
             runtime: runtime.clone(),
             db_timeout: settings.database.timeout,
             max_body_bytes: settings.server.max_body_bytes,
             cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
+            task_gauges,
         };
-        api::metrics::recorder();
+        crate::monitoring::recorder();
         let server = HttpServer::new(move || {
             let cors = state
                 .cors_allowed_origins
@@ -128,6 +135,7 @@ impl Application {
                 .wrap(middleware::from_fn(api::guard::check))
                 .wrap(cors)
                 .wrap(TracingLogger::default())
+                .wrap(middleware::from_fn(crate::monitoring::http::record))
                 .app_data(web::Data::new(state.clone()))
                 .configure(api::configure)
         })
@@ -151,6 +159,7 @@ impl Application {
             runtime,
             shutdown: CancellationToken::new(),
             _instance_lock: instance_lock,
+            _refresher: refresher,
         })
     }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
@@ -68,7 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
-            telemetry::init(&settings.log);
+            // Dropped when `serve` returns, whatever it returns: pending spans are flushed.
+            let _telemetry = telemetry::init(&settings.log, &settings.telemetry)?;
             serve(settings)
         }
         Command::Migrate { config, data_dir } => {
@@ -76,7 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log, &settings.telemetry)?;
             let timeout = settings.database.timeout;
             with_database(&settings, |url| async move {
                 let pool = database::connect(&url, 2, timeout)?;
@@ -91,7 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let settings = Settings::load(&file, true)?;
             crate::declared::validate(&crate::connectors::registry(), &settings.connectors)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                .with_context(|| file.display().to_string())?;
             println!("{}: ok", file.display());
             Ok(())
         }

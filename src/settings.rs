@@ -45,6 +45,10 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Traces exported over OTLP.
+    pub telemetry: TelemetrySettings,
+    /// The metrics served at `/metrics`.
+    pub metrics: MetricsSettings,
     /// Connectors declared in the file, reconciled at boot.
     pub connectors: Vec<DeclaredConnector>,
 }
@@ -147,6 +151,45 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// OpenTelemetry settings: traces are exported over OTLP (HTTP, protobuf) when an endpoint is
+/// set.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is added
+    /// unless the URL already ends with it). Empty exports nothing.
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute of every span.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "tributary".into(),
+        }
+    }
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// How often the task gauges (tasks by connector and status) are counted again in the
+    /// database; a scrape serves the last count.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            refresh_interval: Duration::from_secs(15),
+        }
+    }
+}
+
 /// A connector declared in the settings file, identified by (provider, name).
 #[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +225,8 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             runtime: RuntimeSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            metrics: MetricsSettings::default(),
             connectors: Vec::new(),
         }
     }
@@ -303,6 +348,18 @@ impl Settings {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a valid tracing filter (e.g. \"info\")");
+        }
+        if self.metrics.refresh_interval.is_zero() {
+            return bad("metrics.refresh_interval", "must be greater than zero");
+        }
+        if !self.telemetry.otlp_endpoint.is_empty()
+            && !self.telemetry.otlp_endpoint.starts_with("http://")
+            && !self.telemetry.otlp_endpoint.starts_with("https://")
+        {
+            return bad(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL (OTLP over HTTP)",
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");

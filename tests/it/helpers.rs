@@ -248,6 +248,7 @@ pub fn test_settings() -> Settings {
     settings.server.shutdown_timeout = Duration::from_secs(2);
     settings.database.timeout = Duration::from_secs(2);
     settings.database.max_connections = 4;
+    settings.metrics.refresh_interval = Duration::from_millis(100);
     settings
 }
 

@@ -13,6 +13,7 @@ mod example;
 mod health;
 mod ingest;
 mod instance_lock;
+mod metrics;
 mod migrations;
 mod outage;
 mod runtime;
