@@ -30,6 +30,9 @@ use crate::settings::{LogFormat, LogSettings, TelemetrySettings};
 /// their secret API keys, and payment data. Nothing else it logs carries values.
 const ALWAYS: &[&str] = &["tokio_postgres::query=info"];
 
+/// The spans (and span events) exported, whatever the log level.
+const TRACES_LEVEL: &str = "info";
+
 /// The OTLP/HTTP path of traces, added to a base endpoint.
 const TRACES_PATH: &str = "/v1/traces";
 
@@ -128,13 +131,17 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetr
         LogFormat::Json => lines.json().with_current_span(true).boxed(),
     };
     let provider = tracer_provider(telemetry)?;
+    // Traces have a filter of their own: the log level (`warn`, say) must not switch them
+    // off, and a `trace` level must not attach statements' parameters to exported spans
+    // (events become span events): [`ALWAYS`] holds for them as for the lines.
     let traces = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer().with_tracer(p.tracer(telemetry.service_name.clone()))
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(telemetry.service_name.clone()))
+            .with_filter(filter_for(TRACES_LEVEL))
     });
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(lines)
+        .with(lines.with_filter(filter))
         .with(traces)
         .try_init();
     // An error only means a subscriber is already installed: this exporter would get nothing.

@@ -58,7 +58,7 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     response.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn wait_healthy(child: &mut Child, port: u16) {
+pub fn wait_healthy(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if http_status(port, "/api/payments/_health") == Some(200) {
@@ -89,7 +89,7 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn stderr(child: &mut Child) -> String {
+pub fn stderr(child: &mut Child) -> String {
     let mut out = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut out);

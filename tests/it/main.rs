@@ -21,3 +21,4 @@ mod secrets;
 mod settings;
 mod sigterm;
 mod storage_actor;
+mod traces;

@@ -66,7 +66,10 @@ pub async fn run(admin_url: String, payments: usize, requests: usize) -> anyhow:
         .finish();
     let dirs = tempfile::tempdir()?;
     // Warm-up, not counted: connections opened, statements prepared.
-    time(50, |_| http.get(format!("{base}/payments?pageSize=100")).send()).await?;
+    time(50, |_| {
+        http.get(format!("{base}/payments?pageSize=100")).send()
+    })
+    .await?;
     time(50, |_| http.get(format!("{base}/connectors")).send()).await?;
 
     let payments_page = time(requests, |_| {
@@ -78,8 +81,9 @@ pub async fn run(admin_url: String, payments: usize, requests: usize) -> anyhow:
     let install = time(installs, |i| {
         let dir = dirs.path().join(format!("c{i}"));
         let _ = std::fs::create_dir_all(&dir);
-        http.post(format!("{base}/connectors/dummy-pay"))
-            .send_json(&json!({"name": format!("latency-{i}"), "directory": dir, "filePollingPeriod": "1h"}))
+        http.post(format!("{base}/connectors/dummy-pay")).send_json(
+            &json!({"name": format!("latency-{i}"), "directory": dir, "filePollingPeriod": "1h"}),
+        )
     })
     .await?;
     let connectors = time(requests, |_| http.get(format!("{base}/connectors")).send()).await?;
