@@ -348,6 +348,14 @@ fn the_benchmarks_run_at_smoke_size() {
         "{tasks}"
     );
     assert_eq!(tasks["restore_live_tasks"], 200, "{tasks}");
+    let latency = bench(&["latency", "--payments", "200", "--requests", "20"]);
+    assert_eq!(latency["bench"], "latency");
+    assert!(
+        latency["routes"]["GET /connectors"]["p50_ms"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0),
+        "{latency}"
+    );
 }
 
 /// The exit code the README documents for `exit`.
