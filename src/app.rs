@@ -57,6 +57,7 @@ pub struct Application {
     runtime: Runtime,
     shutdown: CancellationToken,
     _instance_lock: InstanceLock,
+    _refresher: crate::monitoring::tasks::Refresher,
 }
 
 impl Application {
@@ -152,14 +153,20 @@ impl Application {
                 source,
             })?
             .port();
+        let (task_gauges, refresher) = crate::monitoring::tasks::start(
+            storage.pool().clone(),
+            settings.metrics.refresh_interval,
+            settings.database.timeout,
+        );
         let state = AppState {
             storage: storage.clone(),
             runtime: runtime.clone(),
             db_timeout: settings.database.timeout,
             max_body_bytes: settings.server.max_body_bytes,
             cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
+            task_gauges,
         };
-        api::metrics::recorder();
+        crate::monitoring::recorder();
         let shutdown = CancellationToken::new();
         if let Some(jwt) = authenticator.jwt().filter(|j| j.refreshes()).cloned() {
             let stop = shutdown.clone();
@@ -194,6 +201,7 @@ impl Application {
                 .wrap(middleware::from_fn(api::audit::record))
                 .wrap(cors)
                 .wrap(TracingLogger::default())
+                .wrap(middleware::from_fn(crate::monitoring::http::record))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(auth_data.clone())
                 .configure(api::configure)
@@ -218,6 +226,7 @@ impl Application {
             runtime,
             shutdown,
             _instance_lock: instance_lock,
+            _refresher: refresher,
         })
     }
 

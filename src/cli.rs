@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
@@ -86,7 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
-            telemetry::init(&settings.log);
+            // Dropped when `serve` returns, whatever it returns: pending spans are flushed.
+            let _telemetry = telemetry::init(&settings.log, &settings.telemetry)?;
             serve(settings)
         }
         Command::Migrate { config, data_dir } => {
@@ -94,7 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log, &settings.telemetry)?;
             let timeout = settings.database.timeout;
             let tls_settings = settings.database.tls();
             with_database(&settings, |url| async move {
@@ -120,7 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log, &settings.telemetry)?;
             rotate_key(&settings, !no_new_key, drop_old_keys)
         }
         Command::CheckConfig { file } => {
@@ -129,7 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &crate::connectors::registry(&settings),
                 &settings.connectors,
             )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            .with_context(|| file.display().to_string())?;
             println!("{}: ok", file.display());
             Ok(())
         }

@@ -1,5 +1,5 @@
-//! The `tributary` binary: parses the command line and reports errors; everything else lives
-//! in the library.
+//! The `tributary` binary: parses the command line and reports errors with an exit code that
+//! says what kind they are ([`tributary::exit`]); everything else lives in the library.
 
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(tributary::exit::Exit::of(&e).code())
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Traces exported over OTLP.
+    pub telemetry: TelemetrySettings,
+    /// The metrics served at `/metrics`.
+    pub metrics: MetricsSettings,
     /// Connectors declared in the file, reconciled at boot.
     pub connectors: Vec<DeclaredConnector>,
     /// Where the key encrypting connector secrets at rest comes from.
@@ -55,8 +59,6 @@ pub struct Settings {
     pub dummypay: DummyPaySettings,
     /// Who may call the API: static bearer tokens and/or JWTs (src/api/auth).
     pub auth: AuthSettings,
-    /// The `/metrics` route.
-    pub metrics: MetricsSettings,
 }
 
 /// Encryption of connector secrets at rest (see `secrets`).
@@ -157,14 +159,6 @@ fn default_jwks_refresh() -> Duration {
 
 fn default_jwks_min_refresh() -> Duration {
     Duration::from_secs(30)
-}
-
-/// `/metrics` settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsSettings {
-    /// Whether `/metrics` needs a token with `payments:read` (when auth is on).
-    pub require_auth: bool,
 }
 
 /// Database settings.
@@ -270,6 +264,48 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// OpenTelemetry settings: traces are exported over OTLP (HTTP, protobuf) when an endpoint is
+/// set.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is added
+    /// unless the URL already ends with it). Empty exports nothing.
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute of every span.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "tributary".into(),
+        }
+    }
+}
+
+/// The `/metrics` route.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Whether `/metrics` needs a token with `payments:read` (when auth is on).
+    pub require_auth: bool,
+    /// How often the task gauges (tasks by connector and status) are counted again in the
+    /// database; a scrape serves the last count.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            require_auth: false,
+            refresh_interval: Duration::from_secs(15),
+        }
+    }
+}
+
 /// A connector declared in the settings file, identified by (provider, name).
 #[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -305,11 +341,12 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             runtime: RuntimeSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            metrics: MetricsSettings::default(),
             connectors: Vec::new(),
             encryption: EncryptionSettings::default(),
             dummypay: DummyPaySettings::default(),
             auth: AuthSettings::default(),
-            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -440,6 +477,18 @@ impl Settings {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a valid tracing filter (e.g. \"info\")");
+        }
+        if self.metrics.refresh_interval.is_zero() {
+            return bad("metrics.refresh_interval", "must be greater than zero");
+        }
+        if !self.telemetry.otlp_endpoint.is_empty()
+            && !self.telemetry.otlp_endpoint.starts_with("http://")
+            && !self.telemetry.otlp_endpoint.starts_with("https://")
+        {
+            return bad(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL (OTLP over HTTP)",
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");

@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .ok_or_else(|| anyhow::anyhow!("usage: example_connector <postgres://… URL>"))?;
     let settings = Settings::default();
-    tributary::telemetry::init(&settings.log);
+    let _telemetry = tributary::telemetry::init(&settings.log, &settings.telemetry)?;
     let registry =
         tributary::connectors::registry(&settings).with(Arc::new(connector::ExampleLoader));
     actix_rt::System::new().block_on(async move {

@@ -1,45 +1,78 @@
-//! `GET /metrics`: Prometheus text. The runtime's counters come from the `metrics` recorder;
-//! the task gauges (tasks by connector and status) are read from the database at each scrape,
-//! so they are right even for tasks that ended long ago.
+//! `GET /metrics`: Prometheus text, from memory only — it answers while the database is down
+//! (`/_health` is where the database's state shows). See [`crate::monitoring`] for where each
+//! part comes from.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::{HttpResponse, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
-use super::error::ApiError;
-use crate::storage::queries;
+use crate::monitoring::{self, text};
 
 /// Where the metrics are served: at the root, where Prometheus looks, not under the API.
 pub const PATH: &str = "/metrics";
 
-static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// Installs the process-wide Prometheus recorder (once; later calls reuse it).
-pub fn recorder() -> Option<&'static PrometheusHandle> {
-    RECORDER
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
-}
+/// The build's version and, when it was known at build time, its git commit.
+pub const BUILD_INFO_METRIC: &str = "tributary_build_info";
 
 /// Serves the metrics.
 #[utoipa::path(get, path = "/metrics", tag = "metrics", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition format",
         content_type = "text/plain", body = String)))]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts = queries::tasks::count_by_status(state.storage.pool()).await?;
-    for (connector_id, status, n) in counts {
-        metrics::gauge!("tributary_tasks", "connector_id" => connector_id, "status" => status)
-            .set(n as f64);
-    }
-    let stats = state.storage.stats();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    metrics::gauge!("tributary_storage_transactions").set(load(&stats.transactions) as f64);
-    metrics::gauge!("tributary_storage_writes").set(load(&stats.writes) as f64);
-    metrics::gauge!("tributary_storage_failed_writes").set(load(&stats.failed_writes) as f64);
-    let body = recorder().map(|h| h.render()).unwrap_or_default();
-    Ok(HttpResponse::Ok()
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut body = monitoring::recorder()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    monitoring::connectors::render(&mut body);
+    state.task_gauges.render(&mut body);
+    render_pool(&state, &mut body);
+    render_storage(&state, &mut body);
+    render_build_info(&mut body);
+    HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(body))
+        .body(body)
+}
+
+/// The connection pool, as deadpool counts it (memory only).
+fn render_pool(state: &AppState, out: &mut String) {
+    let status = state.storage.pool().status();
+    for (name, value) in [
+        ("tributary_db_pool_max_size", status.max_size),
+        ("tributary_db_pool_size", status.size),
+        (
+            "tributary_db_pool_in_use",
+            status.size.saturating_sub(status.available),
+        ),
+        ("tributary_db_pool_idle", status.available),
+        ("tributary_db_pool_waiting", status.waiting),
+    ] {
+        text::single(out, name, "gauge", &[], value);
+    }
+}
+
+/// The storage actor's counters.
+fn render_storage(state: &AppState, out: &mut String) {
+    let stats = state.storage.stats();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    for (name, value) in [
+        (
+            "tributary_storage_transactions_total",
+            load(&stats.transactions),
+        ),
+        ("tributary_storage_writes_total", load(&stats.writes)),
+        (
+            "tributary_storage_failed_writes_total",
+            load(&stats.failed_writes),
+        ),
+    ] {
+        text::single(out, name, "counter", &[], value);
+    }
+}
+
+fn render_build_info(out: &mut String) {
+    let mut labels = vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())];
+    if let Some(commit) = option_env!("TRIBUTARY_GIT_COMMIT") {
+        labels.push(("commit".to_string(), commit.to_string()));
+    }
+    text::single(out, BUILD_INFO_METRIC, "gauge", &labels, 1);
 }

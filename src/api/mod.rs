@@ -44,6 +44,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Origins allowed to call mutating routes from a browser.
     pub cors_allowed_origins: Vec<String>,
+    /// The task gauges' last refresh, rendered by `/metrics`.
+    pub task_gauges: crate::monitoring::tasks::TaskGauges,
 }
 
 /// The `{"data": …}` envelope.

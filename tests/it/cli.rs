@@ -58,7 +58,7 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     response.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn wait_healthy(child: &mut Child, port: u16) {
+pub fn wait_healthy(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if http_status(port, "/api/payments/_health") == Some(200) {
@@ -89,7 +89,7 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn stderr(child: &mut Child) -> String {
+pub fn stderr(child: &mut Child) -> String {
     let mut out = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut out);
@@ -219,7 +219,11 @@ async fn a_second_serve_on_the_same_database_refuses_to_start() {
     .expect("blocking");
     let (status, message, first_status) = outcome;
     let status = status.expect("the second serve should exit, not run");
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(tributary::exit::Exit::InstanceLocked.code().into()),
+        "{message}"
+    );
     assert!(
         message.contains("another Tributary process"),
         "stderr: {message}"
@@ -344,4 +348,119 @@ fn the_benchmarks_run_at_smoke_size() {
         "{tasks}"
     );
     assert_eq!(tasks["restore_live_tasks"], 200, "{tasks}");
+    let latency = bench(&["latency", "--payments", "200", "--requests", "20"]);
+    assert_eq!(latency["bench"], "latency");
+    assert!(
+        latency["routes"]["GET /connectors"]["p50_ms"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0),
+        "{latency}"
+    );
+}
+
+/// The exit code the README documents for `exit`.
+fn code(exit: tributary::exit::Exit) -> Option<i32> {
+    Some(exit.code().into())
+}
+
+#[test]
+fn a_bad_settings_file_exits_with_the_settings_code() {
+    use tributary::exit::Exit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nbind = \"not an address\"\n").expect("write");
+    let out = tributary()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code(Exit::BadSettings), "{err}");
+    assert!(err.contains("server.bind"), "{err}");
+    let out = tributary()
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), code(Exit::BadSettings));
+    // Not clap's usage code.
+    let out = tributary().arg("no-such-command").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_database_exits_with_the_database_code() {
+    use tributary::exit::Exit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on: the connection is refused.
+    let url = format!("postgres://postgres@127.0.0.1:{}/tributary", free_port());
+    let out = tributary()
+        .args(["serve", "--bind", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code(Exit::DatabaseUnavailable), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_taken_port_exits_with_the_internal_error_code() {
+    use tributary::exit::Exit;
+    let db = TestDb::new().await;
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let url = db.url.clone();
+    let out = actix_rt::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        tributary()
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("blocking");
+    drop(taken);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code(Exit::Internal), "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[actix_rt::test]
+async fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let log = actix_rt::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut child = tributary()
+            .env("RUST_LOG", "info")
+            .env("TRIBUTARY_LOG__FORMAT", "text")
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .env("DATABASE_URL", &url)
+            .spawn()
+            .expect("spawn");
+        wait_healthy(&mut child, port);
+        signal(&child, Signal::SIGTERM);
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+        stderr(&mut child)
+    })
+    .await
+    .expect("blocking");
+    assert!(log.contains("tributary is ready"), "{log}");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a piped log: {log:?}"
+    );
 }

@@ -263,6 +263,7 @@ pub fn test_settings() -> Settings {
     settings.database.max_connections = 4;
     settings.encryption.key_file = test_key_file();
     settings.dummypay.allowed_roots = vec![std::env::temp_dir()];
+    settings.metrics.refresh_interval = Duration::from_millis(100);
     settings
 }
 

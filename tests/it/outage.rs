@@ -18,14 +18,30 @@ use crate::dummypay::{drop_file, payment};
 use crate::helpers::{TestDb, eventually, test_settings};
 
 /// Forwards TCP connections to the database server until cut.
-struct Proxy {
-    port: u16,
+pub struct Proxy {
+    /// The port it listens on.
+    pub port: u16,
     up: Arc<AtomicBool>,
     /// Cancelled to drop every open connection; replaced when the proxy comes back.
     cut: Arc<std::sync::Mutex<CancellationToken>>,
 }
 
 impl Proxy {
+    /// Starts a proxy to the server of `db`; returns it and a URL of `db` through it.
+    pub async fn to(db: &TestDb) -> (Proxy, String) {
+        let config: tokio_postgres::Config = db.url.parse().expect("url");
+        let host = config.get_hosts()[0].clone();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let proxy = Proxy::start(host, port).await;
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            config.get_user().unwrap_or("postgres"),
+            proxy.port,
+            config.get_dbname().expect("dbname")
+        );
+        (proxy, url)
+    }
+
     async fn start(target: Host, target_port: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
@@ -70,14 +86,15 @@ impl Proxy {
     }
 
     /// Drops every connection and refuses new ones.
-    fn down(&self) {
+    pub fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         let mut cut = self.cut.lock().unwrap();
         cut.cancel();
         *cut = CancellationToken::new();
     }
 
-    fn restore(&self) {
+    /// Accepts connections again.
+    pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }
@@ -91,10 +108,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// A counter of the Prometheus text for one connector (0 when absent).
 fn counter(metrics: &str, name: &str, connector_id: &str) -> u64 {
-    let prefix = format!("{name}{{connector_id=\"{connector_id}\"}} ");
+    let prefix = format!("{name}{{connector_id=\"{connector_id}\",");
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
+        .filter(|l| l.starts_with(&prefix))
+        .find_map(|l| l.rsplit(' ').next())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
 }
@@ -109,16 +127,7 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
     let files = env_u64("TRIBUTARY_OUTAGE_FILES", 600).max(2);
     let (before, during) = (files / 2, files - files / 2);
     let db = TestDb::new().await;
-    let config: tokio_postgres::Config = db.url.parse().expect("url");
-    let host = config.get_hosts()[0].clone();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(host, port).await;
-    let url = format!(
-        "postgres://{}@127.0.0.1:{}/{}",
-        config.get_user().unwrap_or("postgres"),
-        proxy.port,
-        config.get_dbname().expect("dbname")
-    );
+    let (proxy, url) = Proxy::to(&db).await;
 
     let mut settings = test_settings();
     settings.database.timeout = Duration::from_secs(1);

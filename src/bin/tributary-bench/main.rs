@@ -6,12 +6,14 @@
 //! committed for (a) N single-payment files and (b) one JSON Lines file of N payments; then
 //! measures, on the same database, the same rows written by a plain client with 1,000-row
 //! multi-row upserts (the batched ceiling) and one row per transaction. Prints a table and one
-//! JSON line. `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
+//! JSON line. `… -- latency` the latency distribution of single requests on three routes;
+//! `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
 //! `… -- tasks` the runtime alone: one-shot tasks per second, memory per idle task, restore.
 //! Not a test: CI runs only a tiny smoke run of each scenario.
 
 mod api;
 mod ingest;
+mod latency;
 mod service;
 mod tasks;
 
@@ -41,6 +43,17 @@ enum Scenario {
         /// The first rate, requests per second.
         #[arg(long, default_value_t = 500)]
         rate: u64,
+    },
+    /// Single requests' latencies (p1 … max) of `GET /payments?pageSize=100`, `GET
+    /// /connectors` and a DUMMY-PAY install, one at a time: what the HTTP latency buckets
+    /// were chosen from.
+    Latency {
+        /// Payments stored.
+        #[arg(long, default_value_t = 100_000)]
+        payments: usize,
+        /// Requests per GET route (a tenth of them, at least 10, installs).
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
     },
     /// Files on disk → payments committed, against the database's own ceiling.
     Ingest {
@@ -86,6 +99,9 @@ fn main() -> anyhow::Result<()> {
                 rate,
             } => api::run(admin_url, payments, seconds, rate).await,
             Scenario::Tasks { one_shot, idle } => tasks::run(admin_url, one_shot, idle).await,
+            Scenario::Latency { payments, requests } => {
+                latency::run(admin_url, payments, requests).await
+            }
         }
     })
 }

@@ -46,13 +46,16 @@ struct Env {
 
 impl Env {
     /// Starts a connector's supervisor, paused: nothing runs until it is sent `ResumeTasks`.
+    /// Its metrics carry `name` and the loader's provider from here on.
     fn launch(
         &self,
         connector_id: &str,
+        name: &str,
         loader: &Arc<dyn Loader>,
         connector: Arc<dyn Connector>,
         redactor: Redactor,
     ) -> Handle {
+        crate::monitoring::connectors::set(connector_id, name, loader.provider());
         let supervisor = ConnectorSupervisor::launch(SupervisorConfig {
             connector_id: connector_id.to_string(),
             connector,
@@ -202,6 +205,7 @@ async fn run(env: &Env, id: &str, work: Work<Handle>) -> Ran {
             env.storage
                 .write(DeleteConnector { id: id.to_string() })
                 .await?;
+            crate::monitoring::connectors::forget(id);
             Ok(Ok(()))
         }
         Work::Uninstall(h) => {
@@ -338,12 +342,12 @@ impl Handler<InstallConnector> for ConnectorManager {
                     id: connector_id.clone(),
                     reference: key.reference,
                     provider: key.provider,
-                    name,
+                    name: name.clone(),
                     config: env.vault.seal(&connector_id, &loader.schema(), &config),
                     declared: msg.declared,
                 })
                 .await?;
-            let handle = env.launch(&connector_id, &loader, connector, redactor);
+            let handle = env.launch(&connector_id, &name, &loader, connector, redactor);
             let effects = me
                 .send(Feed {
                     connector_id: connector_id.clone(),
@@ -371,6 +375,7 @@ async fn roll_back_install(env: &Env, connector_id: &str, handle: &Handle) {
         })
         .await;
     let _ = handle.supervisor.send(StopSupervisor).await;
+    crate::monitoring::connectors::forget(connector_id);
     if let Err(e) = env
         .storage
         .write(DeleteConnector {
@@ -437,6 +442,7 @@ async fn uninstall(
     // Only once the rows are gone: a failed delete leaves the connector with a (paused)
     // supervisor, so that the uninstall can be tried again without a restart.
     let _ = supervisor.send(StopSupervisor).await;
+    crate::monitoring::connectors::forget(connector_id);
     tracing::info!(%connector_id, "connector uninstalled");
     Ok(())
 }
@@ -503,10 +509,11 @@ async fn update_config(
                 env.vault
                     .seal(connector_id, &handle.loader.schema(), &config),
             ),
-            name: Some(name),
+            name: Some(name.clone()),
             ..Default::default()
         })
         .await?;
+    crate::monitoring::connectors::set(connector_id, &name, handle.loader.provider());
     let hooked = match handle
         .supervisor
         .send(ReplaceConnector {
@@ -695,17 +702,19 @@ async fn restore_one(
     let desired =
         desired.filter(|_| matches!(row.lifecycle, Lifecycle::Installed | Lifecycle::Resetting));
     let updated = desired.is_some();
+    let mut name = row.name;
     if let Some(desired) = desired {
-        let (checked, name) = checked_config(&loader, desired)?;
+        let (checked, new_name) = checked_config(&loader, desired)?;
         env.storage
             .write(UpdateConnector {
                 id: id.clone(),
                 config: Some(env.vault.seal(&id, &schema, &checked)),
-                name: Some(name),
+                name: Some(new_name.clone()),
                 ..Default::default()
             })
             .await?;
         config = checked;
+        name = new_name;
     }
     // A stored config that no longer loads (a provider's validation changed) keeps the
     // connector registered but idle, so that it can still be reconfigured or uninstalled.
@@ -719,7 +728,7 @@ async fn restore_one(
             (Arc::new(Unloadable(e.to_string())), false)
         }
     };
-    let handle = env.launch(&id, &loader, connector.clone(), redactor.clone());
+    let handle = env.launch(&id, &name, &loader, connector.clone(), redactor.clone());
     if updated && loads && row.lifecycle == Lifecycle::Installed {
         // Its `config_updated` hook runs before any of its tasks does.
         if let Ok(Err(e)) = handle

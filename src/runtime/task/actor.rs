@@ -194,7 +194,18 @@ impl TaskActor {
             self.state.clone(),
             self.final_write.clone(),
         );
-        let body = async move { task.run(task_ctx).await }.instrument(self.span.clone());
+        // A span per run (the actor's own span lives as long as the task, across the runs of
+        // a periodic one): a trace backend gets one finished span for each, with its ids.
+        // A root, not a child of the actor's span, which would never end for a periodic task.
+        let run = self.machine.run;
+        let run_span = tracing::info_span!(
+            parent: None,
+            "task_run",
+            connector_id = %self.host.connector_id,
+            task_id = %run.task_id,
+            run = run.run,
+        );
+        let body = async move { task.run(task_ctx).await }.instrument(run_span);
         let (outcome, abort) = guard::spawn("task", body);
         self.body = Some((cancel, abort));
         ctx.spawn(outcome.into_actor(self).map(|outcome, act, ctx| {

@@ -185,22 +185,43 @@ pub async fn page(
 }
 
 /// Tasks per connector and status, every status listed (zero included), for the gauges.
-pub async fn count_by_status(pool: &Pool) -> Result<Vec<(String, String, i64)>, StorageError> {
+pub async fn count_by_status(pool: &Pool) -> Result<Vec<StatusCount>, StorageError> {
     let client = client(pool, "counting tasks").await?;
     let rows = super::query(
         &client,
-        "SELECT c.id, s.status, count(t.id)
+        "SELECT c.id, c.name, c.provider, s.status, count(t.id)
              FROM connectors c
              CROSS JOIN (VALUES ('PENDING'), ('ACTIVE'), ('TERMINATED'), ('FAILED'), ('STOPPED'))
                   AS s(status)
              LEFT JOIN tasks t ON t.connector_id = c.id AND t.status = s.status
-             GROUP BY c.id, s.status",
+             GROUP BY c.id, c.name, c.provider, s.status",
         &[],
         "counting tasks",
     )
     .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| StatusCount {
+            connector_id: r.get(0),
+            name: r.get(1),
+            provider: r.get(2),
+            status: r.get(3),
+            count: r.get(4),
+        })
         .collect())
+}
+
+/// How many tasks of one connector have one status (zero included).
+#[derive(Debug, Clone)]
+pub struct StatusCount {
+    /// The connector's id.
+    pub connector_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its provider.
+    pub provider: String,
+    /// The status.
+    pub status: String,
+    /// How many of its tasks have it.
+    pub count: i64,
 }

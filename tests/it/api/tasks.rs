@@ -151,14 +151,16 @@ async fn metrics_expose_task_counters_and_gauges_by_status() {
     let id = api.install("metrics").await;
     settled(&api, &id, 2).await;
     let root = api.app.base.trim_end_matches("/api/payments").to_string();
-    let mut response = awc::Client::default()
-        .get(format!("{root}/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    assert_eq!(response.status().as_u16(), 200);
-    let text = String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf8");
-    let line = |name: &str, status: &str| {
+    let scrape = || async {
+        let mut response = awc::Client::default()
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(response.status().as_u16(), 200);
+        String::from_utf8(response.body().await.expect("body").to_vec()).expect("utf8")
+    };
+    let line_of = |text: &str, name: &str, status: &str| {
         text.lines()
             .find(|l| {
                 l.starts_with(name)
@@ -167,6 +169,22 @@ async fn metrics_expose_task_counters_and_gauges_by_status() {
             })
             .map(str::to_string)
     };
+    // The task gauges are counted in the background (every metrics.refresh_interval): wait
+    // for a count that has seen both runs end.
+    crate::helpers::eventually(
+        "the task gauges",
+        std::time::Duration::from_secs(10),
+        || async {
+            let text = scrape().await;
+            ["TERMINATED", "FAILED"].iter().all(|s| {
+                line_of(&text, "tributary_tasks{", &format!("status=\"{s}\""))
+                    .is_some_and(|l| l.ends_with(" 1"))
+            })
+        },
+    )
+    .await;
+    let text = scrape().await;
+    let line = |name: &str, status: &str| line_of(&text, name, status);
     let terminated = line("tributary_tasks{", "status=\"TERMINATED\"").expect("gauge");
     assert!(terminated.ends_with(" 1"), "{terminated}");
     let failed = line("tributary_tasks{", "status=\"FAILED\"").expect("gauge");
