@@ -129,11 +129,13 @@ async fn requests_and_task_runs_are_exported_as_spans_over_otlp_and_flushed_at_s
         .expect("list connectors");
     assert_eq!(reply.status().as_u16(), 200);
 
-    // A task run: DUMMY-PAY's install schedules read-files, which runs at once.
-    let files = tempfile::tempdir().expect("tempdir");
+    // A task run: DUMMY-PAY's install schedules read-files, which runs at once. Its directory
+    // is under the data directory's `dummypay`, the default allowed root.
+    let files = dir.path().join("dummypay").join("traced");
+    std::fs::create_dir_all(&files).expect("files directory");
     let mut reply = http
         .post(format!("{base}/connectors/dummy-pay"))
-        .send_json(&json!({"name": "traced", "directory": files.path(), "filePollingPeriod": "1h"}))
+        .send_json(&json!({"name": "traced", "directory": files, "filePollingPeriod": "1h"}))
         .await
         .expect("install");
     let body: Value = reply.json().await.expect("json");
