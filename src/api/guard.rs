@@ -1,6 +1,8 @@
 //! Protection of a local server against web pages: a mutating request from a browser on an
-//! origin that is not allowed is refused, and a request body must be declared as JSON (a
-//! form post cannot set that without a CORS preflight, which fails for unknown origins).
+//! origin that is not allowed (`server.cors_allowed_origins`, or the service's own origin on a
+//! loopback host, where Swagger UI runs) is refused, and a request body must be declared as
+//! JSON (a form post cannot set that without a CORS preflight, which fails for unknown
+//! origins).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -23,6 +25,33 @@ pub async fn check(
     next.call(req).await.map(|r| r.map_into_left_body())
 }
 
+/// Whether `origin` is the service's own origin on a loopback host — Swagger UI, served at
+/// `/swagger-ui/`, calling the API (browsers send `Origin` on a same-origin POST too). Only a
+/// loopback host counts: under DNS rebinding an attacker's name resolves to 127.0.0.1 and the
+/// browser sends that name as both Host and Origin, so "Origin equals Host" alone would let
+/// any page through; a page cannot make the browser send `Host: localhost`.
+fn same_loopback_origin(req: &ServiceRequest, origin: &[u8]) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let scheme = req.connection_info().scheme().to_owned();
+    loopback && origin == format!("{scheme}://{host}").as_bytes()
+}
+
 fn verdict(req: &ServiceRequest) -> Result<(), ApiError> {
     let mutating = matches!(
         *req.method(),
@@ -32,11 +61,11 @@ fn verdict(req: &ServiceRequest) -> Result<(), ApiError> {
         return Ok(());
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let allowed = req
+        let listed = req
             .app_data::<web::Data<AppState>>()
             .map(|s| s.cors_allowed_origins.iter().any(|o| origin == o.as_str()))
             .unwrap_or(false);
-        if !allowed {
+        if !listed && !same_loopback_origin(req, origin.as_bytes()) {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!(

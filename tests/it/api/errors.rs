@@ -79,6 +79,58 @@ async fn a_body_must_be_declared_as_json_and_browsers_from_other_origins_are_ref
     );
 }
 
+/// Swagger UI, served by the service itself, calls the API from the service's own origin: a
+/// browser sends `Origin` on a POST even then. Same-origin on a loopback host is allowed; a
+/// DNS-rebound name (the attacker's host name resolving to 127.0.0.1, so Host and Origin
+/// agree) is not, while authentication is off.
+#[actix_rt::test]
+async fn swagger_ui_on_the_service_own_loopback_origin_may_call_mutating_routes() {
+    let api = Api::start().await;
+    let id = api.install("swagger").await;
+    let port: u16 = api
+        .app
+        .base
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the service's port");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let reply = api
+            .send_raw(
+                api.raw(Method::POST, &format!("/connectors/TEST/{id}/reset"))
+                    .insert_header(("Host", host.as_str()))
+                    .insert_header(("Origin", format!("http://{host}"))),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 204, "same origin {host}: {}", reply.body);
+    }
+    let rebound = format!("rebind.example:{port}");
+    let reply = api
+        .send_raw(
+            api.raw(Method::POST, &format!("/connectors/TEST/{id}/reset"))
+                .insert_header(("Host", rebound.as_str()))
+                .insert_header(("Origin", format!("http://{rebound}"))),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    // Another loopback port is another origin.
+    let reply = api
+        .send_raw(
+            api.raw(Method::POST, &format!("/connectors/TEST/{id}/reset"))
+                .insert_header(("Host", format!("127.0.0.1:{port}")))
+                .insert_header((
+                    "Origin",
+                    format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+                )),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+}
+
 #[actix_rt::test]
 async fn unknown_routes_and_bad_parameters_are_4xx_with_formance_bodies() {
     let api = Api::start().await;
