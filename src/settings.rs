@@ -509,6 +509,17 @@ impl Settings {
         {
             return Err(SettingsError::Invalid(e.to_string()));
         }
+        // The rest of the URL as the driver will read it; a malformed one is the settings'
+        // fault, not an unreachable database. The URL is not quoted: it may hold a password.
+        if !self.database.url.is_empty()
+            && let Ok((stripped, _)) = tls::split_url(&self.database.url)
+            && let Err(e) = stripped.parse::<tokio_postgres::Config>()
+        {
+            return bad(
+                "database.url",
+                &format!("is not a valid PostgreSQL URL (DATABASE_URL sets it too): {e}"),
+            );
+        }
         if let Err((key, problem)) = crate::api::auth::validate_settings(&self.auth) {
             return bad(&key, &problem);
         }

@@ -386,6 +386,19 @@ fn a_bad_settings_file_exits_with_the_settings_code() {
     // Not clap's usage code.
     let out = tributary().arg("no-such-command").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
+    // A malformed database URL is a settings error too, not an unreachable database; the URL
+    // itself (it may hold a password) is not echoed.
+    let out = tributary()
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:notaport/db")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code(Exit::BadSettings), "{err}");
+    assert!(err.contains("database.url"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }
 
 #[test]
