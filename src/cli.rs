@@ -187,7 +187,12 @@ fn rotate_key(settings: &Settings, new_key: bool, drop_old_keys: bool) -> anyhow
     let current = vault.keyring().current().0.to_string();
     let registry = crate::connectors::registry(settings);
     let timeout = settings.database.timeout;
+    let tls_settings = settings.database.tls();
     with_database(settings, |url| async move {
+        // The settings' sslmode & co., as `serve` and `migrate` use them: this pass reads and
+        // writes every connector's stored secrets.
+        let url = tls::apply_settings(&url, &tls_settings)?;
+        database::check_connection(&database::parse_url(&url)?).await?;
         let pool = database::connect(&url, 2, timeout)?;
         let started = Instant::now();
         let done = rotate::reencrypt(&pool, &vault, &registry).await?;

@@ -4,10 +4,11 @@
 //! the connector, task or payment ids of its path, its status and outcome, and the request id.
 //!
 //! Durability: the row goes through the storage actor (the single writer) and the response is
-//! held until the row is committed, so a client that saw an answer knows its call is in the
-//! table. If that write fails (the database is down), the call's effect is not undone: the
-//! answer is sent as it was, the log line (written before the row) still records the call,
-//! and an ERROR line says the row is missing.
+//! held until the write is committed or has failed, so a call answered while the database
+//! works is in the table. If the write fails (the database is down: the storage actor gives
+//! up on a connection after `database.timeout`, per batch queued ahead), the call's effect is
+//! not undone and its answer is sent as it was: the row is then missing, and only the log line
+//! (written before the row) and an ERROR line record the call.
 //!
 //! Calls refused for want of a valid token (401) have no principal: they are logged by the
 //! auth middleware and not stored. Nothing from the request body, headers or settings is

@@ -56,6 +56,22 @@ fn key_bytes(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).ok().filter(|b| b.len() == 32)
 }
 
+/// The entries of one line of a keyring: none on a comment line.
+fn line_entries(line: &str) -> impl Iterator<Item = &str> {
+    let comment = line.trim_start().starts_with('#');
+    line.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(move |e| !comment && !e.is_empty())
+}
+
+/// The key id an entry stands for: [`DEFAULT_KID`] for a lone key (whose base64 padding also
+/// holds a `=`), the text before `=` otherwise.
+fn entry_kid(entry: &str) -> &str {
+    match key_bytes(entry) {
+        Some(_) => DEFAULT_KID,
+        None => entry.split_once('=').map_or(entry, |(kid, _)| kid),
+    }
+}
+
 impl Keyring {
     /// Parses a keyring; `source_name` names the variable or file in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, SecretsError> {
@@ -64,11 +80,7 @@ impl Keyring {
             problem,
         };
         let mut keys: Vec<(String, Aes256Gcm)> = Vec::new();
-        let entries = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
-            .filter(|e| !e.is_empty());
+        let entries = text.lines().flat_map(line_entries);
         for (i, entry) in entries.enumerate() {
             let n = i + 1;
             let (kid, bytes) = match key_bytes(entry) {
@@ -287,17 +299,20 @@ pub fn add_key(path: &Path) -> Result<String, SecretsError> {
 /// Rewrites a key file keeping only the keys whose ids are in `keep` (in their order).
 pub fn retain_keys(path: &Path, keep: &[String]) -> Result<(), SecretsError> {
     let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            let l = l.trim();
-            l.starts_with('#')
-                || l.is_empty()
-                || l.split_once('=')
-                    .is_some_and(|(kid, _)| keep.iter().any(|k| k == kid))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    // Entry by entry, as `Keyring::parse` reads them: a line may hold several, and a lone
+    // key (`default`) has no `kid=` prefix.
+    let mut kept = String::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            kept.push_str(line);
+            kept.push('\n');
+            continue;
+        }
+        for entry in line_entries(line).filter(|e| keep.iter().any(|k| k == entry_kid(e))) {
+            kept.push_str(entry);
+            kept.push('\n');
+        }
+    }
     // Never write a file that would not load.
     Keyring::parse(&kept, &KeySource::File(path.to_path_buf()).name())?;
     replace(path, &kept)
@@ -377,5 +392,27 @@ mod tests {
         retain_keys(&path, std::slice::from_ref(&kid)).unwrap();
         assert_eq!(source.read().unwrap().kids(), [kid]);
         assert!(retain_keys(&path, &old).is_err(), "would empty the file");
+    }
+
+    #[test]
+    fn retaining_keys_reads_entries_as_the_parser_does() {
+        // A lone key is `default` (its base64 ends in `=`), and one line may hold several
+        // entries: keeping `default` and `b` must keep exactly those two keys.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("encryption.key");
+        std::fs::write(
+            &path,
+            format!("# keys\na={}, b={}\n{}\n", b64(1), b64(2), b64(3)),
+        )
+        .unwrap();
+        let keep = [DEFAULT_KID.to_string(), "b".to_string()];
+        retain_keys(&path, &keep).unwrap();
+        let ring = KeySource::File(path.clone()).read().unwrap();
+        assert_eq!(ring.kids(), ["b", DEFAULT_KID]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# keys\n") && !text.contains(&b64(1)),
+            "{text}"
+        );
     }
 }

@@ -44,33 +44,47 @@ async fn the_lock_is_taken_again_after_its_session_is_cut() {
     let db = TestDb::new().await;
     let lock = instance_lock::acquire(&db.url).await.expect("lock");
     let admin = db.client().await;
-    let held = || async {
+    // Held by a session other than `gone`'s: pg_terminate_backend only signals, so the cut
+    // session can still hold the lock for a moment after it returned.
+    let admin = &admin;
+    let held_by_other_than = |gone: Vec<i32>| async move {
         admin
             .query_one(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
-                   AND a.datname = current_database()",
-                &[&instance_lock::APPLICATION_NAME],
+                   AND a.datname = current_database() AND a.pid <> ALL($2)",
+                &[&instance_lock::APPLICATION_NAME, &gone],
             )
             .await
             .expect("pg_locks")
             .get::<_, i64>(0)
             == 1
     };
-    assert!(held().await);
+    assert!(held_by_other_than(Vec::new()).await);
     // An outage, as PostgreSQL sees it: the lock's session is terminated.
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    let cut: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity
              WHERE application_name = $1 AND datname = current_database()",
             &[&instance_lock::APPLICATION_NAME],
+        )
+        .await
+        .expect("lock sessions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!cut.is_empty(), "no lock session to cut");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int4[]) AS pid",
+            &[&cut],
         )
         .await
         .expect("terminate");
     eventually(
         "the lock to be taken again",
         Duration::from_secs(15),
-        || async { held().await },
+        || held_by_other_than(cut.clone()),
     )
     .await;
     assert!(matches!(

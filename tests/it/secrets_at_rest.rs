@@ -463,6 +463,31 @@ fn rotate_key(config: &Path, db: &TestDb, args: &[&str]) -> (bool, String) {
 }
 
 #[actix_rt::test]
+async fn rotate_key_connects_with_the_database_tls_settings() {
+    // rotate-key reads and rewrites every stored secret: it must honour [database]'s sslmode
+    // & co. as serve and migrate do. A verify-full whose CA file does not exist cannot work,
+    // so a rotate-key that used the settings stops naming the key; one that ignored them
+    // would connect with the default (prefer, unverified) and succeed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = key_file(dir.path(), "k1", 1);
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[encryption]\nkey_file = {:?}\n[database]\nsslmode = \"verify-full\"\n\
+             sslrootcert = {:?}\n",
+            keys.display().to_string(),
+            dir.path().join("no-such-ca.pem").display().to_string()
+        ),
+    )
+    .expect("config");
+    let db = TestDb::new().await;
+    let (ok, text) = rotate_key(&config, &db, &["--no-new-key"]);
+    assert!(!ok, "rotate-key ignored the TLS settings: {text}");
+    assert!(text.contains("sslrootcert"), "{text}");
+}
+
+#[actix_rt::test]
 async fn rotate_key_with_the_service_running_keeps_every_connector_working() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = key_file(dir.path(), "k1", 1);
