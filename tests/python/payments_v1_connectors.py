@@ -73,6 +73,10 @@ def run(report: Report) -> None:
     fields = configs["DUMMY-PAY"]
     expect(fields["directory"].required and fields["directory"].data_type == "string",
            f"DUMMY-PAY's directory field: {fields['directory']!r}")
+    # Formance writes every default as a string; the SDK refuses a number.
+    expect(fields["filePollingPeriod"].default_value == "10s"
+           and fields["numberOfPaymentsPreGenerated"].default_value == "0",
+           f"DUMMY-PAY's defaults: {fields!r}")
     report.ok("list_configs_available_connectors", f"DUMMY-PAY fields {sorted(fields)}")
 
     installed = writer.install_connector(request={

@@ -11,6 +11,10 @@
 //!   with a static read token and a static write token;
 //! - [`run_script`]: runs a script with the service's address and tokens in its environment,
 //!   under a deadline, and returns its exit status, its output and its `RESULT` line.
+//!
+//! A new SDK test is a script under tests/python built on `sdk_harness.py` (its checks, a
+//! `RESULT` line) and a Rust test here: `SdkService::start`, `run_script(name, env)`, then
+//! assertions on `ScriptRun::result()` and on what the database holds.
 
 mod connectors;
 
