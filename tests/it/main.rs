@@ -17,6 +17,7 @@ mod instance_lock;
 mod metrics;
 mod migrations;
 mod outage;
+mod python_sdk;
 mod runtime;
 mod secrets;
 mod secrets_at_rest;

@@ -24,8 +24,13 @@ pub struct FieldSpec {
     pub data_type: &'static str,
     /// Whether the field must be given.
     pub required: bool,
-    /// The value used when the field is absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The value used when the field is absent. Written as text whatever its JSON type (`0`
+    /// goes out as `"0"`): Formance's `defaultValue` is a string, and its SDKs refuse a number.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "default_as_text"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "10s"))]
     pub default_value: Option<Value>,
     /// The value is a secret (an API key, a password): the runtime masks it in every error
     /// message and log line it produces about the connector (config validation errors, task
@@ -33,6 +38,15 @@ pub struct FieldSpec {
     /// whose shape is Formance's.
     #[serde(skip)]
     pub secret: bool,
+}
+
+/// Writes a default as Formance does: a string as it is, any other value as its JSON text.
+fn default_as_text<S: serde::Serializer>(value: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(Value::String(text)) => s.serialize_str(text),
+        Some(other) => s.serialize_str(&other.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 /// A connector's config fields by name.
@@ -186,5 +200,43 @@ impl ConnectorContext {
     /// Reads every key of the connector's store that starts with `prefix`.
     pub async fn kv_list(&self, prefix: &str) -> Result<Vec<(String, Value)>, TaskError> {
         self.host.kv_list(prefix).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::FieldSpec;
+
+    fn spec(default_value: Option<serde_json::Value>) -> FieldSpec {
+        FieldSpec {
+            data_type: "unsigned integer",
+            required: false,
+            default_value,
+            secret: false,
+        }
+    }
+
+    /// Formance writes every default as a string (its `configtemplate.Parameter.DefaultValue`
+    /// is a Go string), and its Python SDK refuses anything else: a number must go out as text.
+    #[test]
+    fn defaults_are_written_as_text_as_formance_does() {
+        assert_eq!(
+            serde_json::to_value(spec(Some(json!(0)))).expect("json"),
+            json!({"dataType": "unsigned integer", "required": false, "defaultValue": "0"})
+        );
+        assert_eq!(
+            serde_json::to_value(spec(Some(json!(true)))).expect("json")["defaultValue"],
+            json!("true")
+        );
+        assert_eq!(
+            serde_json::to_value(spec(Some(json!("10s")))).expect("json")["defaultValue"],
+            json!("10s")
+        );
+        assert_eq!(
+            serde_json::to_value(spec(None)).expect("json"),
+            json!({"dataType": "unsigned integer", "required": false})
+        );
     }
 }
