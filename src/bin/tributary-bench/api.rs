@@ -72,26 +72,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let service = Service::start(&admin_url).await?;
     let (port, pool) = (service.port, service.pool.clone());
-    {
-        let client = pool.get().await?;
-        client
-            .batch_execute(&format!(
-                "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
-                 VALUES ('bench', gen_random_uuid(), 'DUMMY-PAY', 'bench',
-                         '{{\"name\": \"bench\", \"directory\": \"/nonexistent\"}}', 'installed');
-                 INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset,
-                                       amount, initial_amount, created_at, raw)
-                 SELECT 'p' || g, 'bench', 'ref-' || g, 'PAY-IN', 'SUCCEEDED', 'visa', 'EUR/2',
-                        g, g, '2026-01-01'::timestamptz + g * interval '1 second',
-                        '{{\"reference\": \"x\"}}'
-                 FROM generate_series(1, {payments}) g;
-                 -- Every ingested payment has its first adjustment; the page reads them too.
-                 INSERT INTO payment_adjustments (payment_id, reference, created_at, status,
-                                                  amount, raw)
-                 SELECT id, reference, created_at, status, amount, raw FROM payments;"
-            ))
-            .await?;
-    }
+    crate::service::seed_payments(&pool, payments).await?;
     crate::service::settle(&pool).await?;
     let target = format!("http://127.0.0.1:{port}/api/payments/payments?pageSize=100");
     println!("| rate (req/s) | p50 (ms) | p99 (ms) | failed |");

@@ -43,25 +43,7 @@ where
 /// Runs the scenario.
 pub async fn run(admin_url: String, payments: usize, requests: usize) -> anyhow::Result<()> {
     let service = Service::start(&admin_url).await?;
-    {
-        let client = service.pool.get().await?;
-        client
-            .batch_execute(&format!(
-                "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
-                 VALUES ('bench', gen_random_uuid(), 'DUMMY-PAY', 'bench',
-                         '{{\"name\": \"bench\", \"directory\": \"/nonexistent\"}}', 'installed');
-                 INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset,
-                                       amount, initial_amount, created_at, raw)
-                 SELECT 'p' || g, 'bench', 'ref-' || g, 'PAY-IN', 'SUCCEEDED', 'visa', 'EUR/2',
-                        g, g, '2026-01-01'::timestamptz + g * interval '1 second',
-                        '{{\"reference\": \"x\"}}'
-                 FROM generate_series(1, {payments}) g;
-                 INSERT INTO payment_adjustments (payment_id, reference, created_at, status,
-                                                  amount, raw)
-                 SELECT id, reference, created_at, status, amount, raw FROM payments;"
-            ))
-            .await?;
-    }
+    crate::service::seed_payments(&service.pool, payments).await?;
     crate::service::settle(&service.pool).await?;
     let base = format!("http://127.0.0.1:{}/api/payments", service.port);
     let http = awc::Client::builder()

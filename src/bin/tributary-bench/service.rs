@@ -125,6 +125,30 @@ fn base_settings(db: &str) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// Stores `payments` payments (each with its first adjustment, as ingestion writes them) of a
+/// connector `bench`, straight in the database: the read scenarios measure the API, not
+/// ingestion. The connector row matters: the API lists only payments of existing connectors.
+pub async fn seed_payments(pool: &Pool, payments: usize) -> anyhow::Result<()> {
+    pool.get()
+        .await?
+        .batch_execute(&format!(
+            "INSERT INTO connectors (id, reference, provider, name, config, lifecycle)
+             VALUES ('bench', gen_random_uuid(), 'DUMMY-PAY', 'bench',
+                     '{{\"name\": \"bench\", \"directory\": \"/nonexistent\"}}', 'installed');
+             INSERT INTO payments (id, connector_id, reference, type, status, scheme, asset,
+                                   amount, initial_amount, created_at, raw)
+             SELECT 'p' || g, 'bench', 'ref-' || g, 'PAY-IN', 'SUCCEEDED', 'visa', 'EUR/2',
+                    g, g, '2026-01-01'::timestamptz + g * interval '1 second',
+                    '{{\"reference\": \"x\"}}'
+             FROM generate_series(1, {payments}) g;
+             INSERT INTO payment_adjustments (payment_id, reference, created_at, status,
+                                              amount, raw)
+             SELECT id, reference, created_at, status, amount, raw FROM payments;"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// Vacuums, analyzes and checkpoints, so that a measurement does not pay for the work before
 /// it (autovacuum of freshly inserted rows, a checkpoint forced by their WAL).
 pub async fn settle(pool: &Pool) -> anyhow::Result<()> {
