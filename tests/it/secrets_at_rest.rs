@@ -22,6 +22,7 @@ use tributary::sdk::{
 };
 use tributary::settings::Settings;
 
+use crate::cli::free_port;
 use crate::helpers::{TestApp, TestDb, eventually, spawn_app_configured, test_settings};
 
 /// In every key below; alphanumeric, so no encoding hides it from a scan.
@@ -443,12 +444,16 @@ async fn clear_secrets_stored_before_the_upgrade_are_encrypted_at_first_start() 
 }
 
 fn rotate_key(config: &Path, db: &TestDb, args: &[&str]) -> (bool, String) {
+    rotate_key_on(config, &db.url, args)
+}
+
+fn rotate_key_on(config: &Path, url: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .arg("rotate-key")
         .arg("--config")
         .arg(config)
         .args(args)
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", url)
         .env_remove("TRIBUTARY_ENCRYPTION_KEY")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -482,7 +487,16 @@ async fn rotate_key_connects_with_the_database_tls_settings() {
     )
     .expect("config");
     let db = TestDb::new().await;
-    let (ok, text) = rotate_key(&config, &db, &["--no-new-key"]);
+    // TLS applies over TCP only, and the embedded harness's cluster is a Unix socket: there,
+    // a TCP URL to a closed port. The CA file is read before any connection is tried, so a
+    // rotate-key that used the settings still names sslrootcert; one that ignored them fails
+    // on the refused connection, which names nothing of the sort.
+    let url = if db.url.contains("@127.0.0.1:") {
+        db.url.clone()
+    } else {
+        format!("postgres://postgres@127.0.0.1:{}/tributary", free_port())
+    };
+    let (ok, text) = rotate_key_on(&config, &url, &["--no-new-key"]);
     assert!(!ok, "rotate-key ignored the TLS settings: {text}");
     assert!(text.contains("sslrootcert"), "{text}");
 }
