@@ -168,22 +168,8 @@ impl Application {
         };
         crate::monitoring::recorder();
         let shutdown = CancellationToken::new();
-        if let Some(jwt) = authenticator.jwt().filter(|j| j.refreshes()).cloned() {
-            let stop = shutdown.clone();
-            actix_rt::spawn(async move {
-                let mut tick = tokio::time::interval(jwt.refresh_interval);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            if let Err(e) = jwt.refresh().await {
-                                tracing::warn!(error = %e, "JWKS refresh failed; old keys kept");
-                            }
-                        }
-                    }
-                }
-            });
+        if let Some(jwt) = authenticator.jwt() {
+            jwt.clone().spawn_refresh(shutdown.clone());
         }
         let auth_data = web::Data::from(authenticator);
         let server = HttpServer::new(move || {

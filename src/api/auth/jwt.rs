@@ -230,7 +230,7 @@ pub struct JwtVerifier {
     last_on_demand: tokio::sync::Mutex<Option<Instant>>,
     min_refresh_interval: Duration,
     /// How often the periodic refresh runs (URL source only).
-    pub refresh_interval: Duration,
+    refresh_interval: Duration,
 }
 
 impl JwtVerifier {
@@ -282,6 +282,28 @@ impl JwtVerifier {
     /// Whether the keys come from a URL (and so are refreshed).
     pub fn refreshes(&self) -> bool {
         matches!(self.source, Source::Url { .. })
+    }
+
+    /// Refreshes the keys every `refresh_interval` until `stop` is cancelled (keys from a URL
+    /// only; a file is read once). Runs on the current runtime.
+    pub fn spawn_refresh(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if !self.refreshes() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(self.refresh_interval);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = self.refresh().await {
+                            tracing::warn!(error = %e, "JWKS refresh failed; old keys kept");
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Fetches the URL again and swaps the cache; a failure keeps the old keys.
