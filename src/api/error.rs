@@ -34,6 +34,10 @@ pub enum ErrorCode {
     /// The request conflicts with what is stored (a duplicate name, a busy connector).
     #[serde(rename = "CONFLICT")]
     Conflict,
+    /// The connector does not implement what was asked of it (money out, bank accounts,
+    /// webhooks).
+    #[serde(rename = "CONNECTOR_CAPABILITY_NOT_SUPPORTED")]
+    CapabilityNotSupported,
     /// The resource does not exist.
     #[serde(rename = "NOT_FOUND")]
     NotFound,
@@ -55,7 +59,8 @@ impl ErrorCode {
             ErrorCode::Validation
             | ErrorCode::InvalidId
             | ErrorCode::MissingOrInvalidBody
-            | ErrorCode::Conflict => StatusCode::BAD_REQUEST,
+            | ErrorCode::Conflict
+            | ErrorCode::CapabilityNotSupported => StatusCode::BAD_REQUEST,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -87,12 +92,13 @@ pub struct ErrorBody<'a> {
 
 impl ErrorCode {
     /// Each code as written on the wire, once (several variants share a code).
-    pub const WIRE: [&'static str; 8] = [
+    pub const WIRE: [&'static str; 9] = [
         "INTERNAL",
         "VALIDATION",
         "INVALID_ID",
         "MISSING_OR_INVALID_BODY",
         "CONFLICT",
+        "CONNECTOR_CAPABILITY_NOT_SUPPORTED",
         "NOT_FOUND",
         "FORBIDDEN",
         "UNAUTHORIZED",
@@ -128,6 +134,14 @@ impl ApiError {
     /// 404 NOT_FOUND.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 400 CONNECTOR_CAPABILITY_NOT_SUPPORTED, naming the connector and what it lacks.
+    pub fn capability_not_supported(connector_id: &str, capability: &str) -> Self {
+        Self::new(
+            ErrorCode::CapabilityNotSupported,
+            format!("connector {connector_id} does not support {capability}"),
+        )
     }
 
     /// 400 MISSING_OR_INVALID_BODY.
@@ -178,13 +192,17 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::ConnectorNotFound(_)
             | RuntimeError::TaskNotFound(_) => ApiError::not_found(e.to_string()),
             RuntimeError::InstallFailed(TaskError::Retryable(_))
-            | RuntimeError::ConfigHookFailed(TaskError::Retryable(_)) => {
+            | RuntimeError::ConfigHookFailed(TaskError::Retryable(_))
+            | RuntimeError::ConnectorCallFailed(TaskError::Retryable(_)) => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string())
             }
             RuntimeError::Validation(_)
             | RuntimeError::InstallFailed(_)
-            | RuntimeError::ConfigHookFailed(_) => ApiError::validation(e.to_string()),
-            RuntimeError::TaskIsLive { .. } | RuntimeError::Conflict(_) => {
+            | RuntimeError::ConfigHookFailed(_)
+            | RuntimeError::ConnectorCallFailed(_) => ApiError::validation(e.to_string()),
+            RuntimeError::TaskIsLive { .. }
+            | RuntimeError::Conflict(_)
+            | RuntimeError::ConnectorNotLoaded(_) => {
                 ApiError::new(ErrorCode::Conflict, e.to_string())
             }
             RuntimeError::Storage(e) => e.into(),

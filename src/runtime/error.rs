@@ -39,6 +39,13 @@ pub enum RuntimeError {
     /// The connector's `config_updated` hook failed; the new config is stored.
     #[error("applying the new config failed: {0}")]
     ConfigHookFailed(#[source] TaskError),
+    /// A call into the connector (money out, a bank account, a webhook) failed; its own
+    /// error, secrets masked.
+    #[error("the connector refused: {0}")]
+    ConnectorCallFailed(#[source] TaskError),
+    /// The connector's stored config does not load, so nothing can be asked of it.
+    #[error("connector {0} cannot be called: its stored config does not load")]
+    ConnectorNotLoaded(String),
     /// The database failed.
     #[error(transparent)]
     Storage(StorageError),

@@ -10,15 +10,16 @@ use crate::sdk::TaskError;
 
 /// Spawns `work` and returns its outcome-to-be (a panic as `TaskError::Failed("<what>
 /// panicked: <message>")`, an abort as `Cancelled`) and the handle that drops it.
-pub fn spawn<F>(
+pub fn spawn<F, T>(
     what: &'static str,
     work: F,
 ) -> (
-    impl Future<Output = Result<(), TaskError>> + 'static,
+    impl Future<Output = Result<T, TaskError>> + 'static,
     AbortHandle,
 )
 where
-    F: Future<Output = Result<(), TaskError>> + 'static,
+    F: Future<Output = Result<T, TaskError>> + 'static,
+    T: 'static,
 {
     let handle = actix_rt::spawn(work);
     let abort = handle.abort_handle();

@@ -212,6 +212,29 @@ pub struct ReplaceConnector {
     pub redactor: crate::redact::Redactor,
 }
 
+/// A call into an installed connector from outside its tasks (money out, bank accounts,
+/// webhooks): the function gets the current connector value and a context to schedule with,
+/// and runs spawned on the supervisor's side, so a panic is an error, not a crash.
+pub struct CallConnector<T> {
+    /// The connector.
+    pub connector_id: String,
+    /// What to do with it.
+    pub call: ConnectorCall<T>,
+}
+
+/// The function a [`CallConnector`] carries.
+pub type ConnectorCall<T> = Box<
+    dyn FnOnce(
+            std::sync::Arc<dyn crate::sdk::Connector>,
+            crate::sdk::ConnectorContext,
+        ) -> futures::future::BoxFuture<'static, Result<T, TaskError>>
+        + Send,
+>;
+
+impl<T: Send + 'static> actix::Message for CallConnector<T> {
+    type Result = Result<T, RuntimeError>;
+}
+
 /// Runs an ended task again (supervisor side of [`RestartTask`]).
 #[derive(Message)]
 #[rtype(result = "Result<(), RuntimeError>")]

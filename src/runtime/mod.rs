@@ -28,14 +28,14 @@ pub use error::RuntimeError;
 pub use manager::checked_config;
 pub use registry::Registry;
 
-use crate::sdk::{Clock, Config};
+use crate::sdk::{Clock, Config, Connector, ConnectorContext, TaskError};
 use crate::secrets::Vault;
 use crate::settings::RuntimeSettings;
 use crate::storage::StorageHandle;
 use manager::ConnectorManager;
 use messages::{
-    InstallConnector, PauseConnector, ResetConnector, RestartTask, RestoreConnectors,
-    ResumeConnector, ShutdownRuntime, UninstallConnector, UpdateConnectorConfig,
+    CallConnector, InstallConnector, PauseConnector, ResetConnector, RestartTask,
+    RestoreConnectors, ResumeConnector, ShutdownRuntime, UninstallConnector, UpdateConnectorConfig,
 };
 
 /// A clonable handle to the running runtime.
@@ -172,6 +172,27 @@ impl Runtime {
         self.ask(RestartTask {
             connector_id: connector_id.to_string(),
             task_id,
+        })
+        .await?
+    }
+
+    /// Calls into an installed connector (money out, bank accounts, webhooks): `call` gets the
+    /// current connector value and a context to schedule its tasks with. A connector whose
+    /// config does not load, or with an install, uninstall, reset, config update or pause in
+    /// progress, is not called.
+    pub async fn call_connector<T, F>(&self, connector_id: &str, call: F) -> Result<T, RuntimeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                Arc<dyn Connector>,
+                ConnectorContext,
+            ) -> futures::future::BoxFuture<'static, Result<T, TaskError>>
+            + Send
+            + 'static,
+    {
+        self.ask(CallConnector {
+            connector_id: connector_id.to_string(),
+            call: Box::new(call),
         })
         .await?
     }

@@ -18,9 +18,9 @@ use crate::redact::MASK;
 use crate::redact::Redactor;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::messages::{
-    InstallConnector, PauseConnector, ReplaceConnector, RerunTask, ResetConnector, RestartTask,
-    RestoreConnectors, ResumeConnector, ResumeTasks, RunHook, ShutdownRuntime, StopAllTasks,
-    StopMode, StopSupervisor, UninstallConnector, UpdateConnectorConfig,
+    CallConnector, InstallConnector, PauseConnector, ReplaceConnector, RerunTask, ResetConnector,
+    RestartTask, RestoreConnectors, ResumeConnector, ResumeTasks, RunHook, ShutdownRuntime,
+    StopAllTasks, StopMode, StopSupervisor, UninstallConnector, UpdateConnectorConfig,
 };
 use crate::runtime::registry::Registry;
 use crate::runtime::supervisor::{ConnectorSupervisor, SupervisorConfig};
@@ -150,6 +150,7 @@ fn refused(refusal: Refusal, connector_id: &str) -> RuntimeError {
             "another operation on connector {connector_id} is in progress"
         )),
         Refusal::Stopped => RuntimeError::Stopped,
+        Refusal::NotLoaded => RuntimeError::ConnectorNotLoaded(connector_id.to_string()),
     }
 }
 
@@ -175,6 +176,9 @@ async fn perform(
                 halt(&[handle]).await;
                 Ok(())
             }
+            // Only a call locates (ConnectorManager's Handler<CallConnector>), never a request
+            // performed here.
+            Effect::Located(_) => Ok(()),
             Effect::Run(work) => {
                 let ran = run(&env, &connector_id, work).await;
                 let landed = ran.is_ok();
@@ -592,6 +596,31 @@ async fn set_enabled(env: &Env, connector_id: &str, enabled: bool) -> Result<(),
         })
         .await?;
     Ok(())
+}
+
+impl<T: Send + 'static> Handler<CallConnector<T>> for ConnectorManager {
+    type Result = ResponseFuture<Result<T, RuntimeError>>;
+
+    fn handle(&mut self, msg: CallConnector<T>, _ctx: &mut Self::Context) -> Self::Result {
+        let effects = self
+            .machine
+            .on(&msg.connector_id, Event::Request(Request::Locate));
+        Box::pin(async move {
+            match effects.as_slice() {
+                [Effect::Located(handle)] => handle
+                    .supervisor
+                    .send(msg)
+                    .await
+                    .unwrap_or(Err(RuntimeError::Stopped)),
+                [Effect::Refuse(refusal)] => Err(refused(*refusal, &msg.connector_id)),
+                other => Err(RuntimeError::Conflict(format!(
+                    "connector {} cannot be called now ({} effects)",
+                    msg.connector_id,
+                    other.len()
+                ))),
+            }
+        })
+    }
 }
 
 impl Handler<UninstallConnector> for ConnectorManager {

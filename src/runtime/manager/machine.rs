@@ -71,6 +71,8 @@ pub enum Request {
     Resume,
     /// Run an ended task again.
     RestartTask(Uuid),
+    /// Find its supervisor, to call into the connector (money out, webhooks).
+    Locate,
 }
 
 /// What happens to a connector.
@@ -108,6 +110,8 @@ pub enum Refusal {
     Conflict,
     /// The runtime is shutting down.
     Stopped,
+    /// Its stored config does not load: there is no connector value to call.
+    NotLoaded,
 }
 
 /// A workflow the actor runs; its end is fed back as [`Event::Done`].
@@ -167,6 +171,8 @@ pub enum Effect<H> {
     Rerun(H, Uuid),
     /// Stop every task without changing its status, then the supervisor (shutdown).
     Halt(H),
+    /// Answer with its supervisor, for a call into the connector.
+    Located(H),
 }
 
 /// One connector's transition: its next state and what to do.
@@ -260,6 +266,9 @@ fn request_ready<H: Clone>(i: Installed<H>, request: Request) -> (Conn<H>, Vec<E
     let handle = i.handle.clone();
     let (op, work) = match request {
         Request::RestartTask(task) => return (Conn::Ready(i), vec![Rerun(handle, task)]),
+        Request::Locate if !i.loads => return (Conn::Ready(i), vec![Refuse(Refusal::NotLoaded)]),
+        // Paused or not: what a call schedules waits, like any task, until the connector runs.
+        Request::Locate => return (Conn::Ready(i), vec![Located(handle)]),
         Request::Uninstall => (Op::Uninstall, Work::Uninstall(handle)),
         Request::Reset => (
             Op::Reset,
@@ -515,6 +524,32 @@ mod tests {
         );
         done(&mut m, true);
         assert_eq!(m.state("c"), ready(false, true, false));
+    }
+
+    #[test]
+    fn a_call_locates_a_ready_connector_whose_config_loads_paused_or_not() {
+        for enabled in [true, false] {
+            let (mut m, _) = restored(Lifecycle::Installed, enabled, true);
+            if enabled {
+                done(&mut m, true);
+            }
+            assert_eq!(request(&mut m, Request::Locate), vec![Effect::Located(1)]);
+        }
+        let (mut m, _) = restored(Lifecycle::Installed, true, false);
+        assert_eq!(
+            request(&mut m, Request::Locate),
+            vec![Effect::Refuse(Refusal::NotLoaded)]
+        );
+        let (mut m, _) = restored(Lifecycle::Uninstalling, true, true);
+        assert_eq!(
+            request(&mut m, Request::Locate),
+            vec![Effect::Refuse(Refusal::Conflict)]
+        );
+        let mut m = M::default();
+        assert_eq!(
+            request(&mut m, Request::Locate),
+            vec![Effect::Refuse(Refusal::NotFound)]
+        );
     }
 
     #[test]

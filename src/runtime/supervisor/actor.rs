@@ -18,8 +18,8 @@ use crate::runtime::error::{RuntimeError, task_error};
 use crate::runtime::guard;
 use crate::runtime::host::{ConnectorHost, ConnectorInstance, SupervisorLink};
 use crate::runtime::messages::{
-    AcquireSlot, ReleaseSlot, ReplaceConnector, RerunTask, ResumeTasks, RunEnding, RunHook,
-    ScheduleTask, StopAllTasks, StopSupervisor, StopTask, TaskEnded, TaskGone,
+    AcquireSlot, CallConnector, ReleaseSlot, ReplaceConnector, RerunTask, ResumeTasks, RunEnding,
+    RunHook, ScheduleTask, StopAllTasks, StopSupervisor, StopTask, TaskEnded, TaskGone,
 };
 use crate::runtime::policy::{self, Counters};
 use crate::runtime::task::{TaskActor, TaskSpec};
@@ -512,6 +512,23 @@ impl Handler<RunHook> for ConnectorSupervisor {
         Box::pin(async move {
             // Hook errors are logged and answered by the manager: no secret may be in them.
             outcome.await.map_err(|e| instance.redactor.task_error(e))
+        })
+    }
+}
+
+impl<T: Send + 'static> Handler<CallConnector<T>> for ConnectorSupervisor {
+    type Result = ResponseFuture<Result<T, RuntimeError>>;
+
+    fn handle(&mut self, msg: CallConnector<T>, _ctx: &mut Self::Context) -> Self::Result {
+        let instance = self.instance.clone();
+        let ctx = ConnectorContext::new(self.host.clone());
+        let call = (msg.call)(instance.connector.clone(), ctx);
+        // Spawned like a hook: a panic in the connector is an error answered to the caller.
+        let (outcome, _) = guard::spawn("connector call", call);
+        Box::pin(async move {
+            outcome
+                .await
+                .map_err(|e| RuntimeError::ConnectorCallFailed(instance.redactor.task_error(e)))
         })
     }
 }

@@ -50,7 +50,7 @@ async fn formance_python_sdk_drives_connectors_payments_and_auth() {
     );
 
     // 401 and 403 reach SDK users as the HTTP status on a ResponseValidationError: the SDK's
-    // v1 error model knows only Formance's seven codes (docs/api.md#clients).
+    // v1 error model knows only Formance's own codes (docs/api.md#clients).
     assert_eq!(
         result["unauthorized"],
         json!({

@@ -178,3 +178,48 @@ async fn a_body_that_ignores_cancellation_is_dropped_after_the_grace_period() {
     h.probe.release("deaf");
     h.wait_status(id, TaskStatus::Terminated).await;
 }
+
+/// `Runtime::call_connector` reaches the installed connector value (what money out, bank
+/// accounts and webhooks use); a panic in the call is an error, and the connector survives it.
+#[actix_rt::test]
+async fn a_call_into_a_connector_reaches_it_and_survives_a_panic() {
+    let h = Harness::start(10, vec![]).await;
+    let id = h
+        .runtime
+        .call_connector(&h.connector_id, |_connector, ctx| {
+            Box::pin(async move { Ok(ctx.connector_id().to_string()) })
+        })
+        .await
+        .expect("call");
+    assert_eq!(id, h.connector_id);
+
+    let panicked = h
+        .runtime
+        .call_connector(&h.connector_id, |_connector, _ctx| {
+            Box::pin(async move {
+                if id.is_empty() {
+                    return Ok(());
+                }
+                panic!("connector bug")
+            })
+        })
+        .await;
+    assert!(
+        matches!(panicked, Err(RuntimeError::ConnectorCallFailed(_))),
+        "{panicked:?}"
+    );
+    let again: Result<u8, _> = h
+        .runtime
+        .call_connector(&h.connector_id, |_c, _ctx| Box::pin(async { Ok(7) }))
+        .await;
+    assert_eq!(again.expect("call after a panic"), 7);
+
+    let missing: Result<(), _> = h
+        .runtime
+        .call_connector("no-such-connector", |_c, _ctx| Box::pin(async { Ok(()) }))
+        .await;
+    assert!(
+        matches!(missing, Err(RuntimeError::ConnectorNotFound(_))),
+        "{missing:?}"
+    );
+}
