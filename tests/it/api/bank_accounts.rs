@@ -222,6 +222,36 @@ async fn forwarding_to_dummypay_writes_the_file_and_links_an_external_account() 
         "{}",
         tasks.body
     );
+
+    // A reset deletes the connector's accounts, and their links with them; the bank account
+    // and its file stay.
+    let reply = api
+        .post_empty(&format!("/connectors/dummy-pay/{connector}/reset"))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let got = api.get(&format!("/bank-accounts/{id}")).await;
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body["data"].get("relatedAccounts").is_none(),
+        "{}",
+        got.body
+    );
+    let links: i64 = api
+        .app
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM bank_account_related_accounts", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(links, 0);
+    assert!(
+        dir.path()
+            .join("bank-accounts")
+            .join(format!("{id}.json"))
+            .is_file()
+    );
 }
 
 #[actix_rt::test]
