@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bank_accounts;
 pub mod cli;
 pub mod connectors;
 pub mod declared;

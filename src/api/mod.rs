@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod bank_accounts;
 pub mod connectors;
 pub mod error;
 pub mod extract;
@@ -65,6 +66,7 @@ fn api_routes() -> Vec<RouteEntry> {
         connectors::routes(),
         payments::routes(),
         accounts::routes(),
+        bank_accounts::routes(),
     ]
     .into_iter()
     .flatten()

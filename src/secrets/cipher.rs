@@ -1,6 +1,7 @@
 //! AES-256-GCM over one config value: the value's JSON text is encrypted with a random 96-bit
 //! nonce and the associated data `tributary/config/v1 \0 <connector id> \0 <field>`, so a
-//! ciphertext copied to another connector or field does not decrypt.
+//! ciphertext copied to another connector or field does not decrypt. Bank account numbers use
+//! the same format with their own associated data ([`bank_account_aad`]).
 //!
 //! Stored form: `{"$encrypted": {"kid": …, "nonce": base64, "ciphertext": base64}}`. An object
 //! rather than a prefixed string: no secret a user can type (a string) is ever mistaken for a
@@ -71,18 +72,28 @@ fn aad(connector_id: &str, field: &str) -> Vec<u8> {
     format!("tributary/config/v1\0{connector_id}\0{field}").into_bytes()
 }
 
+/// The associated data binding a bank account's value to the bank account and the field
+/// (`accountNumber`, `iban`): a ciphertext moved to another row or column does not decrypt.
+pub fn bank_account_aad(bank_account_id: &str, field: &str) -> Vec<u8> {
+    format!("tributary/bank-account/v1\0{bank_account_id}\0{field}").into_bytes()
+}
+
 /// Encrypts `value` for `field` of `connector_id` under `key` (id `kid`), with a fresh nonce.
 pub fn seal(key: &Aes256Gcm, kid: &str, connector_id: &str, field: &str, value: &Value) -> Sealed {
+    seal_bound(key, kid, &aad(connector_id, field), value)
+}
+
+/// Encrypts `value` under `key` (id `kid`) with a fresh nonce, bound to `aad`.
+pub fn seal_bound(key: &Aes256Gcm, kid: &str, aad: &[u8], value: &Value) -> Sealed {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let plaintext = value.to_string();
-    let aad = aad(connector_id, field);
     // Encryption into a Vec fails only on a plaintext over 64 GiB.
     let ciphertext = key
         .encrypt(
             &nonce,
             Payload {
                 msg: plaintext.as_bytes(),
-                aad: &aad,
+                aad,
             },
         )
         .unwrap_or_default();
@@ -96,13 +107,18 @@ pub fn seal(key: &Aes256Gcm, kid: &str, connector_id: &str, field: &str, value: 
 /// Decrypts `sealed` as `field` of `connector_id`; `None` when the key, the connector or the
 /// field is not the one it was sealed with, or it was altered.
 pub fn open(key: &Aes256Gcm, connector_id: &str, field: &str, sealed: &Sealed) -> Option<Value> {
-    let aad = aad(connector_id, field);
+    open_bound(key, &aad(connector_id, field), sealed)
+}
+
+/// Decrypts `sealed` bound to `aad`; `None` when the key or the binding is not the one it was
+/// sealed with, or it was altered.
+pub fn open_bound(key: &Aes256Gcm, aad: &[u8], sealed: &Sealed) -> Option<Value> {
     let plaintext = key
         .decrypt(
             Nonce::from_slice(&sealed.nonce),
             Payload {
                 msg: &sealed.ciphertext,
-                aad: &aad,
+                aad,
             },
         )
         .ok()?;
@@ -132,6 +148,27 @@ mod tests {
         assert_eq!(open(&key(2), "c1", "apiKey", &stored), None);
         assert_eq!(open(&key(1), "c2", "apiKey", &stored), None);
         assert_eq!(open(&key(1), "c1", "password", &stored), None);
+    }
+
+    #[test]
+    fn a_bank_account_value_opens_only_for_its_bank_account_and_field() {
+        let aad = bank_account_aad("b1", "iban");
+        let sealed = seal_bound(&key(1), "k1", &aad, &json!("FR76SENTINEL"));
+        assert!(!sealed.to_json().to_string().contains("SENTINEL"));
+        assert_eq!(
+            open_bound(&key(1), &aad, &sealed),
+            Some(json!("FR76SENTINEL"))
+        );
+        assert_eq!(
+            open_bound(&key(1), &bank_account_aad("b2", "iban"), &sealed),
+            None
+        );
+        assert_eq!(
+            open_bound(&key(1), &bank_account_aad("b1", "accountNumber"), &sealed),
+            None
+        );
+        // Never mistaken for a connector's config value of the same names.
+        assert_eq!(open(&key(1), "b1", "iban", &sealed), None);
     }
 
     #[test]

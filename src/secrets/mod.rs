@@ -8,7 +8,11 @@
 //!   field (AAD), and back;
 //! - [`vault`]: the one boundary configs cross on their way into and out of the database, with
 //!   the connector's schema at hand;
-//! - [`rotate`]: `tributary rotate-key`, re-encrypting every stored value under the current key.
+//! - [`rotate`]: `tributary rotate-key`, re-encrypting every stored value under the current key
+//!   (connector configs and bank accounts' account numbers and IBANs).
+//!
+//! Bank accounts' account numbers and IBANs are sealed with the same keyring
+//! ([`Vault::seal_bank_field`], [`Vault::open_bank_field`]), bound to the bank account.
 
 pub mod cipher;
 pub mod keyring;
@@ -69,6 +73,17 @@ pub enum SecretsError {
         kid: String,
         /// Where the keyring came from.
         source_name: String,
+    },
+    /// A bank account's stored account number or IBAN cannot be decrypted (unknown key id,
+    /// wrong key, altered or moved value, malformed).
+    #[error("bank account {bank_account_id}: field {field:?} cannot be decrypted: {problem}")]
+    BankAccount {
+        /// The bank account.
+        bank_account_id: String,
+        /// `accountNumber` or `iban`.
+        field: String,
+        /// What is wrong (names the key id and the keyring's source, never the value).
+        problem: String,
     },
     /// A stored `$encrypted` object is malformed.
     #[error("connector {connector_id}: field {field:?}: malformed encrypted value ({problem})")]

@@ -5,11 +5,15 @@
 //! (`SELECT … FOR UPDATE`, then `UPDATE`), so a crash midway leaves every row readable with
 //! the keyring (old key or new), and a running service's concurrent config write waits for
 //! that row only. Safe beside a running service.
+//!
+//! Bank accounts' account numbers and IBANs get the same pass, row by row: a value under a
+//! key other than the current one is sealed again. The key ids counted after the pass include
+//! them, so `--drop-old-keys` never drops a key a bank account still needs.
 
 use std::collections::BTreeMap;
 
 use super::SecretsError;
-use super::vault::{Vault, kids_of, secret_fields};
+use super::vault::{Vault, kid_of_value, kids_of, secret_fields};
 use crate::runtime::Registry;
 use crate::storage::{Pool, StorageError};
 
@@ -34,6 +38,10 @@ pub struct Rotation {
     pub connectors: usize,
     /// Connectors whose config was written again.
     pub resealed: usize,
+    /// Bank accounts read.
+    pub bank_accounts: usize,
+    /// Bank accounts whose account number or IBAN was written again.
+    pub bank_accounts_resealed: usize,
     /// After the pass: how many stored values use each key id.
     pub kids_in_use: BTreeMap<String, usize>,
 }
@@ -105,11 +113,77 @@ pub async fn reencrypt(
                 .map_err(|e| StorageError::db("re-encrypting a connector", e))?;
         }
     }
+    reencrypt_bank_accounts(&mut client, vault, &mut done).await?;
     done.kids_in_use = kids_in_use(pool).await?;
     Ok(done)
 }
 
-/// How many stored values use each key id.
+/// The bank account fields stored encrypted, as their columns are named.
+const BANK_FIELDS: [(&str, &str); 2] = [("account_number", "accountNumber"), ("iban", "iban")];
+
+/// Seals again every bank account value under a key other than the current one.
+async fn reencrypt_bank_accounts(
+    client: &mut deadpool_postgres::Client,
+    vault: &Vault,
+    done: &mut Rotation,
+) -> Result<(), RotateError> {
+    let context = "re-encrypting a bank account";
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let ids: Vec<uuid::Uuid> = client
+            .query(
+                "SELECT id FROM bank_accounts WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &BATCH],
+            )
+            .await
+            .map_err(|e| StorageError::db("listing bank accounts to re-encrypt", e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let Some(last) = ids.last() else { break };
+        after = *last;
+        for id in ids {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| StorageError::db(context, e))?;
+            let row = tx
+                .query_opt(
+                    "SELECT account_number, iban FROM bank_accounts WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(|e| StorageError::db(context, e))?;
+            let Some(row) = row else { continue };
+            done.bank_accounts += 1;
+            let key = id.to_string();
+            let mut resealed = false;
+            for (i, (column, field)) in BANK_FIELDS.iter().enumerate() {
+                let Some(stored) = row.get::<_, Option<serde_json::Value>>(i) else {
+                    continue;
+                };
+                let (clear, stale) = vault.open_bank_field(&key, field, &stored)?;
+                if stale {
+                    let sealed = vault.seal_bank_field(&key, field, &clear);
+                    tx.execute(
+                        &format!("UPDATE bank_accounts SET {column} = $2 WHERE id = $1"),
+                        &[&id, &sealed],
+                    )
+                    .await
+                    .map_err(|e| StorageError::db(context, e))?;
+                    resealed = true;
+                }
+            }
+            tx.commit()
+                .await
+                .map_err(|e| StorageError::db(context, e))?;
+            done.bank_accounts_resealed += usize::from(resealed);
+        }
+    }
+    Ok(())
+}
+
+/// How many stored values (connector secrets, bank account numbers and IBANs) use each key id.
 pub async fn kids_in_use(pool: &Pool) -> Result<BTreeMap<String, usize>, StorageError> {
     let client = pool
         .get()
@@ -123,6 +197,21 @@ pub async fn kids_in_use(pool: &Pool) -> Result<BTreeMap<String, usize>, Storage
     for row in rows {
         for kid in kids_of(&row.get(0)) {
             *kids.entry(kid).or_insert(0) += 1;
+        }
+    }
+    let rows = client
+        .query("SELECT account_number, iban FROM bank_accounts", &[])
+        .await
+        .map_err(|e| StorageError::db("counting key ids", e))?;
+    for row in rows {
+        for i in 0..BANK_FIELDS.len() {
+            if let Some(kid) = row
+                .get::<_, Option<serde_json::Value>>(i)
+                .as_ref()
+                .and_then(kid_of_value)
+            {
+                *kids.entry(kid).or_insert(0) += 1;
+            }
         }
     }
     Ok(kids)

@@ -227,6 +227,63 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// A bank account's `field` (`accountNumber`, `iban`) as stored: encrypted under the
+    /// current key, bound to the bank account and the field.
+    pub fn seal_bank_field(&self, bank_account_id: &str, field: &str, value: &str) -> Value {
+        self.refresh();
+        let keyring = self.keyring();
+        let (kid, key) = keyring.current();
+        let aad = cipher::bank_account_aad(bank_account_id, field);
+        cipher::seal_bound(key, kid, &aad, &Value::String(value.to_string())).to_json()
+    }
+
+    /// A bank account's stored `field` in clear, and whether it is under a key other than the
+    /// current one. A value that is not encrypted, names a key id the keyring lacks, or does
+    /// not decrypt is an error naming the bank account, the field and the key id.
+    pub fn open_bank_field(
+        &self,
+        bank_account_id: &str,
+        field: &str,
+        stored: &Value,
+    ) -> Result<(String, bool), SecretsError> {
+        let fail = |problem: String| SecretsError::BankAccount {
+            bank_account_id: bank_account_id.to_string(),
+            field: field.to_string(),
+            problem,
+        };
+        let sealed = Sealed::from_json(stored)
+            .map_err(&fail)?
+            .ok_or_else(|| fail("stored in clear, not encrypted".into()))?;
+        let mut keyring = self.keyring();
+        if keyring.get(&sealed.kid).is_none() {
+            self.refresh();
+            keyring = self.keyring();
+        }
+        let key = keyring.get(&sealed.kid).ok_or_else(|| {
+            fail(format!(
+                "key id {:?} is not in {} (was the key file lost or replaced?)",
+                sealed.kid,
+                self.source.name()
+            ))
+        })?;
+        let aad = cipher::bank_account_aad(bank_account_id, field);
+        match cipher::open_bound(key, &aad, &sealed) {
+            Some(Value::String(text)) => Ok((text, sealed.kid != keyring.current().0)),
+            _ => Err(fail(format!(
+                "does not decrypt with key id {:?} from {}: wrong key, or the value was altered or moved",
+                sealed.kid,
+                self.source.name()
+            ))),
+        }
+    }
+}
+
+/// The key id of one stored encrypted value, if it is one.
+pub fn kid_of_value(stored: &Value) -> Option<String> {
+    Sealed::from_json(stored).ok().flatten().map(|s| s.kid)
+}
+
 /// The key ids a stored config's values are encrypted under, and how many values use each.
 pub fn kids_of(stored: &Value) -> Vec<String> {
     stored

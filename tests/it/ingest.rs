@@ -343,3 +343,80 @@ async fn a_json_lines_file_gives_the_same_history_inside_a_batch_and_across_two(
         assert_eq!(amounts, [json!(100), json!(90)], "{reference}: {p}");
     }
 }
+
+/// A link from a bank account to an account commits with the account; the same link again is
+/// one link; a link to a bank account that does not exist fails its ingest alone, with a
+/// non-transient error, and writes nothing of its batch.
+#[actix_rt::test]
+async fn bank_account_links_commit_with_their_accounts_and_need_the_bank_account() {
+    use tributary::sdk::ingest::BankAccountLink;
+    use tributary::storage::commands::bank_accounts::CreateBankAccount;
+    let (db, storage, _) = setup(10).await;
+    let connector = keyed_connector(&storage).await;
+    let bank = uuid::Uuid::new_v4();
+    storage
+        .write(CreateBankAccount {
+            id: bank,
+            created_at: at(1),
+            name: "b".into(),
+            country: "FR".into(),
+            swift_bic_code: None,
+            account_number: Some(json!({"$encrypted": {}})),
+            iban: None,
+            metadata: None,
+        })
+        .await
+        .expect("bank account");
+    let linked = |bank_account_id| Batch {
+        accounts: vec![account("A", 1, "{}")],
+        bank_account_links: vec![BankAccountLink {
+            bank_account_id,
+            account_reference: "a".into(),
+        }],
+        ..Batch::default()
+    };
+    for _ in 0..2 {
+        storage
+            .write(IngestBatch {
+                connector: connector.clone(),
+                batch: linked(bank),
+            })
+            .await
+            .expect("ingest with a link");
+    }
+    let client = db.client().await;
+    let links = client
+        .query(
+            "SELECT bank_account_id, account_id FROM bank_account_related_accounts",
+            &[],
+        )
+        .await
+        .expect("links");
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].get::<_, uuid::Uuid>(0), bank);
+    let account_id = tributary::ids::AccountKey {
+        connector: connector.clone(),
+        reference: "a".into(),
+    }
+    .id();
+    assert_eq!(links[0].get::<_, String>(1), account_id);
+
+    let other = keyed_connector(&storage).await;
+    let error = storage
+        .write(IngestBatch {
+            connector: other.clone(),
+            batch: linked(uuid::Uuid::new_v4()),
+        })
+        .await
+        .expect_err("a link to no bank account");
+    assert!(!error.is_transient(), "{error}");
+    let accounts: i64 = client
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE connector_id = $1",
+            &[&other.id()],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(accounts, 0, "the failed batch's account was written");
+}

@@ -169,6 +169,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Turns a descriptor into the task to run. An unknown descriptor is an error.
     fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError>;
+
+    /// The external-bank-account capability, if the connector has it (`None`: the API
+    /// answers 400 CONNECTOR_CAPABILITY_NOT_SUPPORTED to a forward).
+    fn bank_accounts(&self) -> Option<&dyn crate::ExternalBankAccounts> {
+        None
+    }
 }
 
 /// What a connector's install and uninstall hooks get from the runtime.

@@ -290,6 +290,20 @@ pub struct Batch {
     /// Entries of the connector's key-value store written in the same transaction (e.g. the
     /// record that a file was ingested).
     pub store: Vec<(String, serde_json::Value)>,
+    /// Links from bank accounts to accounts (Formance's related accounts), written after
+    /// every account of the batch; a link that exists already is left as it is.
+    pub bank_account_links: Vec<BankAccountLink>,
+}
+
+/// Links an account of the connector (by reference) to a bank account it was created for
+/// ([`crate::ExternalBankAccounts`]). A link to a bank account that does not exist fails the
+/// ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankAccountLink {
+    /// The bank account's id ([`crate::BankAccount::id`]).
+    pub bank_account_id: uuid::Uuid,
+    /// The reference of the account (in this batch or ingested before).
+    pub account_reference: String,
 }
 
 /// What an ingest changed, counted as if its rows were ingested one after the other (a

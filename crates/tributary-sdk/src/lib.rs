@@ -8,6 +8,7 @@
 //! it. The runtime implements [`host::Host`] behind the contexts. The `openapi` feature derives
 //! `utoipa::ToSchema` for the types the HTTP API documents.
 
+pub mod bank_accounts;
 pub mod clock;
 pub mod connector;
 pub mod domain;
@@ -17,6 +18,7 @@ pub mod ingest;
 pub mod schedule;
 pub mod task;
 
+pub use bank_accounts::{BankAccount, ExternalBankAccounts};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use connector::{
     Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldError, FieldSpec, Loader,

@@ -109,6 +109,7 @@ const DELETE_OWNED: &str = "WITH
                     WHERE a.payment_id = p.id AND p.connector_id = $1),
     payments AS (DELETE FROM payments WHERE connector_id = $1),
     accounts AS (DELETE FROM accounts WHERE connector_id = $1),
+    bank_links AS (DELETE FROM bank_account_related_accounts WHERE connector_id = $1),
     store AS (DELETE FROM connector_kv WHERE connector_id = $1)
     DELETE FROM tasks WHERE connector_id = $1";
 

@@ -23,7 +23,10 @@
 //!   correction, no new row), in the same batch as in a later one — 10 then 20 at one instant
 //!   leave one row of 20;
 //! - store entries: the connector's key-value store, in the same transaction (the last write
-//!   of a key wins).
+//!   of a key wins);
+//! - bank account links (related accounts): after every account of the round, one
+//!   statement; an existing link is kept (its id is derived from the bank account and the
+//!   account), a link to a bank account that does not exist fails the command.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -125,6 +128,11 @@ const UPSERT_BALANCES: &str = "WITH input AS (
         last_updated_at = GREATEST(balances.last_updated_at, EXCLUDED.last_updated_at)
     RETURNING account_id, asset";
 
+const LINK_BANK_ACCOUNTS: &str = "INSERT INTO bank_account_related_accounts
+        (id, bank_account_id, connector_id, account_id)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
+    ON CONFLICT (bank_account_id, account_id) DO NOTHING";
+
 const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
     SELECT c, k, v FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS i(c, k, v)
     ON CONFLICT (connector_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
@@ -176,6 +184,8 @@ struct Rows<'a> {
     payments: Vec<Vec<PaymentRow<'a>>>,
     balances: Vec<Vec<(String, &'a BalanceData)>>,
     store: Vec<Vec<&'a (String, Value)>>,
+    /// `(bank account, account id)`.
+    links: Vec<(uuid::Uuid, String)>,
 }
 
 /// A row a command writes: two commands writing one row go in separate rounds.
@@ -225,6 +235,11 @@ impl<'a> Rows<'a> {
                 |b| (account_id(&b.account_reference), b),
             ),
             store: generations(&batch.store, |(k, _)| k.as_str(), |entry| entry),
+            links: batch
+                .bank_account_links
+                .iter()
+                .map(|l| (l.bank_account_id, account_id(&l.account_reference)))
+                .collect(),
         }
     }
 
@@ -300,6 +315,7 @@ impl WriteCommand for IngestBatch {
                 write_balances(tx, &balances, &mut reports).await?;
                 write_store(tx, &generation(round, g, |r| &r.store)).await?;
             }
+            link_bank_accounts(tx, round).await?;
             out.extend(reports.into_iter().map(Ok));
         }
         Ok(out)
@@ -496,6 +512,47 @@ async fn write_balances(
         }
     }
     Ok(())
+}
+
+/// Writes the round's bank account links (after its accounts).
+async fn link_bank_accounts(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), StorageError> {
+    let links: Vec<(&str, &(uuid::Uuid, String))> = round
+        .iter()
+        .flat_map(|r| r.links.iter().map(move |l| (r.connector_id.as_str(), l)))
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    let context = "linking accounts to bank accounts";
+    let stmt = tx
+        .prepare_cached(LINK_BANK_ACCOUNTS)
+        .await
+        .map_err(db(context))?;
+    let ids: Vec<uuid::Uuid> = links
+        .iter()
+        .map(|(_, (bank, account))| related_account_id(*bank, account))
+        .collect();
+    let banks: Vec<uuid::Uuid> = links.iter().map(|(_, (bank, _))| *bank).collect();
+    let connectors: Vec<&str> = links.iter().map(|(c, _)| *c).collect();
+    let accounts: Vec<&str> = links.iter().map(|(_, (_, a))| a.as_str()).collect();
+    tx.execute(&stmt, &[&ids, &banks, &connectors, &accounts])
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+                StorageError::InvalidInput(format!(
+                    "{context}: a link names a bank account that does not exist ({banks:?})"
+                ))
+            } else {
+                StorageError::db(context, e)
+            }
+        })?;
+    Ok(())
+}
+
+/// A related account's id: the UUID v5 of the bank account id and the account id, so a link
+/// ingested twice is one link.
+pub fn related_account_id(bank_account_id: uuid::Uuid, account_id: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&bank_account_id, account_id.as_bytes())
 }
 
 async fn write_store(

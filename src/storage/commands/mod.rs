@@ -2,6 +2,7 @@
 //! inside its group-commit transaction. One file per table family.
 
 pub mod audit;
+pub mod bank_accounts;
 pub mod connectors;
 pub mod ingest;
 pub mod kv;

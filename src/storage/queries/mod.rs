@@ -1,6 +1,7 @@
 //! Reads: they go straight to the pool, never through the storage actor.
 
 pub mod accounts;
+pub mod bank_accounts;
 pub mod connectors;
 pub mod kv;
 pub mod page;

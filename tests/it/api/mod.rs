@@ -1,5 +1,6 @@
 //! HTTP API tests: the real service on a fresh database and port 0, spoken to over HTTP.
 
+mod bank_accounts;
 mod connectors;
 mod data;
 mod errors;
@@ -39,6 +40,25 @@ impl Api {
             probe: probe.clone(),
             allow: 10,
         }));
+        let app = spawn_app_with(registry).await;
+        Api {
+            app,
+            probe,
+            client: awc::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .finish(),
+        }
+    }
+
+    /// Starts the service with DUMMY-PAY beside the TEST provider.
+    pub async fn start_with_dummypay() -> Api {
+        let probe = Arc::new(Probe::default());
+        let registry = tributary::connectors::registry(&crate::helpers::test_settings()).with(
+            Arc::new(TestLoader {
+                probe: probe.clone(),
+                allow: 10,
+            }),
+        );
         let app = spawn_app_with(registry).await;
         Api {
             app,

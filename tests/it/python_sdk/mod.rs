@@ -16,6 +16,7 @@
 //! `RESULT` line) and a Rust test here: `SdkService::start`, `run_script(name, env)`, then
 //! assertions on `ScriptRun::result()` and on what the database holds.
 
+mod bank_accounts;
 mod connectors;
 mod legacy;
 

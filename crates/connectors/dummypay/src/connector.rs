@@ -1,6 +1,6 @@
 //! The DUMMY-PAY connector: install schedules `read-files` (and `generate-files` when asked),
 //! a config change reschedules `read-files` with the new period, uninstall deletes only the
-//! files the connector generated.
+//! files the connector generated; it registers external bank accounts (`bank_accounts`).
 
 use std::sync::Arc;
 
@@ -36,6 +36,11 @@ impl DummyPay {
             config,
             streams: Arc::new(Semaphore::new(STREAMS)),
         }
+    }
+
+    /// The connector's config.
+    pub fn config(&self) -> &DummyPayConfig {
+        &self.config
     }
 
     fn read_files_options(&self) -> ScheduleOptions {
@@ -127,9 +132,28 @@ impl Connector for DummyPay {
                     streams: self.streams.clone(),
                 }))
             }
+            Some(super::bank_accounts::TASK_KEY) => {
+                let id = descriptor
+                    .get("bankAccountId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                    .ok_or_else(|| {
+                        TaskError::non_retryable(
+                            "bank account descriptor without a bankAccountId UUID",
+                        )
+                    })?;
+                Ok(Box::new(super::bank_accounts::CreateExternalAccount {
+                    config,
+                    bank_account_id: id,
+                }))
+            }
             _ => Err(TaskError::non_retryable(format!(
                 "unknown DUMMY-PAY descriptor {descriptor}"
             ))),
         }
+    }
+
+    fn bank_accounts(&self) -> Option<&dyn tributary_sdk::ExternalBankAccounts> {
+        Some(self)
     }
 }

@@ -8,11 +8,14 @@
 //! - [`config`]: the config fields, defaults and validation;
 //! - [`connector`]: install/uninstall hooks and descriptor → task;
 //! - [`read_files`], [`ingest`], [`generate`]: the three tasks;
-//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures.
+//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures;
+//! - [`bank_accounts`]: external bank accounts (`bank-accounts/<id>.json` + an EXTERNAL
+//!   account linked to the bank account).
 //!
 //! A crate of its own that depends on `tributary-sdk` and general crates only: it cannot see
 //! the runtime, the storage or another connector.
 
+pub mod bank_accounts;
 pub mod config;
 pub mod connector;
 pub mod files;

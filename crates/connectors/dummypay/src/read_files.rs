@@ -138,3 +138,33 @@ impl Task for ReadFiles {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bank account files live in a subdirectory, which the listing never enters: they are
+    /// never read as payments.
+    #[test]
+    fn the_listing_never_offers_bank_account_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("payments.json"), "{}").unwrap();
+        let content = crate::bank_accounts::BankAccountFile {
+            id: uuid::Uuid::from_u128(1),
+            created_at: chrono::Utc::now(),
+            name: "n".into(),
+            country: "FR".into(),
+            account_number: Some("12345678".into()),
+            iban: None,
+            swift_bic_code: None,
+            metadata: Default::default(),
+        };
+        crate::bank_accounts::write_file(dir.path(), &content).unwrap();
+        let names: Vec<String> = list(dir.path(), "")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["payments.json"]);
+    }
+}
