@@ -63,7 +63,8 @@ impl Seed {
                     &status,
                     &amount,
                     &(minutes as f64),
-                    &metadata,
+                    // JSON null stands for "no metadata": stored as SQL NULL, as ingest does.
+                    &(!metadata.is_null()).then_some(metadata),
                     &source,
                 ],
             )
@@ -245,7 +246,8 @@ async fn sort_orders_with_a_stable_tiebreaker() {
     let api = Api::start().await;
     let seed = Seed::new(&api).await;
     // Five payments at one instant: the id orders them, both ways, across pages.
-    for r in ["p1", "p2", "p3", "p4", "p5"] {
+    // Inserted in an order unrelated to their ids.
+    for r in ["p5", "p2", "p4", "p1", "p3"] {
         seed.payment(r, "1", 0, "SUCCEEDED", Value::Null, None)
             .await;
     }
