@@ -107,12 +107,8 @@ fn payment(row: &Row) -> PaymentRow {
     }
 }
 
-/// A page of payments with their adjustments.
-pub async fn page(
-    pool: &Pool,
-    filter: &PaymentFilter,
-    keyset: &Keyset,
-) -> Result<Vec<PaymentRow>, StorageError> {
+/// The statement of a page of payments (without adjustments): also what the bench EXPLAINs.
+pub fn page_sql(filter: &PaymentFilter, keyset: &Keyset) -> Sql {
     let mut sql = Sql::new(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN connectors c ON c.id = p.connector_id \
          WHERE TRUE"
@@ -133,6 +129,16 @@ pub async fn page(
         sql.condition(condition);
     }
     sql.keyset(keyset, "p", "text");
+    sql
+}
+
+/// A page of payments with their adjustments.
+pub async fn page(
+    pool: &Pool,
+    filter: &PaymentFilter,
+    keyset: &Keyset,
+) -> Result<Vec<PaymentRow>, StorageError> {
+    let sql = page_sql(filter, keyset);
     let client = client(pool, "listing payments").await?;
     let rows = super::query(&client, &sql.text, &sql.params(), "listing payments").await?;
     let mut payments: Vec<PaymentRow> = rows.iter().map(payment).collect();
