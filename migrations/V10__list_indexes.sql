@@ -1,11 +1,12 @@
 -- Indexes behind the list filters and orders (issue 14: Formance's query language, sort,
--- updatedAt-ordered listing). Each serves a keyset page: an equality prefix, then the order
--- columns (created_at or updated_at, id), so a filtered page reads only its rows.
+-- updatedAt-ordered listing). The composite ones serve a keyset page directly (an equality
+-- prefix, then the order columns); the others find the matching rows, which are then sorted.
 --
 -- payments.updated_at / accounts.updated_at exist since V1 (default now(); the ingest upsert
--- and the metadata patch set them only when a field changed). Writes go through the storage
--- actor one transaction at a time, so now() (the transaction's start) grows with commit order
--- and an updatedAt page never skips a row committed after the previous page was read.
+-- sets them only when a tracked field changed, the metadata patch on every patch). Writes go
+-- through the storage actor one transaction at a time, so now() (the transaction's start)
+-- grows with commit order and an updatedAt page never skips a row committed after the
+-- previous page was read.
 CREATE INDEX IF NOT EXISTS payments_by_updated ON payments (updated_at, id);
 CREATE INDEX IF NOT EXISTS accounts_by_updated ON accounts (updated_at, id);
 
