@@ -227,7 +227,7 @@ async fn list(
     body: QueryBody,
 ) -> Result<HttpResponse, ApiError> {
     let sortable = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
-    let request = PageRequest::from_params(&params, &sortable, |p| {
+    let request = PageRequest::from_params_sorted(&params, &sortable, |p| {
         Ok(AccountFilter {
             connector_id: p.get("connectorID").map(str::to_string),
             query: query::from_request(p, &body)?,
@@ -291,7 +291,7 @@ async fn balances(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     AccountKey::parse(&id)?;
-    let mut request = PageRequest::from_params(&params, &[SortColumn::CreatedAt], |p| {
+    let mut request = PageRequest::from_params(&params, |p| {
         Ok(BalanceParams {
             asset: p.get("asset").map(str::to_string),
             from: p.time("from")?,

@@ -133,9 +133,18 @@ pub struct CursorResponse<T> {
 }
 
 impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
-    /// Reads `cursor`, or `pageSize`, `sort` (on one of `sortable`) and the filters (`filter`
+    /// Reads `cursor`, or `pageSize`, `sort` (`createdAt` only) and the filters (`filter`
     /// parses them).
     pub fn from_params(
+        params: &Params,
+        filter: impl FnOnce(&Params) -> Result<F, ApiError>,
+    ) -> Result<Self, ApiError> {
+        Self::from_params_sorted(params, &[SortColumn::CreatedAt], filter)
+    }
+
+    /// [`Self::from_params`] for a list that can also be sorted on other columns
+    /// (`sortable`; its rows must then give [`Self::respond`] that column's value).
+    pub fn from_params_sorted(
         params: &Params,
         sortable: &[SortColumn],
         filter: impl FnOnce(&Params) -> Result<F, ApiError>,

@@ -254,7 +254,7 @@ async fn list(
     body: QueryBody,
 ) -> Result<HttpResponse, ApiError> {
     let sortable = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
-    let request = PageRequest::from_params(&params, &sortable, |p| {
+    let request = PageRequest::from_params_sorted(&params, &sortable, |p| {
         Ok(Filter {
             query: query::from_request(p, &body)?,
             connector_id: p.get("connectorID").map(str::to_string),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::connectors::resolve;
 use super::error::{ApiError, ErrorCode};
 use super::extract::Params;
-use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
+use super::pagination::{CursorResponse, PageQuery, PageRequest};
 use super::{AppState, Data};
 use crate::sdk::{Schedule, TaskStatus};
 use crate::storage::queries::tasks::{self, TaskRow};
@@ -114,7 +114,7 @@ async fn list_of(
     params: &Params,
 ) -> Result<HttpResponse, ApiError> {
     let row = resolve(state, provider, connector_id).await?;
-    let request = PageRequest::from_params(params, &[SortColumn::CreatedAt], |p| {
+    let request = PageRequest::from_params(params, |p| {
         let status = p
             .get("status")
             .map(|s| {

@@ -6,25 +6,40 @@
 //! - [`sql::compile`]: `Expr` + one list's field table → a parameterised
 //!   [`Condition`](crate::storage::queries::page::Condition) (no value is ever interpolated).
 //!
-//! ## Plugging a list in (one table, two calls)
+//! ## Plugging a list in (one table, three lines)
 //!
 //! ```ignore
-//! use crate::api::query::{self, Field, Kind, MATCH, ORDERED, MATCH_EXISTS};
+//! use crate::api::query::{self, Expr, Field, Kind, QueryBody, MATCH, MATCH_EXISTS, ORDERED};
 //!
-//! /// The fields Formance allows on the pool list, one place.
+//! /// The fields the pool list's `query` allows (Formance's, from its storage query context).
 //! pub const POOL_FIELDS: &[Field] = &[
 //!     Field::new(&["name"], "pl.name", Kind::Text, MATCH),
 //!     Field::new(&["created_at", "createdAt"], "pl.created_at", Kind::Time, ORDERED),
 //!     Field::new(&["metadata"], "pl.metadata", Kind::Metadata, MATCH_EXISTS),
 //! ];
 //!
-//! // In the handler: the query from the body (if any) else `?query=` → Option<Expr>, kept in
-//! // the cursor's filter so the next pages apply it too:
-//! let expr = query::from_request(&params, &body)?;
-//! // When listing (also for a cursor, which re-validates what it carries):
-//! let condition = query::condition(expr.as_ref(), POOL_FIELDS)?; // Option<Condition>, 400s
-//! // In storage, after `WHERE TRUE`: if let Some(c) = &condition { sql.condition(c) }
+//! // The cursor's filter keeps the parsed query, so later pages apply it too:
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct PoolFilter { #[serde(default, skip_serializing_if = "Option::is_none")] query: Option<Expr> }
+//!
+//! async fn list(state: web::Data<AppState>, params: Params, body: QueryBody) -> … {
+//!     // 1. the query: the JSON body when not empty (Formance reads it first), else `?query=`
+//!     let request = PageRequest::from_params(&params, |p| {
+//!         Ok(PoolFilter { query: query::from_request(p, &body)? })
+//!     })?;
+//!     // 2. compile against the table (also for a cursor: what it carries is re-checked);
+//!     //    a misfit is a 400 naming the field or operator
+//!     let condition = query::condition(request.filter.query.as_ref(), POOL_FIELDS)?;
+//!     // 3. in the storage query, after `… WHERE TRUE` and before `sql.keyset(…)`:
+//!     //    if let Some(c) = &condition { sql.condition(c) }
+//! }
 //! ```
+//!
+//! Kinds: `Text` (strings), `NullableText` (also `$exists: true|false`), `Amount` (exact
+//! integers, bound as `numeric`), `Time` (RFC 3339), `Metadata` (`metadata[key]` `$match`,
+//! `{"$exists": {"metadata": "key"}}`). Operator sets: `MATCH`, `ORDERED`, `MATCH_EXISTS`, or
+//! any `&[Op]`. Column text must be trusted SQL (a column of the list's statement); values
+//! never reach the SQL text. Sorting on `updatedAt` too: `PageRequest::from_params_sorted`.
 //!
 //! An unknown field, an operator the field does not allow, or a value of the wrong type is a
 //! 400 `VALIDATION` whose message names it. Each list's allowed fields follow Formance v1's
