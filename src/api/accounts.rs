@@ -11,8 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::Params;
 use super::openapi::big_integer;
-use super::pagination::{CursorResponse, PageQuery, PageRequest};
+use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
 use super::payments::{number, raw_json};
+use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, Op, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
@@ -115,6 +116,9 @@ pub struct AccountQuery {
     /// Only this connector's accounts.
     #[param(rename = "connectorID")]
     connector_id: Option<String>,
+    /// Formance's query language as JSON (the request body, when not empty, takes precedence).
+    #[param(example = r#"{"$match":{"metadata[team]":"ops"}}"#)]
+    query: Option<String>,
 }
 
 /// The balance history's filters, for the OpenAPI document.
@@ -129,6 +133,10 @@ pub struct BalanceQuery {
     from: Option<DateTime<Utc>>,
     /// Only balances held before this time.
     to: Option<DateTime<Utc>>,
+    /// At most this many rows per page (the smaller of it and `pageSize`); 0 means no limit.
+    limit: Option<i64>,
+    /// Formance's query language as JSON (an extension here; see docs/api.md).
+    query: Option<String>,
 }
 
 fn balance_json(b: BalanceRow) -> BalanceJson {
@@ -142,10 +150,70 @@ fn balance_json(b: BalanceRow) -> BalanceJson {
     }
 }
 
+/// The fields the account list's `query` allows: Formance v1's (every comparison on the text
+/// columns, `metadata[key]`), plus the timestamps.
+pub const ACCOUNT_FIELDS: &[Field] = &[
+    Field::new(&["id"], "a.id", Kind::Text, ORDERED),
+    Field::new(&["reference"], "a.reference", Kind::Text, ORDERED),
+    Field::new(
+        &["connector_id", "connectorID"],
+        "a.connector_id",
+        Kind::Text,
+        ORDERED,
+    ),
+    Field::new(&["type"], "a.type", Kind::Text, ORDERED),
+    Field::new(
+        &["default_asset", "defaultAsset"],
+        "a.default_asset",
+        Kind::NullableText,
+        &[Op::Match, Op::Lt, Op::Lte, Op::Gt, Op::Gte, Op::Exists],
+    ),
+    Field::new(
+        &["name", "account_name", "accountName"],
+        "a.account_name",
+        Kind::NullableText,
+        &[Op::Match, Op::Lt, Op::Lte, Op::Gt, Op::Gte, Op::Exists],
+    ),
+    Field::new(
+        &["created_at", "createdAt"],
+        "a.created_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(
+        &["updated_at", "updatedAt"],
+        "a.updated_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(&["metadata"], "a.metadata", Kind::Metadata, MATCH_EXISTS),
+];
+
+/// The fields the balance list's `query` allows (an extension: Formance's balances take
+/// `asset`, `from`, `to` and `limit` parameters only).
+pub const BALANCE_FIELDS: &[Field] = &[
+    Field::new(&["asset", "currency"], "b.asset", Kind::Text, MATCH),
+    Field::new(&["balance"], "b.balance", Kind::Amount, ORDERED),
+    Field::new(
+        &["created_at", "createdAt"],
+        "b.created_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(
+        &["last_updated_at", "lastUpdatedAt"],
+        "b.last_updated_at",
+        Kind::Time,
+        ORDERED,
+    ),
+];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AccountFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     connector_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Expr>,
 }
 
 /// Lists accounts, newest first unless sorted otherwise.
@@ -153,21 +221,30 @@ struct AccountFilter {
     operation_id = "listAccounts", params(PageQuery, AccountQuery),
     responses((status = 200, description = "A page of accounts",
         body = CursorResponse<AccountJson>)))]
-async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
-    let request = PageRequest::from_params(&params, |p| {
+async fn list(
+    state: web::Data<AppState>,
+    params: Params,
+    body: QueryBody,
+) -> Result<HttpResponse, ApiError> {
+    let sortable = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
+    let request = PageRequest::from_params_sorted(&params, &sortable, |p| {
         Ok(AccountFilter {
             connector_id: p.get("connectorID").map(str::to_string),
+            query: query::from_request(p, &body)?,
         })
     })?;
+    let condition = query::condition(request.filter.query.as_ref(), ACCOUNT_FIELDS)?;
     let rows = accounts::page(
         state.storage.pool(),
         request.filter.connector_id.as_deref(),
+        condition.as_ref(),
         &request.keyset(),
     )
     .await?;
+    let sort = request.sort;
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
-        |a| (a.created_at, a.id.clone()),
+        |a| (sort.pick(a.created_at, a.updated_at), a.id.clone()),
         account_json,
     )))
 }
@@ -197,6 +274,8 @@ struct BalanceParams {
     from: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Expr>,
 }
 
 /// An account's balance history, newest first unless sorted otherwise.
@@ -208,16 +287,29 @@ async fn balances(
     state: web::Data<AppState>,
     path: web::Path<String>,
     params: Params,
+    body: QueryBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     AccountKey::parse(&id)?;
-    let request = PageRequest::from_params(&params, |p| {
+    let mut request = PageRequest::from_params(&params, |p| {
         Ok(BalanceParams {
             asset: p.get("asset").map(str::to_string),
             from: p.time("from")?,
             to: p.time("to")?,
+            query: query::from_request(p, &body)?,
         })
     })?;
+    // Formance's `limit`: at most that many rows per page (the smaller of it and pageSize).
+    if let Some(limit) = params.get("limit") {
+        let limit = limit.parse::<u32>().map_err(|_| {
+            ApiError::validation(format!(
+                "limit must be a non-negative integer, not {limit:?}"
+            ))
+        })?;
+        if limit > 0 {
+            request.page_size = request.page_size.min(i64::from(limit));
+        }
+    }
     accounts::get(state.storage.pool(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {id} not found")))?;
@@ -226,6 +318,7 @@ async fn balances(
         asset: f.asset.clone(),
         from: f.from,
         to: f.to,
+        condition: query::condition(f.query.as_ref(), BALANCE_FIELDS)?,
     };
     let rows = accounts::balances(state.storage.pool(), &id, &filter, &request.keyset()).await?;
     Ok(HttpResponse::Ok().json(request.respond(

@@ -66,8 +66,9 @@ pub fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Query parameters by name (the last value wins).
-pub struct Params(pub HashMap<String, String>);
+/// Query parameters by name (the last value wins), and every pair in order for repeated
+/// parameters (`sort=a&sort=b`).
+pub struct Params(pub HashMap<String, String>, pub Vec<(String, String)>);
 
 impl FromRequest for Params {
     type Error = ApiError;
@@ -75,7 +76,10 @@ impl FromRequest for Params {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let parsed = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(|q| Params(q.into_inner().into_iter().collect()))
+            .map(|q| {
+                let pairs = q.into_inner();
+                Params(pairs.iter().cloned().collect(), pairs)
+            })
             .map_err(|e| ApiError::validation(format!("malformed query string: {e}")));
         std::future::ready(parsed)
     }
@@ -85,6 +89,15 @@ impl Params {
     /// A parameter, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.1
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A timestamp parameter (RFC 3339).

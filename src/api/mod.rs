@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod payments;
+pub mod query;
 pub mod tasks;
 
 use actix_web::http::Method;

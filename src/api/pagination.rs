@@ -1,7 +1,10 @@
-//! Cursor pagination as Formance does it: `pageSize` (default 15, 1..=100), an opaque `cursor`
+//! Cursor pagination as Formance does it: `pageSize` (default 15; 0 means the default and
+//! above 100 is clamped to 100, as go-libs' `bunpaginate.GetPageSize`), an opaque `cursor`
 //! that carries everything (page size, order, filters, position) so that when it is given the
 //! other parameters are ignored, and the `{"cursor": {pageSize, hasMore, previous, next, data}}`
-//! envelope. Underneath, keyset pagination (see `storage::queries::page`).
+//! envelope. `sort` is `field[:asc|desc]` (repeatable, Formance's form) on the fields a list
+//! allows ([`SortColumn`]), the row id as a stable tiebreaker. Underneath, keyset pagination
+//! (see `storage::queries::page`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,12 +21,60 @@ pub const DEFAULT_PAGE_SIZE: i64 = 15;
 /// The largest page size.
 pub const MAX_PAGE_SIZE: i64 = 100;
 
+/// A timestamp column a list can be sorted on; the id breaks ties.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortColumn {
+    /// `createdAt` (`created_at`): the default.
+    #[default]
+    #[serde(rename = "c")]
+    CreatedAt,
+    /// `updatedAt` (`updated_at`): last change, for incremental sync.
+    #[serde(rename = "u")]
+    UpdatedAt,
+}
+
+impl SortColumn {
+    /// The SQL column.
+    pub fn column(self) -> &'static str {
+        match self {
+            SortColumn::CreatedAt => "created_at",
+            SortColumn::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<SortColumn> {
+        match name {
+            "createdAt" | "created_at" => Some(SortColumn::CreatedAt),
+            "updatedAt" | "updated_at" => Some(SortColumn::UpdatedAt),
+            _ => None,
+        }
+    }
+
+    fn wire(self) -> &'static str {
+        match self {
+            SortColumn::CreatedAt => "createdAt",
+            SortColumn::UpdatedAt => "updatedAt",
+        }
+    }
+
+    /// Picks this column's value of a row.
+    pub fn pick(self, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            SortColumn::CreatedAt => created_at,
+            SortColumn::UpdatedAt => updated_at,
+        }
+    }
+}
+
 /// Everything a page request carries; encoded as the opaque cursor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PageRequest<F> {
     /// Rows per page.
     #[serde(rename = "s")]
     pub page_size: i64,
+    /// The column ordered on.
+    #[serde(rename = "o", default)]
+    pub sort: SortColumn,
     /// Oldest first.
     #[serde(rename = "a")]
     pub ascending: bool,
@@ -44,15 +95,16 @@ pub struct PageRequest<F> {
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 #[allow(dead_code)] // never built: it only describes the parameters
 pub struct PageQuery {
-    /// Rows per page.
-    #[param(minimum = 1, maximum = 100, default = 15)]
+    /// Rows per page; 0 means the default, above 100 is clamped to 100.
+    #[param(minimum = 0, default = 15)]
     page_size: Option<i64>,
     /// The opaque `next` or `previous` of an earlier page; when given, every other parameter
     /// is ignored (the cursor carries them).
     cursor: Option<String>,
-    /// The order: `createdAt:asc` or `createdAt:desc` (the default, newest first).
-    #[param(pattern = "^createdAt(:(asc|desc))?$", example = "createdAt:desc")]
-    sort: Option<String>,
+    /// The order: `<field>:asc` or `<field>:desc` (default `createdAt:desc`, newest first);
+    /// the fields are `createdAt` and, on payments and accounts, `updatedAt`.
+    #[param(example = "createdAt:desc")]
+    sort: Option<Vec<String>>,
 }
 
 /// The cursor envelope's body.
@@ -81,48 +133,30 @@ pub struct CursorResponse<T> {
 }
 
 impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
-    /// Reads `cursor`, or `pageSize`, `sort` and the filters (`filter` parses them).
+    /// Reads `cursor`, or `pageSize`, `sort` (`createdAt` only) and the filters (`filter`
+    /// parses them).
     pub fn from_params(
         params: &Params,
+        filter: impl FnOnce(&Params) -> Result<F, ApiError>,
+    ) -> Result<Self, ApiError> {
+        Self::from_params_sorted(params, &[SortColumn::CreatedAt], filter)
+    }
+
+    /// [`Self::from_params`] for a list that can also be sorted on other columns
+    /// (`sortable`; its rows must then give [`Self::respond`] that column's value).
+    pub fn from_params_sorted(
+        params: &Params,
+        sortable: &[SortColumn],
         filter: impl FnOnce(&Params) -> Result<F, ApiError>,
     ) -> Result<Self, ApiError> {
         if let Some(token) = params.get("cursor") {
             return Self::decode(token);
         }
-        let page_size = match params.get("pageSize") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "pageSize must be an integer from 1 to {MAX_PAGE_SIZE}, not {v:?}"
-                    ))
-                })?,
-        };
-        let ascending = match params.get("sort") {
-            None => false,
-            Some(sort) => {
-                let (field, order) = sort.split_once(':').unwrap_or((sort, "asc"));
-                if field != "createdAt" && field != "created_at" {
-                    return Err(ApiError::validation(format!(
-                        "sort: only createdAt can be sorted on, not {field:?}"
-                    )));
-                }
-                match order.to_ascii_lowercase().as_str() {
-                    "asc" => true,
-                    "desc" => false,
-                    _ => {
-                        return Err(ApiError::validation(format!(
-                            "sort: the order must be asc or desc, not {order:?}"
-                        )));
-                    }
-                }
-            }
-        };
+        let page_size = page_size(params.get("pageSize"))?;
+        let (sort, ascending) = sort(&params.all("sort"), sortable)?;
         Ok(Self {
             page_size,
+            sort,
             ascending,
             filter: filter(params)?,
             bound: None,
@@ -147,6 +181,7 @@ impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
     /// The keyset to query: one row more than the page, to know whether there is more.
     pub fn keyset(&self) -> Keyset {
         Keyset {
+            column: self.sort.column(),
             ascending: self.ascending != self.backward,
             bound: self.bound.clone(),
             limit: self.page_size + 1,
@@ -154,7 +189,7 @@ impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
     }
 
     /// Builds the envelope from the rows the keyset query returned; `key` gives a row's
-    /// `(created_at, id)`.
+    /// `(value of the sort column, id)`.
     pub fn respond<R, T>(
         &self,
         mut rows: Vec<R>,
@@ -198,5 +233,101 @@ impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
                 data: rows.into_iter().map(to_json).collect(),
             },
         }
+    }
+}
+
+/// `pageSize` as go-libs reads it: absent or 0 → the default, above the maximum → the
+/// maximum (clamped, not refused), not an unsigned 32-bit integer → 400.
+pub fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
+    let Some(v) = value else {
+        return Ok(DEFAULT_PAGE_SIZE);
+    };
+    let n = v.parse::<u32>().map_err(|_| {
+        ApiError::validation(format!(
+            "pageSize must be a non-negative integer, not {v:?}"
+        ))
+    })?;
+    Ok(match i64::from(n) {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    })
+}
+
+/// `sort` values as Formance takes them: `field`, `field:asc`, `field:desc` (also `ASC`,
+/// `DESC`, `dsc`); the first names the column, a later one may only repeat it or name `id`
+/// (the tiebreaker, always applied in the same direction).
+fn sort(values: &[&str], sortable: &[SortColumn]) -> Result<(SortColumn, bool), ApiError> {
+    let mut chosen: Option<(SortColumn, bool)> = None;
+    for value in values {
+        let (field, order) = value.split_once(':').unwrap_or((value, "asc"));
+        let ascending = match order.to_ascii_lowercase().as_str() {
+            "asc" => true,
+            "desc" | "dsc" => false,
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "sort: the order must be asc or desc, not {order:?}"
+                )));
+            }
+        };
+        if field == "id" && chosen.is_some() {
+            continue;
+        }
+        let column = SortColumn::from_name(field)
+            .filter(|c| sortable.contains(c))
+            .ok_or_else(|| {
+                let names: Vec<&str> = sortable.iter().map(|c| c.wire()).collect();
+                ApiError::validation(format!(
+                    "sort: field {field:?} cannot be sorted on (sortable: {})",
+                    names.join(", ")
+                ))
+            })?;
+        match chosen {
+            None => chosen = Some((column, ascending)),
+            Some((c, a)) if c == column && a == ascending => {}
+            Some(_) => {
+                return Err(ApiError::validation(format!(
+                    "sort: only one field can be sorted on, not also {value:?}"
+                )));
+            }
+        }
+    }
+    Ok(chosen.unwrap_or((SortColumn::CreatedAt, false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_is_clamped_like_go_libs() {
+        assert_eq!(page_size(None).ok(), Some(15));
+        assert_eq!(page_size(Some("0")).ok(), Some(15));
+        assert_eq!(page_size(Some("7")).ok(), Some(7));
+        assert_eq!(page_size(Some("100")).ok(), Some(100));
+        assert_eq!(page_size(Some("101")).ok(), Some(100));
+        assert_eq!(page_size(Some("4294967295")).ok(), Some(100));
+        for bad in ["-1", "ten", "1e3", "4294967296", ""] {
+            assert!(page_size(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_takes_formance_forms() {
+        let both = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
+        let s = |v: &[&str]| sort(v, &both).ok();
+        assert_eq!(s(&[]), Some((SortColumn::CreatedAt, false)));
+        assert_eq!(s(&["createdAt"]), Some((SortColumn::CreatedAt, true)));
+        assert_eq!(
+            s(&["created_at:DESC"]),
+            Some((SortColumn::CreatedAt, false))
+        );
+        assert_eq!(
+            s(&["updatedAt:asc", "id:asc"]),
+            Some((SortColumn::UpdatedAt, true))
+        );
+        assert_eq!(s(&["amount:asc"]), None);
+        assert_eq!(s(&["createdAt:up"]), None);
+        assert_eq!(s(&["createdAt:asc", "updatedAt:asc"]), None);
+        assert_eq!(sort(&["updatedAt"], &[SortColumn::CreatedAt]).ok(), None);
     }
 }

@@ -13,7 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{JsonObject, Params, kind};
 use super::openapi::big_integer;
-use super::pagination::{CursorResponse, PageQuery, PageRequest};
+use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
+use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::PaymentKey;
 use crate::storage::commands::payments::PatchPaymentMetadata;
@@ -151,6 +152,56 @@ fn payment_json(p: PaymentRow) -> PaymentJson {
     }
 }
 
+/// The fields the payment list's `query` allows: Formance v1's (`$match` on the text columns,
+/// every comparison on the amounts, `metadata[key]`), plus `id`, the timestamps and
+/// `$exists` on the nullable account columns.
+pub const PAYMENT_FIELDS: &[Field] = &[
+    Field::new(&["id"], "p.id", Kind::Text, MATCH),
+    Field::new(&["reference"], "p.reference", Kind::Text, MATCH),
+    Field::new(
+        &["connector_id", "connectorID"],
+        "p.connector_id",
+        Kind::Text,
+        MATCH,
+    ),
+    Field::new(&["type"], "p.type", Kind::Text, MATCH),
+    Field::new(&["status"], "p.status", Kind::Text, MATCH),
+    Field::new(&["scheme"], "p.scheme", Kind::Text, MATCH),
+    Field::new(&["asset"], "p.asset", Kind::Text, MATCH),
+    Field::new(
+        &["source_account_id", "sourceAccountID"],
+        "p.source_account_id",
+        Kind::NullableText,
+        MATCH_EXISTS,
+    ),
+    Field::new(
+        &["destination_account_id", "destinationAccountID"],
+        "p.destination_account_id",
+        Kind::NullableText,
+        MATCH_EXISTS,
+    ),
+    Field::new(&["amount"], "p.amount", Kind::Amount, ORDERED),
+    Field::new(
+        &["initial_amount", "initialAmount"],
+        "p.initial_amount",
+        Kind::Amount,
+        ORDERED,
+    ),
+    Field::new(
+        &["created_at", "createdAt"],
+        "p.created_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(
+        &["updated_at", "updatedAt"],
+        "p.updated_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(&["metadata"], "p.metadata", Kind::Metadata, MATCH_EXISTS),
+];
+
 /// The payment list's filters, carried in the cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Filter {
@@ -164,6 +215,8 @@ struct Filter {
     asset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Expr>,
 }
 
 /// The payment list's filters, for the OpenAPI document.
@@ -185,6 +238,9 @@ pub struct PaymentQuery {
     asset: Option<String>,
     /// Only the payments with this reference.
     reference: Option<String>,
+    /// Formance's query language as JSON (the request body, when not empty, takes precedence).
+    #[param(example = r#"{"$and":[{"$match":{"status":"SUCCEEDED"}},{"$gte":{"amount":100}}]}"#)]
+    query: Option<String>,
 }
 
 /// Lists payments, newest first unless sorted otherwise.
@@ -192,9 +248,15 @@ pub struct PaymentQuery {
     operation_id = "listPayments", params(PageQuery, PaymentQuery),
     responses((status = 200, description = "A page of payments",
         body = CursorResponse<PaymentJson>)))]
-async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
-    let request = PageRequest::from_params(&params, |p| {
+async fn list(
+    state: web::Data<AppState>,
+    params: Params,
+    body: QueryBody,
+) -> Result<HttpResponse, ApiError> {
+    let sortable = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
+    let request = PageRequest::from_params_sorted(&params, &sortable, |p| {
         Ok(Filter {
+            query: query::from_request(p, &body)?,
             connector_id: p.get("connectorID").map(str::to_string),
             status: p.get("status").map(str::to_string),
             payment_type: p.get("type").map(str::to_string),
@@ -209,11 +271,13 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
         payment_type: f.payment_type.clone(),
         asset: f.asset.clone(),
         reference: f.reference.clone(),
+        condition: query::condition(f.query.as_ref(), PAYMENT_FIELDS)?,
     };
     let rows = payments::page(state.storage.pool(), &filter, &request.keyset()).await?;
+    let sort = request.sort;
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
-        |p| (p.created_at, p.id.clone()),
+        |p| (sort.pick(p.created_at, p.updated_at), p.id.clone()),
         payment_json,
     )))
 }

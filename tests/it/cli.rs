@@ -348,6 +348,13 @@ fn the_benchmarks_run_at_smoke_size() {
         "{tasks}"
     );
     assert_eq!(tasks["restore_live_tasks"], 200, "{tasks}");
+    let query = bench(&["query", "--payments", "2000", "--requests", "5"]);
+    assert_eq!(query["bench"], "query");
+    let cases = query["cases"].as_array().expect("cases");
+    assert!(
+        cases.len() >= 5 && cases.iter().all(|c| c["plan"].is_string()),
+        "{query}"
+    );
     let latency = bench(&["latency", "--payments", "200", "--requests", "20"]);
     assert_eq!(latency["bench"], "latency");
     assert!(

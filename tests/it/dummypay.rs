@@ -730,3 +730,40 @@ async fn generate_files_resumes_after_failed_store_writes_and_uninstall_deletes_
         assert_eq!(d.read("dummypay-generated-payment-2.json"), users_own);
     }
 }
+
+#[actix_rt::test]
+async fn the_guide_s_file_form_and_a_config_without_name_work_as_in_formance() {
+    // No name: Formance's DUMMY-PAY loader names the connector "DUMMY-PAY".
+    let d = Dummy::install(spawn_app().await, json!({"name": null}), &[]).await;
+    let connectors = d.get("/connectors").await;
+    assert_eq!(connectors["data"][0]["name"], "DUMMY-PAY", "{connectors}");
+    let config = d
+        .get(&format!("/connectors/DUMMY-PAY/{}/config", d.connector_id))
+        .await;
+    assert_eq!(config["data"]["name"], "DUMMY-PAY", "{config}");
+    // `created_at` as the guide writes it, and an upper-case scheme.
+    drop_file(
+        d.dir.path(),
+        "guide.json",
+        r#"{"reference":"guide","amount":42,"asset":"EUR/2","type":"PAY-IN","status":"SUCCEEDED","scheme":"VISA","created_at":"2026-03-04T05:06:07Z"}"#,
+    );
+    eventually("the guide's payment", Duration::from_secs(30), || async {
+        d.count("SELECT count(*) FROM payments WHERE reference = 'guide'")
+            .await
+            == 1
+    })
+    .await;
+    let list = d.get("/payments").await;
+    let p = &list["cursor"]["data"][0];
+    assert_eq!(p["scheme"], "visa", "{p}");
+    assert_eq!(p["createdAt"], "2026-03-04T05:06:07Z", "{p}");
+    // Every defaultValue of GET /connectors/configs is a string (the client refuses numbers).
+    let configs = d.get("/connectors/configs").await;
+    let fields = configs["data"]["DUMMY-PAY"].as_object().expect("DUMMY-PAY");
+    assert_eq!(fields["name"]["defaultValue"], "DUMMY-PAY");
+    for (name, spec) in fields {
+        if let Some(default) = spec.get("defaultValue") {
+            assert!(default.is_string(), "{name}: {default}");
+        }
+    }
+}

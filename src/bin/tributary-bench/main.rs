@@ -8,12 +8,14 @@
 //! multi-row upserts (the batched ceiling) and one row per transaction. Prints a table and one
 //! JSON line. `… -- latency` the latency distribution of single requests on three routes;
 //! `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
+//! `… -- query` filtered pages (query language, sort) with their plans;
 //! `… -- tasks` the runtime alone: one-shot tasks per second, memory per idle task, restore.
 //! Not a test: CI runs only a tiny smoke run of each scenario.
 
 mod api;
 mod ingest;
 mod latency;
+mod query;
 mod service;
 mod tasks;
 
@@ -53,6 +55,16 @@ enum Scenario {
         payments: usize,
         /// Requests per GET route (a tenth of them, at least 10, installs).
         #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+    },
+    /// Filtered pages of `GET /payments` (query language, sort) on N payments, one request at
+    /// a time: p50, p99 and the plan PostgreSQL chooses for each.
+    Query {
+        /// Payments stored.
+        #[arg(long, default_value_t = 100_000)]
+        payments: usize,
+        /// Requests per case.
+        #[arg(long, default_value_t = 500)]
         requests: usize,
     },
     /// Files on disk → payments committed, against the database's own ceiling.
@@ -99,6 +111,9 @@ fn main() -> anyhow::Result<()> {
                 rate,
             } => api::run(admin_url, payments, seconds, rate).await,
             Scenario::Tasks { one_shot, idle } => tasks::run(admin_url, one_shot, idle).await,
+            Scenario::Query { payments, requests } => {
+                query::run(admin_url, payments, requests).await
+            }
             Scenario::Latency { payments, requests } => {
                 latency::run(admin_url, payments, requests).await
             }

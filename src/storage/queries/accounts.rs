@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::client;
-use super::page::{Keyset, Sql};
+use super::page::{Condition, Keyset, Sql};
 use crate::storage::{Pool, StorageError};
 
 /// A stored account.
@@ -21,6 +21,8 @@ pub struct AccountRow {
     pub provider: String,
     /// When the provider created it.
     pub created_at: DateTime<Utc>,
+    /// When it was last changed here.
+    pub updated_at: DateTime<Utc>,
     /// `CUR/precision`.
     pub default_asset: Option<String>,
     /// Its name.
@@ -57,10 +59,12 @@ pub struct BalanceFilter {
     pub from: Option<DateTime<Utc>>,
     /// Only balances seen before this time.
     pub to: Option<DateTime<Utc>>,
+    /// The compiled `query`, if any.
+    pub condition: Option<Condition>,
 }
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.reference, a.connector_id, c.provider, a.created_at, \
-     a.default_asset, a.account_name, a.type, a.metadata, a.raw::text";
+     a.default_asset, a.account_name, a.type, a.metadata, a.raw::text, a.updated_at";
 
 fn account(row: &Row) -> AccountRow {
     AccountRow {
@@ -74,13 +78,15 @@ fn account(row: &Row) -> AccountRow {
         account_type: row.get(7),
         metadata: row.get(8),
         raw: row.get(9),
+        updated_at: row.get(10),
     }
 }
 
-/// A page of accounts, optionally of one connector.
+/// A page of accounts, optionally of one connector and matching a compiled `query`.
 pub async fn page(
     pool: &Pool,
     connector_id: Option<&str>,
+    condition: Option<&Condition>,
     keyset: &Keyset,
 ) -> Result<Vec<AccountRow>, StorageError> {
     let mut sql = Sql::new(&format!(
@@ -90,6 +96,9 @@ pub async fn page(
     if let Some(connector_id) = connector_id {
         let p = sql.param(connector_id.to_string());
         sql.and(&format!("a.connector_id = {p}"));
+    }
+    if let Some(condition) = condition {
+        sql.condition(condition);
     }
     sql.keyset(keyset, "a", "text");
     let client = client(pool, "listing accounts").await?;
@@ -137,6 +146,9 @@ pub async fn balances(
     if let Some(to) = filter.to {
         let p = sql.param(to);
         sql.and(&format!("b.created_at < {p}"));
+    }
+    if let Some(condition) = &filter.condition {
+        sql.condition(condition);
     }
     // Keyset on (created_at, asset).
     if let Some((created_at, asset)) = &keyset.bound {

@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
-/// A page of rows in `(created_at, id)` order after an optional bound.
+/// A page of rows in `(column, id)` order after an optional bound.
 #[derive(Debug, Clone)]
 pub struct Keyset {
+    /// The timestamp column ordered on (`created_at` or `updated_at`); `id` breaks ties.
+    pub column: &'static str,
     /// Ascending (oldest first) or descending.
     pub ascending: bool,
     /// The last row of the previous page in this order, if any.
@@ -46,21 +48,42 @@ impl Sql {
         self.text.push_str(condition);
     }
 
-    /// Appends the keyset condition, order and limit for columns `created_at` and `id` of
+    /// Appends ` AND (<condition>)`, numbering the condition's parameters after the others.
+    pub fn condition(&mut self, condition: &Condition) {
+        self.text.push_str(" AND (");
+        for piece in &condition.pieces {
+            match piece {
+                Piece::Sql(text) => self.text.push_str(text),
+                Piece::Param(value) => {
+                    let (p, cast) = match value.clone() {
+                        SqlValue::Text(v) => (self.param(v), "text"),
+                        SqlValue::Numeric(v) => (self.param(v), "text::numeric"),
+                        SqlValue::Time(v) => (self.param(v), "timestamptz"),
+                        SqlValue::Json(v) => (self.param(v), "jsonb"),
+                    };
+                    self.text.push_str(&format!("{p}::{cast}"));
+                }
+            }
+        }
+        self.text.push(')');
+    }
+
+    /// Appends the keyset condition, order and limit for columns `page.column` and `id` of
     /// `alias` (`id_type` is the id column's SQL type, e.g. `text` or `uuid`).
     pub fn keyset(&mut self, page: &Keyset, alias: &str, id_type: &str) {
-        if let Some((created_at, id)) = &page.bound {
-            let t = self.param(*created_at);
+        let column = page.column;
+        if let Some((at, id)) = &page.bound {
+            let t = self.param(*at);
             let i = self.param(id.clone());
             let cmp = if page.ascending { ">" } else { "<" };
             self.and(&format!(
-                "({alias}.created_at, {alias}.id) {cmp} ({t}, {i}::text::{id_type})"
+                "({alias}.{column}, {alias}.id) {cmp} ({t}, {i}::text::{id_type})"
             ));
         }
         let dir = if page.ascending { "ASC" } else { "DESC" };
         let limit = self.param(page.limit);
         self.text.push_str(&format!(
-            " ORDER BY {alias}.created_at {dir}, {alias}.id {dir} LIMIT {limit}"
+            " ORDER BY {alias}.{column} {dir}, {alias}.id {dir} LIMIT {limit}"
         ));
     }
 
@@ -70,5 +93,55 @@ impl Sql {
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect()
+    }
+}
+
+/// A parameter value of a compiled filter, typed so that it is bound (never interpolated)
+/// with an explicit cast.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// Bound as `text`.
+    Text(String),
+    /// Exact decimal text, bound as `text` and cast to `numeric` (never a float).
+    Numeric(String),
+    /// Bound as `timestamptz`.
+    Time(DateTime<Utc>),
+    /// Bound as `jsonb`.
+    Json(serde_json::Value),
+}
+
+/// One piece of a compiled filter: SQL text written by the compiler (column names and
+/// operators from a fixed table), or a bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Trusted SQL text.
+    Sql(String),
+    /// A parameter.
+    Param(SqlValue),
+}
+
+/// A filter condition whose parameters are numbered only when appended to a statement
+/// ([`Sql::condition`]), so it can be built without knowing the statement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Condition {
+    /// The pieces, in order.
+    pub pieces: Vec<Piece>,
+}
+
+impl Condition {
+    /// Renders the condition alone with parameters `$1…`: for tests and EXPLAIN.
+    pub fn render(&self) -> (String, Vec<SqlValue>) {
+        let mut sql = Sql::new("");
+        sql.condition(self);
+        let values = self
+            .pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Param(v) => Some(v.clone()),
+                Piece::Sql(_) => None,
+            })
+            .collect();
+        let text = sql.text.trim_start_matches(" AND ").to_string();
+        (text, values)
     }
 }

@@ -5,6 +5,7 @@ mod connectors;
 mod data;
 mod errors;
 mod openapi;
+mod query;
 mod tasks;
 
 use std::sync::Arc;

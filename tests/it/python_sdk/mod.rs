@@ -19,6 +19,7 @@
 mod bank_accounts;
 mod connectors;
 mod legacy;
+mod lists;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

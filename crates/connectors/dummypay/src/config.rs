@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 use tributary_sdk::{Config, ConfigError, ConfigSchema, FieldError, FieldSpec};
 
+/// The name a connector gets when its config has none (Formance v1's `ApplyDefaults`).
+pub const DEFAULT_NAME: &str = "DUMMY-PAY";
+
 /// The longest polling period accepted.
 const MAX_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -38,7 +41,8 @@ pub fn schema() -> ConfigSchema {
         secret: false,
     };
     ConfigSchema::from([
-        ("name", field("string", true, None)),
+        // Formance's DUMMY-PAY loader: `if cfg.Name == "" { cfg.Name = "DUMMY-PAY" }`.
+        ("name", field("string", false, Some(json!(DEFAULT_NAME)))),
         ("directory", field("string", true, None)),
         (
             "filePollingPeriod",

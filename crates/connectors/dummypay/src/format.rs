@@ -2,6 +2,8 @@
 //! `{"kind": "payment", "payment": {…}}`, `{"kind": "account", "account": {…}}`,
 //! `{"kind": "balance", "balance": {…}}`, or the seed guide's bare payment object
 //! `{"reference", "amount", "asset", "type", "status", "scheme", "createdAt"}`.
+//! `created_at` is accepted wherever `createdAt` is (the seed guide writes it that way), and
+//! `scheme` is read case-insensitively (`VISA`, `Sepa Credit`).
 //!
 //! Objects are read field by field from raw JSON, so that amounts stay exact (a 40-digit
 //! amount is never a float) and each error names its field.
@@ -56,6 +58,14 @@ fn required(fields: &Fields<'_>, name: &str) -> Result<String, String> {
     }
 }
 
+/// `createdAt`, or the guide's `created_at` when `createdAt` is absent.
+fn created_at(fields: &Fields<'_>) -> Result<DateTime<Utc>, String> {
+    match string(fields, "createdAt")? {
+        None if fields.contains_key("created_at") => time(fields, "created_at"),
+        _ => time(fields, "createdAt"),
+    }
+}
+
 fn time(fields: &Fields<'_>, name: &str) -> Result<DateTime<Utc>, String> {
     let text = required(fields, name)?;
     DateTime::parse_from_rfc3339(&text)
@@ -98,11 +108,11 @@ fn payment(fields: &Fields<'_>, raw: &str) -> Result<PaymentData, String> {
     check_asset("asset", &asset).map_err(|e| e.to_string())?;
     Ok(PaymentData {
         reference: required(fields, "reference")?,
-        created_at: time(fields, "createdAt")?,
+        created_at: created_at(fields)?,
         payment_type: PaymentType::parse(&required(fields, "type")?).map_err(|e| e.to_string())?,
         status: PaymentStatus::parse(&required(fields, "status")?).map_err(|e| e.to_string())?,
         scheme: match string(fields, "scheme")? {
-            Some(s) => Scheme::parse(&s).map_err(|e| e.to_string())?,
+            Some(s) => Scheme::parse(&s.to_ascii_lowercase()).map_err(|e| e.to_string())?,
             None => Scheme::Other,
         },
         amount: Amount::payment("amount", integer(fields, "amount")?).map_err(|e| e.to_string())?,
@@ -122,7 +132,7 @@ fn account(fields: &Fields<'_>, raw: &str) -> Result<AccountData, String> {
     }
     Ok(AccountData {
         reference: required(fields, "reference")?,
-        created_at: time(fields, "createdAt")?,
+        created_at: created_at(fields)?,
         default_asset,
         account_name: string(fields, "accountName")?,
         account_type: match string(fields, "type")? {
@@ -142,7 +152,7 @@ fn balance(fields: &Fields<'_>) -> Result<BalanceData, String> {
         asset,
         balance: Amount::balance("balance", integer(fields, "balance")?)
             .map_err(|e| e.to_string())?,
-        at: time(fields, "createdAt")?,
+        at: created_at(fields)?,
     })
 }
 
@@ -209,6 +219,36 @@ mod tests {
             panic!()
         };
         assert_eq!(b.balance.as_str(), "-5");
+    }
+
+    #[test]
+    fn the_guide_s_created_at_and_any_scheme_case_are_accepted() {
+        let guide = r#"{"reference":"g","amount":5,"asset":"EUR/2","type":"PAY-IN",
+            "status":"SUCCEEDED","scheme":"SEPA Credit","created_at":"2026-02-03T04:05:06Z"}"#;
+        let Record::Payment(p) = parse(guide).expect("guide form") else {
+            panic!("not a payment")
+        };
+        assert_eq!(p.created_at.to_rfc3339(), "2026-02-03T04:05:06+00:00");
+        assert_eq!(p.scheme, Scheme::SepaCredit);
+        let account =
+            r#"{"kind":"account","account":{"reference":"a","created_at":"2026-01-01T00:00:00Z"}}"#;
+        assert!(matches!(
+            parse(account).expect("account"),
+            Record::Account(_)
+        ));
+        // createdAt wins when both are given; a bad created_at is named as such.
+        let both = guide.replace(
+            r#""created_at""#,
+            r#""createdAt":"2026-01-01T00:00:00Z","created_at""#,
+        );
+        let Record::Payment(p) = parse(&both).expect("both") else {
+            panic!("not a payment")
+        };
+        assert_eq!(p.created_at.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        let bad = guide.replace("2026-02-03T04:05:06Z", "soon");
+        assert!(parse(&bad).expect_err("bad").contains("created_at"));
+        let missing = guide.replace(r#","created_at":"2026-02-03T04:05:06Z""#, "");
+        assert!(parse(&missing).expect_err("missing").contains("createdAt"));
     }
 
     #[test]

@@ -76,6 +76,24 @@ impl Loader for DummyPayLoader {
         config::schema()
     }
 
+    /// The schema's defaults, and an empty or null `name` replaced too, as Formance does.
+    fn apply_defaults(&self, mut config: Config) -> Config {
+        let blank = match config.get("name") {
+            None | Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        };
+        if blank {
+            config.insert("name".into(), config::DEFAULT_NAME.into());
+        }
+        for (field, spec) in self.schema() {
+            if let Some(default) = spec.default_value {
+                config.entry(field).or_insert(default);
+            }
+        }
+        config
+    }
+
     fn validate_fields(&self, config: &Config) -> Result<(), ConfigError> {
         self.parse(config).map(|_| ())
     }
