@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod payments;
 pub mod tasks;
+pub mod transfer_initiations;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
@@ -62,6 +63,9 @@ pub struct Data<T> {
 fn api_routes() -> Vec<RouteEntry> {
     [
         health::routes(),
+        // Before the connector routes: `/connectors/{provider}/transfers` must win over
+        // `/connectors/{provider}/{connectorID}`.
+        transfer_initiations::routes(),
         connectors::routes(),
         payments::routes(),
         accounts::routes(),

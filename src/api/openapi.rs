@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::auth::scope::Scope;
 use super::error::ErrorBody;
-use super::{accounts, connectors, health, metrics, payments, tasks};
+use super::{accounts, connectors, health, metrics, payments, tasks, transfer_initiations};
 
 /// Where the document is served.
 pub const DOC_PATH: &str = "/openapi.json";
@@ -37,6 +37,10 @@ pub const DOC_PATH: &str = "/openapi.json";
         tasks::list, tasks::get, tasks::restart,
         payments::list, payments::get, payments::patch_metadata,
         accounts::list, accounts::get, accounts::balances,
+        transfer_initiations::create, transfer_initiations::list, transfer_initiations::get,
+        transfer_initiations::delete, transfer_initiations::update_status,
+        transfer_initiations::retry, transfer_initiations::reverse,
+        transfer_initiations::connectors_transfer,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -47,6 +51,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         (name = "tasks", description = "A connector's tasks"),
         (name = "payments", description = "Ingested payments and their history"),
         (name = "accounts", description = "Ingested accounts and balances"),
+        (name = "transfer-initiations", description = "Money out through connectors"),
         (name = "metrics", description = "Prometheus metrics"),
     )
 )]
@@ -69,7 +74,7 @@ const OPEN_PATHS: [&str; 3] = [
 ];
 
 /// Each path parameter: its description and an example.
-const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
+const PATH_PARAMETERS: [(&str, &str, &str); 6] = [
     (
         "provider",
         "The provider, in any case; an unknown one is 404",
@@ -93,6 +98,11 @@ const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
     (
         "accountID",
         "An account id, as listed by `GET /accounts`",
+        "",
+    ),
+    (
+        "transferId",
+        "A transfer initiation id, as `POST /transfer-initiations` returned it",
         "",
     ),
 ];

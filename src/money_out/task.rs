@@ -264,7 +264,7 @@ fn payment_initiation(row: &InitiationRow, key: String) -> Result<PaymentInitiat
         reference: row.reference.clone(),
         initiation_type: InitiationType::parse(&row.initiation_type)
             .ok_or_else(|| format!("unknown type {:?}", row.initiation_type))?,
-        amount: Amount::payment("amount", &row.initial_amount).map_err(|e| e.to_string())?,
+        amount: Amount::payment("amount", &row.amount).map_err(|e| e.to_string())?,
         asset: row.asset.clone(),
         source_account: row.source_account_id.as_deref().map(account).transpose()?,
         destination_account: account(&row.destination_account_id)?,

@@ -207,6 +207,11 @@ pub enum Transitioned {
     },
     /// No such initiation.
     NotFound,
+    /// A reversal of more than what is left to reverse.
+    AmountExceeds {
+        /// What is left, exact decimal text.
+        left: String,
+    },
 }
 
 impl WriteCommand for Transition {
@@ -298,6 +303,18 @@ impl WriteCommand for Transition {
                 .map_err(db)?;
             }
             With::Reversal(r) => {
+                let left: Option<String> = tx
+                    .query_one(
+                        "SELECT CASE WHEN amount < $2::text::numeric THEN amount::text END
+                         FROM transfer_initiations WHERE id = $1",
+                        &[&self.id, &r.amount],
+                    )
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                if let Some(left) = left {
+                    return Ok(Transitioned::AmountExceeds { left });
+                }
                 let n = tx
                     .execute(
                         "INSERT INTO transfer_reversals (id, transfer_initiation_id,

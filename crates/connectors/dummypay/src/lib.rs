@@ -8,7 +8,8 @@
 //! - [`config`]: the config fields, defaults and validation;
 //! - [`connector`]: install/uninstall hooks and descriptor → task;
 //! - [`read_files`], [`ingest`], [`generate`]: the three tasks;
-//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures.
+//! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures;
+//! - [`money_out`]: transfers, payouts and reversals written to `<directory>/outbox/`.
 //!
 //! A crate of its own that depends on `tributary-sdk` and general crates only: it cannot see
 //! the runtime, the storage or another connector.
@@ -19,6 +20,7 @@ pub mod files;
 pub mod format;
 pub mod generate;
 pub mod ingest;
+pub mod money_out;
 pub mod read_files;
 pub mod roots;
 
