@@ -388,12 +388,7 @@ async fn reverse(
     if row.initiation_type == InitiationType::Payout.as_str() {
         return Err(ApiError::validation("payouts cannot be reversed"));
     }
-    if json::less(&row.amount, amount.as_str()) {
-        return Err(ApiError::validation(format!(
-            "amount: reversed amount is greater than what is left to reverse ({})",
-            row.amount
-        )));
-    }
+    // What is left to reverse is checked in the transition's transaction, after the status.
     let connector = ConnectorKey::parse(&row.connector_id)?;
     let reversal = NewReversal {
         id: TransferKey {

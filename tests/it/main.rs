@@ -26,3 +26,4 @@ mod sigterm;
 mod storage_actor;
 mod tls;
 mod traces;
+mod transfers;

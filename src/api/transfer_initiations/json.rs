@@ -3,7 +3,6 @@
 //! the parsing of request bodies. Amounts are read from the body's text and written from
 //! PostgreSQL's numeric text: never through a float.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,7 +56,9 @@ pub fn metadata(value: Option<Value>) -> Result<Option<Value>, ApiError> {
             }
             Ok(Some(Value::Object(map)))
         }
-        Some(_) => Err(ApiError::validation("metadata: must be an object of strings")),
+        Some(_) => Err(ApiError::validation(
+            "metadata: must be an object of strings",
+        )),
     }
 }
 
@@ -267,11 +268,6 @@ pub fn initiation_json(row: InitiationRow) -> InitiationJson {
     }
 }
 
-/// Whether exact integer `a` (canonical decimal text, non-negative) is below `b`.
-pub fn less(a: &str, b: &str) -> bool {
-    (a.len(), a) < (b.len(), b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +281,5 @@ mod tests {
             let e = amount("amount", &raw(bad)).expect_err(bad);
             assert!(e.message.starts_with("amount"), "{}", e.message);
         }
-        assert!(less("99", "100") && !less("100", "100") && less("5", "6"));
     }
 }

@@ -151,10 +151,9 @@ pub async fn send(
     .await?;
     let failed = match dispatch(state, connector_id, asset, task, options(scheduled_at)).await {
         Ok(Dispatched::Scheduled) => return Ok(()),
-        Ok(Dispatched::NotSupported) => ApiError::capability_not_supported(
-            connector_id,
-            "money out (transfer initiations)",
-        ),
+        Ok(Dispatched::NotSupported) => {
+            ApiError::capability_not_supported(connector_id, "money out (transfer initiations)")
+        }
         Ok(Dispatched::Unsupported(reason)) => ApiError::validation(reason),
         Err(e) => e,
     };
@@ -194,10 +193,9 @@ pub async fn reverse(
     .await?;
     let failed = match dispatch(state, &connector_id, asset, task, options(None)).await {
         Ok(Dispatched::Scheduled) => return Ok(()),
-        Ok(Dispatched::NotSupported) => ApiError::capability_not_supported(
-            &connector_id,
-            "money out (transfer initiations)",
-        ),
+        Ok(Dispatched::NotSupported) => {
+            ApiError::capability_not_supported(&connector_id, "money out (transfer initiations)")
+        }
         Ok(Dispatched::Unsupported(reason)) => ApiError::validation(reason),
         Err(e) => e,
     };

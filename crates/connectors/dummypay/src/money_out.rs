@@ -295,9 +295,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let outbox = dir.path().join(OUTBOX);
         let text = |key: &str| format!(r#"{{"idempotencyKey":"{key}","n":1}}"#);
-        assert_eq!(write_instruction(&outbox, "t.json", "k1", &text("k1")), Ok(true));
+        assert_eq!(
+            write_instruction(&outbox, "t.json", "k1", &text("k1")),
+            Ok(true)
+        );
         // The same attempt again: its own file, not written twice.
-        assert_eq!(write_instruction(&outbox, "t.json", "k1", &text("k1")), Ok(false));
+        assert_eq!(
+            write_instruction(&outbox, "t.json", "k1", &text("k1")),
+            Ok(false)
+        );
         // Another attempt: refused, the file unchanged.
         let e = write_instruction(&outbox, "t.json", "k2", &text("k2")).expect_err("refused");
         assert!(e.to_string().contains("already exists"), "{e}");
@@ -311,7 +317,10 @@ mod tests {
     fn subtraction_is_exact() {
         assert_eq!(minus("100", "40"), "60");
         assert_eq!(minus("100", "100"), "0");
-        assert_eq!(minus("1000000000000000000000000", "1"), "999999999999999999999999");
+        assert_eq!(
+            minus("1000000000000000000000000", "1"),
+            "999999999999999999999999"
+        );
         assert_eq!(minus("5", "6"), "0");
     }
 }
