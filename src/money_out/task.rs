@@ -27,10 +27,11 @@ use crate::storage::commands::ingest::IngestBatch;
 use crate::storage::commands::transfers::{Transition, Transitioned, With};
 use crate::storage::queries::transfers::{self as stored, InitiationRow};
 
-/// The environment variable naming a failpoint (tests only; inert when unset): with
+/// The environment variable naming a failpoint (tests only; inert when unset; not
+/// `TRIBUTARY_`-prefixed, which the settings reserve): with
 /// `money-out-after-send`, the process aborts right after the connector sent an initiation
 /// and before its payment is recorded — the crash the outcome-unknown rule is for.
-pub const FAILPOINT_ENV: &str = "TRIBUTARY_FAILPOINT";
+pub const FAILPOINT_ENV: &str = "FAILPOINTS";
 
 fn failpoint(name: &str) {
     if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name) {

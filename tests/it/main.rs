@@ -16,6 +16,7 @@ mod ingest;
 mod instance_lock;
 mod metrics;
 mod migrations;
+mod money_out_crash;
 mod outage;
 mod python_sdk;
 mod runtime;
