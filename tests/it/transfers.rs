@@ -705,3 +705,72 @@ async fn the_older_connectors_transfer_route_sends_a_transfer() {
     assert_eq!(s.status(id).await, "PROCESSED");
     assert_eq!(s.outbox().len(), 1);
 }
+
+#[actix_rt::test]
+async fn an_approved_initiation_whose_task_was_never_recorded_fails_when_tasks_resume() {
+    let s = Setup::start().await;
+    let (_, body) = s.create(s.initiation("n-1", "PAYOUT", 5, false)).await;
+    let id = body["data"]["id"].as_str().expect("id").to_string();
+    // As if the process stopped between the approval's write and the task's.
+    s.app
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE transfer_initiations SET status = 'VALIDATED', attempt = 1,
+                 task_id = gen_random_uuid() WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("update");
+    for action in ["pause", "resume"] {
+        let (code, body) = call(
+            &s.http,
+            s.http.post(s.url(&format!(
+                "/connectors/dummy-pay/{}/{action}",
+                s.connector_id
+            ))),
+            None,
+        )
+        .await;
+        assert_eq!(code, 204, "{action}: {body}");
+    }
+    let (_, body) = s.get(&id).await;
+    assert_eq!(body["data"]["status"], "FAILED", "{body}");
+    assert!(
+        body["data"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("never sent"),
+        "{body}"
+    );
+    assert!(s.outbox().is_empty());
+    let (code, body) = s.post(&id, "retry", None).await;
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(s.status(&id).await, "PROCESSED");
+}
+
+#[actix_rt::test]
+async fn an_approval_on_a_paused_connector_answers_at_once_and_sends_on_resume() {
+    let s = Setup::start().await;
+    let s = &s;
+    let connector = |action: &'static str| async move {
+        let url = s.url(&format!(
+            "/connectors/dummy-pay/{}/{action}",
+            s.connector_id
+        ));
+        call(&s.http, s.http.post(url), None).await.0
+    };
+    assert_eq!(connector("pause").await, 204);
+    let (code, body) = s.create(s.initiation("z-1", "PAYOUT", 5, true)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["status"], "VALIDATED", "{body}");
+    assert!(s.outbox().is_empty());
+    let id = body["data"]["id"].as_str().expect("id").to_string();
+    assert_eq!(connector("resume").await, 204);
+    eventually("sent after the resume", Duration::from_secs(20), || async {
+        s.status(&id).await == "PROCESSED"
+    })
+    .await;
+    assert_eq!(s.outbox(), ["z-1.json"]);
+}

@@ -1,8 +1,8 @@
 //! Sending an initiation or a reversal from the API: the transition that asks for it (a
 //! compare-and-set, so of two concurrent requests one acts and the other gets a 400 naming
 //! the status), then the connector's task, scheduled through `Runtime::call_connector` —
-//! RUN_NOW_SYNC (the answer waits for the outcome) or RUN_SCHEDULED_AT a future
-//! `scheduledAt`, RESTART_IF_NOT_ACTIVE, `on_interrupt = FAIL`. A connector without money
+//! RUN_NOW_SYNC (the answer waits for the outcome; RUN_NOW while the connector is paused) or
+//! RUN_SCHEDULED_AT a future `scheduledAt`, RESTART_IF_NOT_ACTIVE, `on_interrupt = FAIL`. A connector without money
 //! out, or an asset outside its currencies, fails the initiation with that reason and
 //! answers 400.
 
@@ -65,12 +65,23 @@ enum Dispatched {
     Unsupported(String),
 }
 
-fn options(scheduled_at: Option<DateTime<Utc>>) -> ScheduleOptions {
+/// The send's options: at `scheduled_at` when it is in the future; otherwise now, the answer
+/// waiting for the outcome — unless the connector is paused, where the run waits for the
+/// resume and the answer does not.
+async fn options(
+    state: &AppState,
+    connector_id: &str,
+    scheduled_at: Option<DateTime<Utc>>,
+) -> Result<ScheduleOptions, ApiError> {
+    let paused = crate::storage::queries::connectors::get(state.storage.pool(), connector_id)
+        .await?
+        .is_some_and(|c| !c.enabled);
     let schedule = match scheduled_at.and_then(|at| due(at, Utc::now())) {
         Some(at) => Schedule::RunScheduledAt(at),
+        None if paused => Schedule::RunNow,
         None => Schedule::RunNowSync,
     };
-    ScheduleOptions::new(schedule, Restart::IfNotActive).fail_on_interrupt()
+    Ok(ScheduleOptions::new(schedule, Restart::IfNotActive).fail_on_interrupt())
 }
 
 /// Schedules `task` on `connector_id` once its asset is checked.
@@ -149,7 +160,11 @@ pub async fn send(
         With::NewAttempt { task_id },
     )
     .await?;
-    let failed = match dispatch(state, connector_id, asset, task, options(scheduled_at)).await {
+    let dispatched = match options(state, connector_id, scheduled_at).await {
+        Ok(options) => dispatch(state, connector_id, asset, task, options).await,
+        Err(e) => Err(e),
+    };
+    let failed = match dispatched {
         Ok(Dispatched::Scheduled) => return Ok(()),
         Ok(Dispatched::NotSupported) => {
             ApiError::capability_not_supported(connector_id, "money out (transfer initiations)")
@@ -191,7 +206,11 @@ pub async fn reverse(
         With::Reversal(Box::new(reversal)),
     )
     .await?;
-    let failed = match dispatch(state, &connector_id, asset, task, options(None)).await {
+    let dispatched = match options(state, &connector_id, None).await {
+        Ok(options) => dispatch(state, &connector_id, asset, task, options).await,
+        Err(e) => Err(e),
+    };
+    let failed = match dispatched {
         Ok(Dispatched::Scheduled) => return Ok(()),
         Ok(Dispatched::NotSupported) => {
             ApiError::capability_not_supported(&connector_id, "money out (transfer initiations)")

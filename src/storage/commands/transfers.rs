@@ -397,18 +397,43 @@ impl WriteCommand for Transition {
     }
 }
 
+/// The error of an initiation whose send was never scheduled.
+pub const NEVER_SCHEDULED: &str =
+    "never sent: the service stopped before the send's task was recorded; retry to send it";
+
 /// Marks FAILED "outcome unknown" the initiations and reversals whose task was just failed
 /// because a crash or shutdown interrupted its run (`FailInterrupted`, in the same
 /// transaction): a send that may have happened is never sent again without an explicit retry.
+/// Also marks FAILED the connector's initiations that were approved or retried but whose send
+/// task was never recorded (the process stopped between the two writes): nothing was sent, so
+/// failing them is safe, and a retry sends them.
 pub async fn fail_interrupted(
     tx: &Tx<'_>,
+    connector_id: &str,
     tasks: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    let db = |e| StorageError::db("failing interrupted transfer initiations", e);
+    let unsent: Vec<&str> = machine::sources(Event::Send)
+        .into_iter()
+        .filter(|s| *s != Status::Processing.as_str())
+        .collect();
+    tx.execute(
+        "WITH i AS (UPDATE transfer_initiations t SET status = 'FAILED', error = $3,
+                        updated_at = $4
+                    WHERE t.connector_id = $1 AND t.status = ANY($2)
+                      AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = t.task_id)
+                    RETURNING id)
+         INSERT INTO transfer_initiation_adjustments
+             (id, transfer_initiation_id, created_at, status, error)
+         SELECT gen_random_uuid(), id, $4, 'FAILED', $3 FROM i",
+        &[&connector_id, &unsent, &NEVER_SCHEDULED, &now],
+    )
+    .await
+    .map_err(db)?;
     if tasks.is_empty() {
         return Ok(());
     }
-    let db = |e| StorageError::db("failing interrupted transfer initiations", e);
     let sends = machine::sources(Event::OutcomeUnknown);
     let reversals = machine::sources(Event::ReversalFailed);
     tx.execute(
