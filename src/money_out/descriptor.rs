@@ -1,6 +1,6 @@
 //! The descriptors of the runtime's money-out tasks. They are objects with a `"tributary"`
-//! key, which connector descriptors never have (the SDK reserves it): the task actor resolves
-//! them itself instead of handing them to `Connector::resolve`.
+//! key, which the SDK reserves (a connector's own descriptors must not use it): the task actor
+//! resolves them itself instead of handing them to `Connector::resolve`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -109,9 +109,9 @@ pub struct ReversalOutcome {
     pub payment: Option<PaymentData>,
 }
 
-/// A connector that can send money. Reached through [`crate::Connector::money_out`]; the
-/// runtime calls it from a task of the connector (`on_interrupt = FAIL`), never from the API
-/// directly.
+/// A connector that can send money. Reached through [`crate::Connector::money_out`]. The
+/// runtime calls `initiate_payment` and `reverse_payment` only from a task of the connector
+/// (`on_interrupt = FAIL`); `supported_currencies` is also read when a send is asked for.
 #[async_trait]
 pub trait MoneyOut: Send + Sync {
     /// The currencies the connector can send, with their number of decimals (`"EUR" → 2`).
