@@ -101,6 +101,34 @@ impl AccountKey {
     }
 }
 
+/// A transfer initiation's (or a reversal's) identity: its connector and the client's
+/// reference, as Formance's `TransferInitiationID` / `TransferReversalID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferKey {
+    /// The connector that sends it.
+    #[serde(rename = "ConnectorID")]
+    pub connector: ConnectorKey,
+    /// The client's reference.
+    #[serde(rename = "Reference")]
+    pub reference: String,
+}
+
+impl TransferKey {
+    /// The id Formance clients see.
+    pub fn id(&self) -> String {
+        encode(self)
+    }
+
+    /// Decodes a transfer initiation id.
+    pub fn parse(id: &str) -> Result<Self, InvalidId> {
+        decode(id).ok_or_else(|| InvalidId {
+            kind: "transfer initiation",
+            id: id.to_string(),
+        })
+    }
+}
+
 /// Encodes a value as Formance does: canonical JSON, then base64url without padding.
 pub fn encode<T: Serialize>(value: &T) -> String {
     // serde_json::Value sorts object keys (no `preserve_order`), which makes the JSON canonical.

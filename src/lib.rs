@@ -15,6 +15,7 @@ pub mod declared;
 pub mod domain;
 pub mod exit;
 pub mod ids;
+pub mod money_out;
 pub mod monitoring;
 pub mod redact;
 pub mod runtime;

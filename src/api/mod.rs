@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod payments;
 pub mod query;
 pub mod tasks;
+pub mod transfer_initiations;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
@@ -64,6 +65,9 @@ pub struct Data<T> {
 fn api_routes() -> Vec<RouteEntry> {
     [
         health::routes(),
+        // Before the connector routes: `/connectors/{provider}/transfers` must win over
+        // `/connectors/{provider}/{connectorID}`.
+        transfer_initiations::routes(),
         connectors::routes(),
         payments::routes(),
         accounts::routes(),

@@ -12,7 +12,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::auth::scope::Scope;
 use super::error::ErrorBody;
-use super::{accounts, bank_accounts, connectors, health, metrics, payments, tasks};
+use super::{
+    accounts, bank_accounts, connectors, health, metrics, payments, tasks, transfer_initiations,
+};
 
 /// Where the document is served.
 pub const DOC_PATH: &str = "/openapi.json";
@@ -39,6 +41,10 @@ pub const DOC_PATH: &str = "/openapi.json";
         accounts::list, accounts::get, accounts::balances,
         bank_accounts::create, bank_accounts::list, bank_accounts::get,
         bank_accounts::forward, bank_accounts::patch_metadata,
+        transfer_initiations::create, transfer_initiations::list, transfer_initiations::get,
+        transfer_initiations::delete, transfer_initiations::update_status,
+        transfer_initiations::retry, transfer_initiations::reverse,
+        transfer_initiations::connectors_transfer,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -50,6 +56,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         (name = "payments", description = "Ingested payments and their history"),
         (name = "accounts", description = "Ingested accounts and balances"),
         (name = "bank accounts", description = "Bank accounts, forwarded to connectors"),
+        (name = "transfer-initiations", description = "Money out through connectors"),
         (name = "metrics", description = "Prometheus metrics"),
     )
 )]
@@ -72,7 +79,7 @@ const OPEN_PATHS: [&str; 3] = [
 ];
 
 /// Each path parameter: its description and an example.
-const PATH_PARAMETERS: [(&str, &str, &str); 6] = [
+const PATH_PARAMETERS: [(&str, &str, &str); 7] = [
     (
         "provider",
         "The provider, in any case; an unknown one is 404",
@@ -102,6 +109,11 @@ const PATH_PARAMETERS: [(&str, &str, &str); 6] = [
         "bankAccountId",
         "A bank account id (a UUID), as `POST /bank-accounts` returned it",
         "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    ),
+    (
+        "transferId",
+        "A transfer initiation id, as `POST /transfer-initiations` returned it",
+        "",
     ),
 ];
 

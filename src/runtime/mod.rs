@@ -8,6 +8,7 @@
 //! - [`policy`]: the restart and retry rules as pure functions;
 //! - [`host`]: the runtime side of the SDK seam; [`registry`]: providers by name.
 
+pub mod builtin;
 pub mod error;
 pub mod guard;
 pub mod host;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::host::Host;
-use super::{Clock, Scheduler, Task, TaskError};
+use super::{Clock, MoneyOut, Scheduler, Task, TaskError};
 
 /// A connector's configuration: the JSON object clients send.
 pub type Config = serde_json::Map<String, Value>;
@@ -167,12 +167,19 @@ pub trait Connector: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Turns a descriptor into the task to run. An unknown descriptor is an error.
+    /// Turns a descriptor into the task to run. An unknown descriptor is an error. Objects
+    /// with a `"tributary"` key are the runtime's own (money out) and never reach this.
     fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError>;
 
     /// The external-bank-account capability, if the connector has it (`None`: the API
     /// answers 400 CONNECTOR_CAPABILITY_NOT_SUPPORTED to a forward).
     fn bank_accounts(&self) -> Option<&dyn crate::ExternalBankAccounts> {
+        None
+    }
+
+    /// The connector's money-out capability (transfer initiations), if it has one: `None`
+    /// answers 400 `CONNECTOR_CAPABILITY_NOT_SUPPORTED`.
+    fn money_out(&self) -> Option<&dyn MoneyOut> {
         None
     }
 }

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod host;
 pub mod ingest;
+pub mod money_out;
 pub mod schedule;
 pub mod task;
 
@@ -24,5 +25,9 @@ pub use connector::{
     Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldError, FieldSpec, Loader,
 };
 pub use error::TaskError;
+pub use money_out::{
+    InitiationOutcome, InitiationType, MoneyOut, PaymentInitiation, PaymentReversal,
+    ReversalOutcome,
+};
 pub use schedule::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
 pub use task::{FinalWrite, Scheduler, Task, TaskContext};

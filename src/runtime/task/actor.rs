@@ -179,7 +179,9 @@ impl TaskActor {
         };
         let task = serde_json::from_str::<Value>(&self.descriptor)
             .map_err(|e| TaskError::non_retryable(format!("stored descriptor: {e}")))
-            .and_then(|descriptor| instance.connector.resolve(&descriptor));
+            .and_then(|descriptor| {
+                crate::runtime::builtin::resolve(&instance.connector, &descriptor, &self.host)
+            });
         let task = match task {
             Ok(task) => task,
             Err(e) => return Some(self.ended(Err(e))),

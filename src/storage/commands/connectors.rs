@@ -110,7 +110,8 @@ const DELETE_OWNED: &str = "WITH
     payments AS (DELETE FROM payments WHERE connector_id = $1),
     accounts AS (DELETE FROM accounts WHERE connector_id = $1),
     bank_links AS (DELETE FROM bank_account_related_accounts WHERE connector_id = $1),
-    store AS (DELETE FROM connector_kv WHERE connector_id = $1)
+    store AS (DELETE FROM connector_kv WHERE connector_id = $1),
+    initiations AS (DELETE FROM transfer_initiations WHERE connector_id = $1)
     DELETE FROM tasks WHERE connector_id = $1";
 
 async fn delete_owned(tx: &Tx<'_>, connector_id: &str) -> Result<(), StorageError> {

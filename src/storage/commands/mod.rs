@@ -9,3 +9,4 @@ pub mod kv;
 pub mod payments;
 pub mod rounds;
 pub mod tasks;
+pub mod transfers;

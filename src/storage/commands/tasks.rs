@@ -436,6 +436,9 @@ impl WriteCommand for FailInterrupted {
             )
             .await
             .map_err(|e| StorageError::db("failing interrupted tasks", e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let failed: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        // The money-out sends among them fail with them, in the same transaction.
+        super::transfers::fail_interrupted(tx, &self.connector_id, &failed, self.now).await?;
+        Ok(failed)
     }
 }

@@ -7,6 +7,7 @@ pub mod kv;
 pub mod page;
 pub mod payments;
 pub mod tasks;
+pub mod transfers;
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;

@@ -20,6 +20,7 @@ mod bank_accounts;
 mod connectors;
 mod legacy;
 mod lists;
+mod transfers;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -43,6 +43,11 @@ impl DummyPay {
         &self.config
     }
 
+    /// The directory it reads (and whose `outbox/` it writes money out to).
+    pub fn directory(&self) -> &std::path::Path {
+        &self.config.directory
+    }
+
     fn read_files_options(&self) -> ScheduleOptions {
         ScheduleOptions::new(
             Schedule::RunPeriodically(self.config.file_polling_period),
@@ -106,6 +111,10 @@ impl Connector for DummyPay {
             .schedule(&read_files_descriptor(), self.read_files_options())
             .await
             .map(|_| ())
+    }
+
+    fn money_out(&self) -> Option<&dyn tributary_sdk::MoneyOut> {
+        Some(self)
     }
 
     fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError> {

@@ -11,6 +11,7 @@
 //! - [`format`](mod@format): the file formats; [`files`]: safe paths and file signatures;
 //! - [`bank_accounts`]: external bank accounts (`bank-accounts/<id>.json` + an EXTERNAL
 //!   account linked to the bank account).
+//! - [`money_out`]: transfers, payouts and reversals written to `<directory>/outbox/`.
 //!
 //! A crate of its own that depends on `tributary-sdk` and general crates only: it cannot see
 //! the runtime, the storage or another connector.
@@ -22,6 +23,7 @@ pub mod files;
 pub mod format;
 pub mod generate;
 pub mod ingest;
+pub mod money_out;
 pub mod read_files;
 pub mod roots;
 

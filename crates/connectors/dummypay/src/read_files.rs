@@ -68,6 +68,11 @@ fn list(directory: &Path, prefix: &str) -> Result<Vec<Listed>, TaskError> {
                 tracing::warn!(file = %name, "skipping a symlink that leaves the directory");
                 continue;
             }
+            // Money-out instructions are written, never read as payments.
+            if real.starts_with(root.join(crate::money_out::OUTBOX)) {
+                tracing::warn!(file = %name, "skipping a symlink into the outbox");
+                continue;
+            }
             std::fs::metadata(&real)
         } else {
             entry.metadata()
@@ -166,5 +171,24 @@ mod tests {
             .map(|f| f.name)
             .collect();
         assert_eq!(names, ["payments.json"]);
+    }
+
+
+    /// The outbox is a subdirectory: neither its files nor a symlink into it are listed.
+    #[test]
+    fn files_under_the_outbox_are_never_listed_for_ingestion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = dir.path().join(crate::money_out::OUTBOX);
+        std::fs::create_dir_all(&outbox).expect("outbox");
+        std::fs::write(outbox.join("t1.json"), "{}").expect("instruction");
+        std::fs::write(dir.path().join("p.json"), "{}").expect("payment file");
+        std::os::unix::fs::symlink(outbox.join("t1.json"), dir.path().join("link.json"))
+            .expect("symlink");
+        let names: Vec<String> = list(dir.path(), "")
+            .expect("list")
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(names, vec!["p.json".to_string()]);
     }
 }
