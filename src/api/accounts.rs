@@ -16,6 +16,7 @@ use super::payments::{number, raw_json};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
+use crate::storage::queries::pools;
 
 /// The account routes.
 pub fn routes() -> Vec<RouteEntry> {
@@ -64,11 +65,11 @@ pub struct AccountJson {
     /// The provider's object as ingested.
     #[schema(value_type = Value)]
     raw: Box<RawValue>,
-    /// Always empty (Formance's pools are not implemented).
-    pools: Vec<Value>,
+    /// The ids of the pools it belongs to.
+    pools: Vec<String>,
 }
 
-fn account_json(a: AccountRow) -> AccountJson {
+fn account_json(a: AccountRow, pools: Vec<String>) -> AccountJson {
     let asset = a.default_asset.unwrap_or_default();
     AccountJson {
         id: a.id,
@@ -82,7 +83,7 @@ fn account_json(a: AccountRow) -> AccountJson {
         account_type: a.account_type,
         metadata: a.metadata,
         raw: raw_json(a.raw),
-        pools: Vec::new(),
+        pools,
     }
 }
 
@@ -165,10 +166,15 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
         &request.keyset(),
     )
     .await?;
+    let ids: Vec<String> = rows.iter().map(|a| a.id.clone()).collect();
+    let memberships = pools::of_accounts(state.storage.pool(), &ids).await?;
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
         |a| (a.created_at, a.id.clone()),
-        account_json,
+        |a| {
+            let pools = memberships.get(&a.id).cloned().unwrap_or_default();
+            account_json(a, pools)
+        },
     )))
 }
 
@@ -184,8 +190,12 @@ async fn get(
     let account = accounts::get(state.storage.pool(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {id} not found")))?;
+    let pools = pools::of_accounts(state.storage.pool(), std::slice::from_ref(&id))
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(Data {
-        data: account_json(account),
+        data: account_json(account, pools),
     }))
 }
 

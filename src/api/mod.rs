@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod payments;
+pub mod pools;
 pub mod tasks;
 
 use actix_web::http::Method;
@@ -65,6 +66,7 @@ fn api_routes() -> Vec<RouteEntry> {
         connectors::routes(),
         payments::routes(),
         accounts::routes(),
+        pools::routes(),
     ]
     .into_iter()
     .flatten()

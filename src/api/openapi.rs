@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::auth::scope::Scope;
 use super::error::ErrorBody;
-use super::{accounts, connectors, health, metrics, payments, tasks};
+use super::{accounts, connectors, health, metrics, payments, pools, tasks};
 
 /// Where the document is served.
 pub const DOC_PATH: &str = "/openapi.json";
@@ -37,6 +37,8 @@ pub const DOC_PATH: &str = "/openapi.json";
         tasks::list, tasks::get, tasks::restart,
         payments::list, payments::get, payments::patch_metadata,
         accounts::list, accounts::get, accounts::balances,
+        pools::create, pools::list, pools::get, pools::delete, pools::balances_at,
+        pools::balances_latest, pools::add_account, pools::remove_account, pools::update_query,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -48,6 +50,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         (name = "payments", description = "Ingested payments and their history"),
         (name = "accounts", description = "Ingested accounts and balances"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "pools", description = "Groups of accounts and their summed balances"),
     )
 )]
 pub struct ApiDoc;
@@ -69,7 +72,7 @@ const OPEN_PATHS: [&str; 3] = [
 ];
 
 /// Each path parameter: its description and an example.
-const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
+const PATH_PARAMETERS: [(&str, &str, &str); 6] = [
     (
         "provider",
         "The provider, in any case; an unknown one is 404",
@@ -94,6 +97,11 @@ const PATH_PARAMETERS: [(&str, &str, &str); 5] = [
         "accountID",
         "An account id, as listed by `GET /accounts`",
         "",
+    ),
+    (
+        "poolID",
+        "A pool id (a UUID), as `POST /pools` returned it",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
     ),
 ];
 

@@ -269,6 +269,7 @@ fn concrete(template: &str, connector_id: &str) -> String {
         .replace("{taskID}", "6ba7b810-9dad-11d1-80b4-00c04fd430c8")
         .replace("{paymentID}", "eyJub3BlIjoxfQ")
         .replace("{accountID}", "eyJub3BlIjoxfQ")
+        .replace("{poolID}", "6ba7b810-9dad-11d1-80b4-00c04fd430c8")
 }
 
 fn is_open(path: &str) -> bool {

@@ -6,5 +6,6 @@ pub mod connectors;
 pub mod ingest;
 pub mod kv;
 pub mod payments;
+pub mod pools;
 pub mod rounds;
 pub mod tasks;

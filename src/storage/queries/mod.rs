@@ -5,6 +5,7 @@ pub mod connectors;
 pub mod kv;
 pub mod page;
 pub mod payments;
+pub mod pools;
 pub mod tasks;
 
 use tokio_postgres::Row;

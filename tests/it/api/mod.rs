@@ -4,6 +4,7 @@ mod connectors;
 mod data;
 mod errors;
 mod openapi;
+mod pools;
 mod tasks;
 
 use std::sync::Arc;
