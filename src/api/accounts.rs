@@ -69,7 +69,8 @@ pub struct AccountJson {
     pools: Vec<String>,
 }
 
-fn account_json(a: AccountRow, pools: Vec<String>) -> AccountJson {
+/// A stored account, with the ids of its pools, as the API shows it.
+pub(crate) fn account_json(a: AccountRow, pools: Vec<String>) -> AccountJson {
     let asset = a.default_asset.unwrap_or_default();
     AccountJson {
         id: a.id,

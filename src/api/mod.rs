@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod manual;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
@@ -67,6 +68,7 @@ fn api_routes() -> Vec<RouteEntry> {
         payments::routes(),
         accounts::routes(),
         pools::routes(),
+        manual::routes(),
     ]
     .into_iter()
     .flatten()

@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::auth::scope::Scope;
 use super::error::ErrorBody;
-use super::{accounts, connectors, health, metrics, payments, pools, tasks};
+use super::{accounts, connectors, health, manual, metrics, payments, pools, tasks};
 
 /// Where the document is served.
 pub const DOC_PATH: &str = "/openapi.json";
@@ -39,6 +39,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         accounts::list, accounts::get, accounts::balances,
         pools::create, pools::list, pools::get, pools::delete, pools::balances_at,
         pools::balances_latest, pools::add_account, pools::remove_account, pools::update_query,
+        manual::create_payment, manual::create_account,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod connectors;
 pub mod ingest;
 pub mod kv;
+pub mod manual;
 pub mod payments;
 pub mod pools;
 pub mod rounds;

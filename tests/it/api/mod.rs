@@ -3,6 +3,7 @@
 mod connectors;
 mod data;
 mod errors;
+mod manual;
 mod openapi;
 mod pools;
 mod tasks;
