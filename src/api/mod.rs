@@ -19,6 +19,7 @@ pub mod pagination;
 pub mod payments;
 pub mod pools;
 pub mod tasks;
+pub mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
@@ -64,6 +65,7 @@ pub struct Data<T> {
 fn api_routes() -> Vec<RouteEntry> {
     [
         health::routes(),
+        webhooks::routes(),
         connectors::routes(),
         payments::routes(),
         accounts::routes(),
@@ -80,9 +82,22 @@ fn api_routes() -> Vec<RouteEntry> {
 pub fn served() -> Vec<(Method, String)> {
     let api = api_routes()
         .into_iter()
-        .map(|(method, path, _)| (method, format!("{BASE_PATH}{path}")));
+        .map(|(method, path, _)| (method, format!("{BASE_PATH}{}", template(path))));
     let root = [(Method::GET, metrics::PATH.to_string())];
     api.chain(root).collect()
+}
+
+/// A route's path as the OpenAPI document writes it: `{name:regex}` becomes `{name}`.
+fn template(path: &str) -> String {
+    path.split('/')
+        .map(
+            |segment| match (segment.strip_prefix('{'), segment.split_once(':')) {
+                (Some(_), Some((name, _))) if segment.ends_with('}') => format!("{name}}}"),
+                _ => segment.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Registers every route: the API under [`BASE_PATH`], `/metrics`, the OpenAPI document and

@@ -169,6 +169,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Turns a descriptor into the task to run. An unknown descriptor is an error.
     fn resolve(&self, descriptor: &Value) -> Result<Box<dyn Task>, TaskError>;
+
+    /// The webhook capability: `None` (the default) answers the webhooks route with 400
+    /// `CONNECTOR_CAPABILITY_NOT_SUPPORTED`.
+    fn webhooks(&self) -> Option<&dyn crate::Webhooks> {
+        None
+    }
 }
 
 /// What a connector's install and uninstall hooks get from the runtime.

@@ -16,6 +16,7 @@ pub mod host;
 pub mod ingest;
 pub mod schedule;
 pub mod task;
+pub mod webhooks;
 
 pub use clock::{Clock, SystemClock, TestClock};
 pub use connector::{
@@ -24,3 +25,4 @@ pub use connector::{
 pub use error::TaskError;
 pub use schedule::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
 pub use task::{FinalWrite, Scheduler, Task, TaskContext};
+pub use webhooks::{Unverified, WebhookRequest, Webhooks};
