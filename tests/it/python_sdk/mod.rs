@@ -17,6 +17,7 @@
 //! assertions on `ScriptRun::result()` and on what the database holds.
 
 mod connectors;
+mod pools;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
