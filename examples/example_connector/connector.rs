@@ -1,6 +1,6 @@
 //! The seed guide's demo connector, written against Tributary's SDK: a periodic `directory`
 //! task lists a directory and schedules one `file` child task per JSON file, which ingests the
-//! payment the file holds. It also takes the same payments pushed as webhooks (step 4):
+//! payment the file holds. It also takes the same payments pushed as webhooks (the guide's §6):
 //! signed with HMAC-SHA256 under the `webhookSecret` of its config, each verified event
 //! schedules a `webhook` task that ingests it. docs/building-a-connector.md walks through it
 //! step by step.
@@ -177,7 +177,7 @@ impl Connector for ExampleConnector {
     }
 }
 
-// ---- Step 4: webhooks: verify the signature, then schedule a task --------------------------
+// ---- Step 6 (the guide's §6): webhooks: verify the signature, then schedule a task -------
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body under webhookSecret>`.
 pub const SIGNATURE_HEADER: &str = "x-example-signature";
