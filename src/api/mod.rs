@@ -121,3 +121,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    /// The OpenAPI document and the served list write a regex parameter by its name only.
+    #[test]
+    fn templates_drop_parameter_patterns() {
+        assert_eq!(
+            template("/connectors/webhooks/{provider}/{connectorID}/{path:.*}"),
+            "/connectors/webhooks/{provider}/{connectorID}/{path}"
+        );
+        assert_eq!(template("/pools/{poolID}"), "/pools/{poolID}");
+        assert_eq!(template("/payments"), "/payments");
+    }
+}

@@ -200,6 +200,18 @@ async fn a_signed_webhook_schedules_the_ingestion_of_its_event() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errorCode"], "CONNECTOR_CAPABILITY_NOT_SUPPORTED");
+    // Audited under the principal `webhook` (no token was sent).
+    let audited: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE principal = 'webhook' \
+             AND route LIKE '/api/payments/connectors/webhooks/{provider}/{connectorID}/%' \
+             AND connector_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("audit")
+        .get(0);
+    assert!(audited >= 5, "{audited} audited webhook calls");
     // Every other route still needs the token.
     let (status, _) = post(format!("{}/payments", app.base), None, event).await;
     assert_eq!(status, 401);

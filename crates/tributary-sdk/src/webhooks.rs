@@ -58,3 +58,18 @@ pub trait Webhooks: Send + Sync {
         request: WebhookRequest,
     ) -> Result<(), TaskError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookRequest;
+
+    #[test]
+    fn headers_are_found_in_any_case() {
+        let request = WebhookRequest {
+            headers: vec![("x-signature".into(), "abc".into())],
+            ..WebhookRequest::default()
+        };
+        assert_eq!(request.header("X-Signature"), Some("abc"));
+        assert_eq!(request.header("x-other"), None);
+    }
+}

@@ -31,11 +31,11 @@ fn unknown_account(id: &str) -> StorageError {
     StorageError::NotFound(format!("account {id} not found"))
 }
 
-/// A foreign-key violation on `pool_accounts` means the account (or pool) went away between
+/// A foreign-key violation on `pool_accounts` means an account (or the pool) went away between
 /// the check and the insert.
-fn member_error(pool: Uuid, account: &str, e: tokio_postgres::Error) -> StorageError {
+fn member_error(pool: Uuid, accounts: &str, e: tokio_postgres::Error) -> StorageError {
     if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
-        StorageError::NotFound(format!("pool {pool} or account {account} not found"))
+        StorageError::NotFound(format!("pool {pool} or account {accounts} not found"))
     } else {
         StorageError::db("adding a pool account", e)
     }
@@ -78,7 +78,7 @@ impl WriteCommand for CreatePool {
             &[&self.id, &self.accounts],
         )
         .await
-        .map_err(|e| member_error(self.id, "?", e))?;
+        .map_err(|e| member_error(self.id, &self.accounts.join(", "), e))?;
         Ok(())
     }
 }
