@@ -77,12 +77,18 @@ pub async fn get(pool_: &Pool, id: Uuid) -> Result<Option<PoolRow>, StorageError
 
 // Per member and asset, the balance held at `$2` (the latest row created at or before it; a
 // row holds until the next one replaces it), or the latest row when `$2` is NULL; then summed
-// per asset in `numeric`, exactly.
+// per asset in `numeric`, exactly. One index range per member (LATERAL on the balances' key
+// `(account_id, asset, created_at)`): the cost follows the pool's size, not the table's —
+// 11–24 ms (about 20 ms with the generic plan of the cached statement, under load) for a
+// 1,000-account pool among 100,000 accounts with 10 balance rows each (1,000,000 rows),
+// against 70–140 ms for one join over the whole table (2026-11-30, 2 shared cores).
 const POOL_BALANCES: &str = "SELECT held.asset, sum(held.balance)::text
-    FROM (SELECT DISTINCT ON (b.account_id, b.asset) b.asset, b.balance
-          FROM pool_accounts pa JOIN balances b ON b.account_id = pa.account_id
-          WHERE pa.pool_id = $1 AND ($2::timestamptz IS NULL OR b.created_at <= $2)
-          ORDER BY b.account_id, b.asset, b.created_at DESC) held
+    FROM pool_accounts pa CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (b.asset) b.asset, b.balance FROM balances b
+        WHERE b.account_id = pa.account_id
+          AND ($2::timestamptz IS NULL OR b.created_at <= $2)
+        ORDER BY b.asset, b.created_at DESC) held
+    WHERE pa.pool_id = $1
     GROUP BY held.asset ORDER BY held.asset";
 
 /// A pool's balances at `at` (None: the latest), one per asset; None when there is no pool.
