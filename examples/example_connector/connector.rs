@@ -1,6 +1,9 @@
 //! The seed guide's demo connector, written against Tributary's SDK: a periodic `directory`
 //! task lists a directory and schedules one `file` child task per JSON file, which ingests the
-//! payment the file holds. docs/building-a-connector.md walks through it step by step.
+//! payment the file holds. It also takes the same payments pushed as webhooks (the guide's §6):
+//! signed with HMAC-SHA256 under the `webhookSecret` of its config, each verified event
+//! schedules a `webhook` task that ingests it. docs/building-a-connector.md walks through it
+//! step by step.
 //!
 //! It only uses `tributary_sdk` (and general crates): a connector never touches the runtime's
 //! internals. As a connector crate of its own it would depend on `tributary-sdk` alone.
@@ -15,7 +18,7 @@ use serde_json::{Value, json};
 use tributary_sdk::ingest::{Amount, Batch, PaymentData, PaymentStatus, PaymentType, Scheme};
 use tributary_sdk::{
     Config, ConfigError, ConfigSchema, Connector, ConnectorContext, FieldSpec, Loader, Restart,
-    Schedule, ScheduleOptions, Task, TaskContext, TaskError,
+    Schedule, ScheduleOptions, Task, TaskContext, TaskError, Unverified, WebhookRequest, Webhooks,
 };
 
 // ---- Step 1: the loader: provider name, config schema, validation --------------------------
@@ -28,6 +31,8 @@ pub struct ExampleLoader;
 pub struct ExampleConfig {
     directory: std::path::PathBuf,
     polling_period: Duration,
+    /// The key webhooks are signed with; without one, every webhook is refused.
+    webhook_secret: Option<String>,
 }
 
 impl ExampleConfig {
@@ -47,9 +52,15 @@ impl ExampleConfig {
             .ok_or_else(|| {
                 ConfigError::field("pollingPeriod", "must be a duration like \"10s\"")
             })?;
+        let webhook_secret = config
+            .get("webhookSecret")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         Ok(Self {
             directory: directory.into(),
             polling_period,
+            webhook_secret,
         })
     }
 }
@@ -90,6 +101,16 @@ impl Loader for ExampleLoader {
                     required: false,
                     default_value: Some(json!("10s")),
                     secret: false,
+                },
+            ),
+            (
+                "webhookSecret",
+                FieldSpec {
+                    data_type: "string",
+                    required: false,
+                    default_value: None,
+                    // Masked in every error and log line about the connector.
+                    secret: true,
                 },
             ),
         ])
@@ -140,10 +161,83 @@ impl Connector for ExampleConnector {
                     path: self.config.directory.join(name),
                 }))
             }
+            // The event is in the descriptor: the task id derives from it, so the same event
+            // delivered twice is one task.
+            Some("webhook") => Ok(Box::new(WebhookTask {
+                event: descriptor["event"].to_string(),
+            })),
             _ => Err(TaskError::non_retryable(format!(
                 "unknown descriptor {descriptor}"
             ))),
         }
+    }
+
+    fn webhooks(&self) -> Option<&dyn Webhooks> {
+        Some(self)
+    }
+}
+
+// ---- Step 6 (the guide's §6): webhooks: verify the signature, then schedule a task -------
+
+/// The header carrying `sha256=<hex HMAC-SHA256 of the body under webhookSecret>`.
+pub const SIGNATURE_HEADER: &str = "x-example-signature";
+
+#[async_trait]
+impl Webhooks for ExampleConnector {
+    /// Only the provider knows the secret: a valid signature over the exact body bytes is the
+    /// request's authentication (the route asks for no bearer token).
+    async fn verify(&self, request: &WebhookRequest) -> Result<(), Unverified> {
+        use hmac::{KeyInit, Mac};
+        let secret = self.config.webhook_secret.as_deref().ok_or_else(|| {
+            Unverified("no webhookSecret is configured: webhooks are refused".into())
+        })?;
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .and_then(|v| v.strip_prefix("sha256="))
+            .and_then(|hex_text| hex::decode(hex_text).ok())
+            .ok_or_else(|| Unverified(format!("missing or malformed {SIGNATURE_HEADER}")))?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+            .map_err(|_| Unverified("unusable webhookSecret".into()))?;
+        mac.update(&request.body);
+        // Constant-time comparison.
+        mac.verify_slice(&given)
+            .map_err(|_| Unverified("bad signature".into()))
+    }
+
+    /// Checks the event now (a malformed one is a 400 to the sender, not a failed task), then
+    /// schedules its ingestion.
+    async fn handle(
+        &self,
+        ctx: &ConnectorContext,
+        request: WebhookRequest,
+    ) -> Result<(), TaskError> {
+        let event: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| TaskError::non_retryable(format!("the event is not JSON: {e}")))?;
+        payment_of(&event.to_string())?;
+        ctx.scheduler()
+            .schedule(
+                &json!({"key": "webhook", "event": event}),
+                ScheduleOptions::new(Schedule::RunNow, Restart::IfNotActive),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ingests the payment a webhook reported.
+struct WebhookTask {
+    event: String,
+}
+
+#[async_trait]
+impl Task for WebhookTask {
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
+        let batch = Batch {
+            payments: vec![payment_of(&self.event)?],
+            ..Batch::default()
+        };
+        ctx.ingest_final(batch, None::<&()>).await?;
+        Ok(())
     }
 }
 
@@ -199,6 +293,25 @@ struct PaymentFile {
     created_at: DateTime<Utc>,
 }
 
+/// The payment of a file's (or a webhook's) JSON text, validated by the SDK's types.
+fn payment_of(text: &str) -> Result<PaymentData, TaskError> {
+    let file: PaymentFile = serde_json::from_str(text).map_err(TaskError::non_retryable)?;
+    Ok(PaymentData {
+        reference: file.reference,
+        created_at: file.created_at,
+        payment_type: PaymentType::parse(&file.payment_type).map_err(TaskError::non_retryable)?,
+        status: PaymentStatus::parse(&file.status).map_err(TaskError::non_retryable)?,
+        scheme: Scheme::parse(&file.scheme).map_err(TaskError::non_retryable)?,
+        asset: file.asset,
+        amount: Amount::payment("amount", &file.amount.to_string())
+            .map_err(TaskError::non_retryable)?,
+        source_account: None,
+        destination_account: None,
+        raw: Some(text.to_string()),
+        metadata: Default::default(),
+    })
+}
+
 /// Ingests the payment of one file.
 struct FileTask {
     path: std::path::PathBuf,
@@ -213,23 +326,8 @@ impl Task for FileTask {
             .map_err(TaskError::retryable)?
             .map_err(TaskError::retryable)?;
         // A malformed file will not fix itself: non-retryable, with the reason.
-        let file: PaymentFile = serde_json::from_str(&text)
+        let payment = payment_of(&text)
             .map_err(|e| TaskError::non_retryable(format!("{}: {e}", self.path.display())))?;
-        let payment = PaymentData {
-            reference: file.reference,
-            created_at: file.created_at,
-            payment_type: PaymentType::parse(&file.payment_type)
-                .map_err(TaskError::non_retryable)?,
-            status: PaymentStatus::parse(&file.status).map_err(TaskError::non_retryable)?,
-            scheme: Scheme::parse(&file.scheme).map_err(TaskError::non_retryable)?,
-            asset: file.asset,
-            amount: Amount::payment("amount", &file.amount.to_string())
-                .map_err(TaskError::non_retryable)?,
-            source_account: None,
-            destination_account: None,
-            raw: Some(text),
-            metadata: Default::default(),
-        };
         let batch = Batch {
             payments: vec![payment],
             ..Batch::default()

@@ -17,6 +17,7 @@ use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, Op, Qu
 use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
+use crate::storage::queries::pools;
 
 /// The account routes.
 pub fn routes() -> Vec<RouteEntry> {
@@ -65,11 +66,12 @@ pub struct AccountJson {
     /// The provider's object as ingested.
     #[schema(value_type = Value)]
     raw: Box<RawValue>,
-    /// Always empty (Formance's pools are not implemented).
-    pools: Vec<Value>,
+    /// The ids of the pools it belongs to.
+    pools: Vec<String>,
 }
 
-fn account_json(a: AccountRow) -> AccountJson {
+/// A stored account, with the ids of its pools, as the API shows it.
+pub(crate) fn account_json(a: AccountRow, pools: Vec<String>) -> AccountJson {
     let asset = a.default_asset.unwrap_or_default();
     AccountJson {
         id: a.id,
@@ -83,7 +85,7 @@ fn account_json(a: AccountRow) -> AccountJson {
         account_type: a.account_type,
         metadata: a.metadata,
         raw: raw_json(a.raw),
-        pools: Vec::new(),
+        pools,
     }
 }
 
@@ -241,11 +243,16 @@ async fn list(
         &request.keyset(),
     )
     .await?;
+    let ids: Vec<String> = rows.iter().map(|a| a.id.clone()).collect();
+    let memberships = pools::of_accounts(state.storage.pool(), &ids).await?;
     let sort = request.sort;
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
         |a| (sort.pick(a.created_at, a.updated_at), a.id.clone()),
-        account_json,
+        |a| {
+            let pools = memberships.get(&a.id).cloned().unwrap_or_default();
+            account_json(a, pools)
+        },
     )))
 }
 
@@ -261,8 +268,12 @@ async fn get(
     let account = accounts::get(state.storage.pool(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {id} not found")))?;
+    let pools = pools::of_accounts(state.storage.pool(), std::slice::from_ref(&id))
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(Data {
-        data: account_json(account),
+        data: account_json(account, pools),
     }))
 }
 

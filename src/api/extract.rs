@@ -19,27 +19,9 @@ impl FromRequest for JsonObject {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.max_body_bytes)
-            .unwrap_or(256 * 1024);
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
         Box::pin(async move {
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|e| ApiError::bad_body(format!("reading the body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::new(
-                        ErrorCode::BodyTooLarge,
-                        format!("the body is larger than {limit} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::bad_body("a JSON object body is required"));
-            }
+            let body = body.await?;
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(map)) => Ok(JsonObject(map)),
                 Ok(other) => Err(ApiError::bad_body(format!(
@@ -51,6 +33,85 @@ impl FromRequest for JsonObject {
                 ))),
             }
         })
+    }
+}
+
+/// Reads a non-empty body up to the service's size limit.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
+    let body = read_bytes(req, payload);
+    Box::pin(async move {
+        let body = body.await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_body("a JSON object body is required"));
+        }
+        Ok(body)
+    })
+}
+
+/// Reads a body, possibly empty, up to the service's size limit.
+fn read_bytes(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<web::Bytes, ApiError>> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.max_body_bytes)
+        .unwrap_or(256 * 1024);
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_body(format!("reading the body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    ErrorCode::BodyTooLarge,
+                    format!("the body is larger than {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    })
+}
+
+/// A JSON object body whose values are kept as their exact text (an amount of any size stays
+/// exact: it never becomes an `f64`), with the body itself.
+pub struct RawObject {
+    /// Each field's JSON text.
+    pub fields: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+    /// The body as received.
+    pub body: web::Bytes,
+}
+
+impl FromRequest for RawObject {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            let fields = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_body(format!("the body must be a JSON object: {e}")))?;
+            Ok(RawObject { fields, body })
+        })
+    }
+}
+
+/// A raw byte body of any content (webhooks: verified byte for byte), up to the size limit;
+/// it may be empty.
+pub struct RawBytes(pub web::Bytes);
+
+impl FromRequest for RawBytes {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_bytes(req, payload);
+        Box::pin(async move { Ok(RawBytes(body.await?)) })
     }
 }
 

@@ -13,13 +13,16 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod manual;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod payments;
+pub mod pools;
 pub mod query;
 pub mod tasks;
 pub mod transfer_initiations;
+pub mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
@@ -68,10 +71,13 @@ fn api_routes() -> Vec<RouteEntry> {
         // Before the connector routes: `/connectors/{provider}/transfers` must win over
         // `/connectors/{provider}/{connectorID}`.
         transfer_initiations::routes(),
+        webhooks::routes(),
         connectors::routes(),
         payments::routes(),
         accounts::routes(),
         bank_accounts::routes(),
+        pools::routes(),
+        manual::routes(),
     ]
     .into_iter()
     .flatten()
@@ -83,9 +89,22 @@ fn api_routes() -> Vec<RouteEntry> {
 pub fn served() -> Vec<(Method, String)> {
     let api = api_routes()
         .into_iter()
-        .map(|(method, path, _)| (method, format!("{BASE_PATH}{path}")));
+        .map(|(method, path, _)| (method, format!("{BASE_PATH}{}", template(path))));
     let root = [(Method::GET, metrics::PATH.to_string())];
     api.chain(root).collect()
+}
+
+/// A route's path as the OpenAPI document writes it: `{name:regex}` becomes `{name}`.
+fn template(path: &str) -> String {
+    path.split('/')
+        .map(
+            |segment| match (segment.strip_prefix('{'), segment.split_once(':')) {
+                (Some(_), Some((name, _))) if segment.ends_with('}') => format!("{name}}}"),
+                _ => segment.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Registers every route: the API under [`BASE_PATH`], `/metrics`, the OpenAPI document and
@@ -108,4 +127,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    /// The OpenAPI document and the served list write a regex parameter by its name only.
+    #[test]
+    fn templates_drop_parameter_patterns() {
+        assert_eq!(
+            template("/connectors/webhooks/{provider}/{connectorID}/{path:.*}"),
+            "/connectors/webhooks/{provider}/{connectorID}/{path}"
+        );
+        assert_eq!(template("/pools/{poolID}"), "/pools/{poolID}");
+        assert_eq!(template("/payments"), "/payments");
+    }
 }

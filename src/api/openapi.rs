@@ -13,7 +13,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::auth::scope::Scope;
 use super::error::ErrorBody;
 use super::{
-    accounts, bank_accounts, connectors, health, metrics, payments, tasks, transfer_initiations,
+    accounts, bank_accounts, connectors, health, manual, metrics, payments, pools, tasks,
+    transfer_initiations, webhooks,
 };
 
 /// Where the document is served.
@@ -45,6 +46,10 @@ pub const DOC_PATH: &str = "/openapi.json";
         transfer_initiations::delete, transfer_initiations::update_status,
         transfer_initiations::retry, transfer_initiations::reverse,
         transfer_initiations::connectors_transfer,
+        pools::create, pools::list, pools::get, pools::delete, pools::balances_at,
+        pools::balances_latest, pools::add_account, pools::remove_account, pools::update_query,
+        manual::create_payment, manual::create_account,
+        webhooks::receive, webhooks::receive_path,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -58,6 +63,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         (name = "bank accounts", description = "Bank accounts, forwarded to connectors"),
         (name = "transfer-initiations", description = "Money out through connectors"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "pools", description = "Groups of accounts and their summed balances"),
     )
 )]
 pub struct ApiDoc;
@@ -79,7 +85,7 @@ const OPEN_PATHS: [&str; 3] = [
 ];
 
 /// Each path parameter: its description and an example.
-const PATH_PARAMETERS: [(&str, &str, &str); 7] = [
+const PATH_PARAMETERS: [(&str, &str, &str); 8] = [
     (
         "provider",
         "The provider, in any case; an unknown one is 404",
@@ -114,6 +120,11 @@ const PATH_PARAMETERS: [(&str, &str, &str); 7] = [
         "transferId",
         "A transfer initiation id, as `POST /transfer-initiations` returned it",
         "",
+    ),
+    (
+        "poolID",
+        "A pool id (a UUID), as `POST /pools` returned it",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
     ),
 ];
 
@@ -200,7 +211,8 @@ fn secure(
     scope: Scope,
     error: &dyn Fn(&str) -> utoipa::openapi::Response,
 ) {
-    if OPEN_PATHS.contains(&path) {
+    // Webhooks are authenticated by their connector, not by a bearer token.
+    if OPEN_PATHS.contains(&path) || super::auth::is_webhook(path) {
         return;
     }
     let bearer = SecurityRequirement::new(BEARER_SCHEME, [scope.name()]);

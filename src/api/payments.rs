@@ -121,7 +121,8 @@ pub struct PaymentJson {
     adjustments: Vec<AdjustmentJson>,
 }
 
-fn payment_json(p: PaymentRow) -> PaymentJson {
+/// A stored payment as the API shows it.
+pub(crate) fn payment_json(p: PaymentRow) -> PaymentJson {
     PaymentJson {
         id: p.id,
         reference: p.reference,

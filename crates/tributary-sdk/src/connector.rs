@@ -182,6 +182,12 @@ pub trait Connector: Send + Sync + 'static {
     fn money_out(&self) -> Option<&dyn MoneyOut> {
         None
     }
+
+    /// The webhook capability: `None` (the default) answers the webhooks route with 400
+    /// `CONNECTOR_CAPABILITY_NOT_SUPPORTED`.
+    fn webhooks(&self) -> Option<&dyn crate::Webhooks> {
+        None
+    }
 }
 
 /// What a connector's install and uninstall hooks get from the runtime.

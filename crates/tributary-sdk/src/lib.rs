@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod money_out;
 pub mod schedule;
 pub mod task;
+pub mod webhooks;
 
 pub use bank_accounts::{BankAccount, ExternalBankAccounts};
 pub use clock::{Clock, SystemClock, TestClock};
@@ -31,3 +32,4 @@ pub use money_out::{
 };
 pub use schedule::{OnInterrupt, Restart, Schedule, ScheduleOptions, TaskStatus};
 pub use task::{FinalWrite, Scheduler, Task, TaskContext};
+pub use webhooks::{Unverified, WebhookRequest, Webhooks};

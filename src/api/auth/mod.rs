@@ -185,6 +185,14 @@ impl Authenticator {
     }
 }
 
+/// Whether a path is a connector webhook's (`/connectors/webhooks/…` under the base path):
+/// served without a token, since a provider cannot send ours; the connector's own
+/// verification (signature, shared secret) authenticates it (src/api/webhooks.rs).
+pub fn is_webhook(path: &str) -> bool {
+    path.strip_prefix(super::BASE_PATH)
+        .is_some_and(|p| p.starts_with(super::webhooks::PREFIX))
+}
+
 /// The routes under the base path that need no token.
 const OPEN_API_PATHS: [&str; 3] = ["/_live", "/_health", "/_info"];
 
@@ -234,6 +242,15 @@ pub async fn authenticate(
         }
     };
     if auth.is_open(req.path()) {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    }
+    if req.method() == actix_web::http::Method::POST && is_webhook(req.path()) {
+        // Audited under this name; the connector verifies the request.
+        req.extensions_mut().insert(Principal {
+            name: "webhook".into(),
+            kind: PrincipalKind::Anonymous,
+            scopes: Scopes::default(),
+        });
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
     let needed = Scope::required_for(req.method());

@@ -6,6 +6,7 @@ pub mod connectors;
 pub mod kv;
 pub mod page;
 pub mod payments;
+pub mod pools;
 pub mod tasks;
 pub mod transfers;
 

@@ -4,7 +4,9 @@ mod bank_accounts;
 mod connectors;
 mod data;
 mod errors;
+mod manual;
 mod openapi;
+mod pools;
 mod query;
 mod tasks;
 

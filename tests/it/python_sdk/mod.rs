@@ -20,6 +20,7 @@ mod bank_accounts;
 mod connectors;
 mod legacy;
 mod lists;
+mod pools;
 mod transfers;
 
 use std::io::Read;
