@@ -18,6 +18,7 @@
 
 mod bank_accounts;
 mod connectors;
+mod coverage;
 mod legacy;
 mod lists;
 mod pools;
