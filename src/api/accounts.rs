@@ -13,11 +13,11 @@ use super::extract::Params;
 use super::openapi::big_integer;
 use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
 use super::payments::{number, raw_json};
+use super::pools;
 use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, Op, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
 use crate::storage::queries::accounts::{self, AccountRow, BalanceFilter, BalanceRow};
-use crate::storage::queries::pools;
 
 /// The account routes.
 pub fn routes() -> Vec<RouteEntry> {

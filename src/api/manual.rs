@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::extract::RawObject;
+use super::pools;
 use super::{AppState, Data, RouteEntry};
 use crate::ids::{AccountKey, ConnectorKey, PaymentKey};
 use crate::sdk::ingest::{
@@ -23,7 +24,7 @@ use crate::sdk::ingest::{
 };
 use crate::storage::commands::ingest::IngestBatch;
 use crate::storage::commands::manual::ManualIngest;
-use crate::storage::queries::{accounts, payments, pools};
+use crate::storage::queries::{accounts, payments};
 
 /// The manual creation routes.
 pub fn routes() -> Vec<RouteEntry> {

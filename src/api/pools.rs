@@ -1,7 +1,10 @@
 //! `/pools`: named groups of accounts and their summed balances, as Formance Payments v1 has
 //! them (create, list, get, delete, add and remove an account, balances at a time and latest,
 //! and the query of a DYNAMIC pool). Writes go through the storage actor; reads through
-//! `storage::queries::pools`. The differences from Formance are in docs/api.md#pools.
+//! `storage::queries::pools`. A DYNAMIC pool's query is validated when set (parsed and
+//! compiled against the account list's fields, [`ACCOUNT_FIELDS`]) and evaluated at every
+//! read: its members are the accounts it matches then. The differences from Formance are in
+//! docs/api.md#pools.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -12,17 +15,23 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use std::collections::HashMap;
+
+use super::accounts::ACCOUNT_FIELDS;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{JsonObject, Params, kind};
 use super::openapi::big_integer;
 use super::pagination::{CursorResponse, PageQuery, PageRequest};
 use super::payments::number;
+use super::query::{self, Expr, Field, Kind, MATCH, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::AccountKey;
+use crate::storage::Pool;
 use crate::storage::commands::pools::{
     AddPoolAccount, CreatePool, DeletePool, RemovePoolAccount, UpdatePoolQuery,
 };
-use crate::storage::queries::pools::{self, PoolBalanceRow, PoolRow};
+use crate::storage::queries::page::Condition;
+use crate::storage::queries::pools::{self, Membership, PoolBalanceRow, PoolRow};
 
 /// The pool routes (literal segments before parameters).
 pub fn routes() -> Vec<RouteEntry> {
@@ -74,19 +83,85 @@ pub struct PoolJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     query: Option<Value>,
-    /// Its member account ids.
+    /// Its member account ids: the explicit list of a STATIC pool, or the accounts a DYNAMIC
+    /// pool's query matches at the time of the request.
     accounts: Vec<String>,
 }
 
-fn pool_json(p: PoolRow) -> PoolJson {
-    PoolJson {
+/// The compiled query of a DYNAMIC pool (None for a STATIC one). A stored query that no longer
+/// compiles (it was validated when set, so only a change of the field table can do that) is a
+/// 500 naming the pool rather than a silently empty pool.
+fn dynamic_condition(p: &PoolRow) -> Result<Option<Condition>, ApiError> {
+    if p.pool_type != "DYNAMIC" {
+        return Ok(None);
+    }
+    let Some(stored) = &p.query else {
+        return Ok(None);
+    };
+    compile_stored(stored).map(Some).map_err(|e| {
+        tracing::error!(pool = %p.id, error = %e, "a stored pool query does not compile");
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("pool {}: its stored query does not compile: {e}", p.id),
+        )
+    })
+}
+
+/// Parses and compiles a pool query (a JSON object) against the account list's fields.
+fn compile_stored(query: &Value) -> Result<Condition, String> {
+    let expr = query::parse::parse(&query.to_string())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "query must not be empty".to_string())?;
+    query::sql::compile(&expr, ACCOUNT_FIELDS).map_err(|e| e.to_string())
+}
+
+/// A pool as the API shows it, its members resolved (a DYNAMIC pool's query is evaluated).
+async fn pool_json(db: &Pool, p: PoolRow) -> Result<PoolJson, ApiError> {
+    let accounts = match dynamic_condition(&p)? {
+        Some(condition) => pools::members(db, &condition).await?,
+        None => p.accounts,
+    };
+    Ok(PoolJson {
         id: p.id.to_string(),
         name: p.name,
         pool_type: p.pool_type,
         query: p.query,
-        accounts: p.accounts,
-    }
+        accounts,
+    })
 }
+
+/// The pools each of `accounts` belongs to (the accounts' `pools` field), by account id: the
+/// STATIC pools listing it, then the DYNAMIC pools whose query matches it (one statement, one
+/// primary-key-bounded branch per DYNAMIC pool; see docs/api.md#pools for the cost). A stored
+/// query that no longer compiles is skipped with an error log, not a failed account read.
+pub(crate) async fn of_accounts(
+    db: &Pool,
+    accounts: &[String],
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let mut out = pools::of_accounts(db, accounts).await?;
+    if accounts.is_empty() {
+        return Ok(out);
+    }
+    let mut dynamic = Vec::new();
+    for (id, stored) in pools::dynamic(db).await? {
+        match compile_stored(&stored) {
+            Ok(condition) => dynamic.push((id, condition)),
+            Err(e) => {
+                tracing::error!(pool = %id, error = %e, "a stored pool query does not compile")
+            }
+        }
+    }
+    for (account, pool) in pools::dynamic_of_accounts(db, &dynamic, accounts).await? {
+        out.entry(account).or_default().push(pool.to_string());
+    }
+    Ok(out)
+}
+
+/// The fields the pool list's `query` allows: Formance's (`name`, `id`, with `$match`).
+pub const POOL_FIELDS: &[Field] = &[
+    Field::new(&["name"], "p.name", Kind::Text, MATCH),
+    Field::new(&["id"], "p.id::text", Kind::Text, MATCH),
+];
 
 /// One asset of a pool's balances.
 #[derive(Serialize, ToSchema)]
@@ -138,10 +213,14 @@ fn account_id(field: &str, value: Option<&Value>) -> Result<String, ApiError> {
     }
 }
 
-/// A pool query: a non-empty JSON object.
+/// A pool query: a non-empty JSON object in the query language that compiles against the
+/// account list's fields (else a 400 naming the field or operator, and nothing is stored).
 fn query_object(value: &Value) -> Result<Value, ApiError> {
     match value {
-        Value::Object(map) if !map.is_empty() => Ok(value.clone()),
+        Value::Object(map) if !map.is_empty() => {
+            compile_stored(value).map_err(ApiError::validation)?;
+            Ok(value.clone())
+        }
         Value::Object(_) => Err(ApiError::validation("query must not be empty")),
         other => Err(ApiError::validation(format!(
             "query must be an object, not {}",
@@ -174,6 +253,8 @@ async fn create(state: web::Data<AppState>, body: JsonObject) -> Result<HttpResp
         Some(q) => Some(query_object(q)?),
     };
     let accounts = match body.get("accountIDs") {
+        // With a query the pool is DYNAMIC and Formance ignores the ids (v3 `PoolsCreate`).
+        _ if query.is_some() => Vec::new(),
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(ids)) => {
             let mut accounts = Vec::with_capacity(ids.len());
@@ -209,28 +290,67 @@ async fn create(state: web::Data<AppState>, body: JsonObject) -> Result<HttpResp
         })
         .await?;
     tracing::info!(pool = %id, "pool created");
-    let pool = pools::get(state.storage.pool(), id)
+    let db = state.storage.pool();
+    let pool = pools::get(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pool {id} not found")))?;
     Ok(HttpResponse::Ok().json(Data {
-        data: pool_json(pool),
+        data: pool_json(db, pool).await?,
     }))
 }
 
+/// The pool list's filter, kept by the cursor so later pages apply it too.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct NoFilter {}
+struct PoolFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Expr>,
+}
+
+/// The pool list's filter, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // never built: it only describes the parameter
+pub struct PoolQuery {
+    /// Formance's query language as JSON on `name` and `id` (`$match`); the request body, when
+    /// not empty, takes precedence.
+    #[param(example = r#"{"$match":{"name":"treasury"}}"#)]
+    query: Option<String>,
+}
 
 /// Lists pools, newest first unless sorted otherwise.
 #[utoipa::path(get, path = "/api/payments/pools", tag = "pools", operation_id = "listPools",
-    params(PageQuery),
+    params(PageQuery, PoolQuery),
     responses((status = 200, description = "A page of pools", body = CursorResponse<PoolJson>)))]
-async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
-    let request = PageRequest::from_params(&params, |_| Ok(NoFilter {}))?;
-    let rows = pools::page(state.storage.pool(), &request.keyset()).await?;
+async fn list(
+    state: web::Data<AppState>,
+    params: Params,
+    body: QueryBody,
+) -> Result<HttpResponse, ApiError> {
+    let request = PageRequest::from_params(&params, |p| {
+        Ok(PoolFilter {
+            query: query::from_request(p, &body)?,
+        })
+    })?;
+    let condition = query::condition(request.filter.query.as_ref(), POOL_FIELDS)?;
+    let db = state.storage.pool();
+    let rows = pools::page(db, condition.as_ref(), &request.keyset()).await?;
+    // The members of the page's DYNAMIC pools, evaluated now (one statement per such pool).
+    let mut members: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for p in &rows {
+        if let Some(condition) = dynamic_condition(p)? {
+            members.insert(p.id, pools::members(db, &condition).await?);
+        }
+    }
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
         |p| (p.created_at, p.id.to_string()),
-        pool_json,
+        |p| PoolJson {
+            id: p.id.to_string(),
+            accounts: members.get(&p.id).cloned().unwrap_or(p.accounts),
+            name: p.name,
+            pool_type: p.pool_type,
+            query: p.query,
+        },
     )))
 }
 
@@ -242,12 +362,32 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = pool_id(&path.into_inner())?;
-    let pool = pools::get(state.storage.pool(), id)
+    let db = state.storage.pool();
+    let pool = pools::get(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pool {id} not found")))?;
     Ok(HttpResponse::Ok().json(Data {
-        data: pool_json(pool),
+        data: pool_json(db, pool).await?,
     }))
+}
+
+/// A pool's balances at `at` (None: latest) over its members (a DYNAMIC pool's query is
+/// evaluated), or 404.
+async fn pool_balances(
+    db: &Pool,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<PoolBalanceRow>, ApiError> {
+    let not_found = || ApiError::not_found(format!("pool {id} not found"));
+    let pool = pools::get(db, id).await?.ok_or_else(not_found)?;
+    let condition = dynamic_condition(&pool)?;
+    let members = match &condition {
+        Some(condition) => Membership::Matching(condition),
+        None => Membership::Explicit,
+    };
+    pools::balances(db, id, at, members)
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// Deletes a pool (never its accounts).
@@ -287,9 +427,7 @@ async fn balances_at(
     let at = params
         .time("at")?
         .ok_or_else(|| ApiError::validation("at is required (an RFC 3339 time)"))?;
-    let rows = pools::balances(state.storage.pool(), id, Some(at))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("pool {id} not found")))?;
+    let rows = pool_balances(state.storage.pool(), id, Some(at)).await?;
     Ok(HttpResponse::Ok().json(Data {
         data: PoolBalancesJson {
             balances: rows.into_iter().map(balance_json).collect(),
@@ -306,15 +444,14 @@ async fn balances_latest(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = pool_id(&path.into_inner())?;
-    let rows = pools::balances(state.storage.pool(), id, None)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("pool {id} not found")))?;
+    let rows = pool_balances(state.storage.pool(), id, None).await?;
     Ok(HttpResponse::Ok().json(Data {
         data: rows.into_iter().map(balance_json).collect::<Vec<_>>(),
     }))
 }
 
-/// Adds an existing account to a pool (an unknown account is 404, as in Formance).
+/// Adds an existing account to a STATIC pool (an unknown account is 404, as in Formance; a
+/// DYNAMIC pool is a 400, as in Formance v3).
 #[utoipa::path(post, path = "/api/payments/pools/{poolID}/accounts", tag = "pools",
     operation_id = "addAccountToPool",
     request_body(content = Object, example = json!({"accountID": "eyJ…"})),
@@ -333,7 +470,7 @@ async fn add_account(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Removes an account from a pool (a non-member: nothing to do).
+/// Removes an account from a STATIC pool (a non-member: nothing to do; a DYNAMIC pool: 400).
 #[utoipa::path(delete, path = "/api/payments/pools/{poolID}/accounts/{accountID}", tag = "pools",
     operation_id = "removeAccountFromPool", responses((status = 204, description = "Removed")))]
 async fn remove_account(
@@ -350,7 +487,8 @@ async fn remove_account(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Sets a pool's query, which makes it DYNAMIC (see docs/api.md#pools for what it does here).
+/// Sets a pool's query (validated against the account fields), which makes it DYNAMIC: its
+/// members become the accounts the query matches (see docs/api.md#pools).
 #[utoipa::path(patch, path = "/api/payments/pools/{poolID}/query", tag = "pools",
     operation_id = "updatePoolQuery",
     request_body(content = Object, example = json!({"query": {"$match": {"connectorID": "eyJ…"}}})),

@@ -48,9 +48,10 @@ pub struct CreatePool {
     pub id: Uuid,
     /// The pool's name.
     pub name: String,
-    /// Its member accounts (duplicates are stored once).
+    /// Its member accounts (duplicates are stored once); empty for a DYNAMIC pool.
     pub accounts: Vec<String>,
-    /// The query of a DYNAMIC pool (kept and returned; see docs/api.md#pools).
+    /// The query of a DYNAMIC pool (validated by the API; evaluated at read time, see
+    /// docs/api.md#pools).
     pub query: Option<Value>,
 }
 
@@ -102,7 +103,8 @@ impl WriteCommand for DeletePool {
     }
 }
 
-/// Adds an existing account to an existing pool (already a member: nothing changes).
+/// Adds an existing account to an existing STATIC pool (already a member: nothing changes); a
+/// DYNAMIC pool is refused (its members are what its query matches), as in Formance v3.
 #[derive(Debug, Clone)]
 pub struct AddPoolAccount {
     /// The pool.
@@ -115,7 +117,7 @@ impl WriteCommand for AddPoolAccount {
     type Output = ();
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        pool_exists(tx, self.pool).await?;
+        explicit_pool(tx, self.pool).await?;
         if !missing_accounts(tx, std::slice::from_ref(&self.account))
             .await?
             .is_empty()
@@ -133,8 +135,8 @@ impl WriteCommand for AddPoolAccount {
     }
 }
 
-/// Removes an account from a pool; an unknown pool is 404, a non-member a no-op (as Formance,
-/// whose delete matches no row without an error).
+/// Removes an account from a STATIC pool; an unknown pool is 404, a non-member a no-op (as
+/// Formance, whose delete matches no row without an error); a DYNAMIC pool is refused.
 #[derive(Debug, Clone)]
 pub struct RemovePoolAccount {
     /// The pool.
@@ -147,7 +149,7 @@ impl WriteCommand for RemovePoolAccount {
     type Output = ();
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        pool_exists(tx, self.pool).await?;
+        explicit_pool(tx, self.pool).await?;
         tx.execute(
             "DELETE FROM pool_accounts WHERE pool_id = $1 AND account_id = $2",
             &[&self.pool, &self.account],
@@ -158,7 +160,8 @@ impl WriteCommand for RemovePoolAccount {
     }
 }
 
-/// Sets a pool's query, which makes it DYNAMIC.
+/// Sets a pool's (validated) query, which makes it DYNAMIC: its explicit member rows are
+/// dropped, since its members are now the accounts the query matches.
 #[derive(Debug, Clone)]
 pub struct UpdatePoolQuery {
     /// The pool.
@@ -184,17 +187,28 @@ impl WriteCommand for UpdatePoolQuery {
                 self.pool
             )));
         }
+        tx.execute(
+            "DELETE FROM pool_accounts WHERE pool_id = $1",
+            &[&self.pool],
+        )
+        .await
+        .map_err(db("dropping a dynamic pool's explicit members"))?;
         Ok(())
     }
 }
 
-/// Locks the pool row for the rest of the transaction (a concurrent delete waits), or 404.
-async fn pool_exists(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
+/// Locks the pool row for the rest of the transaction (a concurrent delete or query update
+/// waits); 404 when there is none, 400 when it is DYNAMIC (no explicit members).
+async fn explicit_pool(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
     let row = tx
-        .query_opt("SELECT 1 FROM pools WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt("SELECT type FROM pools WHERE id = $1 FOR UPDATE", &[&id])
         .await
         .map_err(db("reading a pool"))?;
-    match row {
+    match row.map(|r| r.get::<_, String>(0)) {
+        Some(kind) if kind == "DYNAMIC" => Err(StorageError::InvalidInput(format!(
+            "poolID: pool {id} is DYNAMIC: its members are the accounts its query matches \
+             (change them with PATCH /pools/{id}/query)"
+        ))),
         Some(_) => Ok(()),
         None => Err(StorageError::NotFound(format!("pool {id} not found"))),
     }

@@ -173,8 +173,8 @@ async fn a_pool_sums_its_accounts_balances_exactly_at_a_time_and_latest() {
     let account = api.get(&format!("/accounts/{a3}")).await;
     assert_eq!(account.body["data"]["pools"], json!([]));
 
-    // The query makes it DYNAMIC and is returned as given.
-    let query = json!({"$match": {"account_id": a1}});
+    // The query makes it DYNAMIC and is returned as given; its members are what it matches.
+    let query = json!({"$match": {"id": a1}});
     let updated = api
         .patch(&format!("/pools/{id}/query"), &json!({"query": query}))
         .await;
@@ -182,6 +182,7 @@ async fn a_pool_sums_its_accounts_balances_exactly_at_a_time_and_latest() {
     let got = api.get(&format!("/pools/{id}")).await;
     assert_eq!(got.body["data"]["type"], "DYNAMIC");
     assert_eq!(got.body["data"]["query"], query);
+    assert_eq!(got.body["data"]["accounts"], json!([a1]));
 
     // Delete: the pool goes, its accounts stay.
     assert_eq!(api.delete(&format!("/pools/{id}")).await.status, 204);
@@ -271,6 +272,14 @@ async fn pool_errors_name_the_field_and_unknown_accounts_are_404() {
         .await
         .error(400, "VALIDATION");
     assert!(msg.starts_with("query"), "{msg}");
+    let msg = api
+        .patch(
+            &format!("/pools/{id}/query"),
+            &json!({"query": {"$match": {"account_id": a1}}}),
+        )
+        .await
+        .error(400, "VALIDATION");
+    assert!(msg.starts_with("query"), "{msg}");
     let msg = api.get("/pools/not-a-uuid").await.error(400, "VALIDATION");
     assert!(msg.starts_with("poolID"), "{msg}");
 
@@ -295,7 +304,7 @@ async fn pool_errors_name_the_field_and_unknown_accounts_are_404() {
         .error(404, "NOT_FOUND");
     api.patch(
         &format!("/pools/{other}/query"),
-        &json!({"query": {"$match": {}}}),
+        &json!({"query": {"$match": {"id": a1}}}),
     )
     .await
     .error(404, "NOT_FOUND");
@@ -356,4 +365,213 @@ async fn resetting_or_uninstalling_a_connector_removes_its_accounts_from_pools()
         .expect("count")
         .get(0);
     assert_eq!(members, 0);
+}
+
+/// Percent-encodes a query parameter value.
+fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn pool_ids(body: &Value) -> Vec<String> {
+    body["cursor"]["data"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_dynamic_pool_is_the_accounts_its_query_matches_at_read_time() {
+    let api = Api::start().await;
+    let a = Seed::new(&api, "dyn-a").await;
+    let b = Seed::new(&api, "dyn-b").await;
+    // Beyond 64 bits: the sums must stay exact.
+    let big = "18446744073709551616000";
+    let a1 = a
+        .account("a1", &[("EUR/2", big, "2026-01-01T00:00:00Z")])
+        .await;
+    let b1 = b
+        .account("b1", &[("EUR/2", "7", "2026-01-01T00:00:00Z")])
+        .await;
+    let query = json!({"$match": {"connectorID": a.connector.id()}});
+    let created = api
+        .post(
+            "/pools",
+            &json!({"name": "dyn", "query": query, "accountIDs": [b1]}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.body["data"]["id"].as_str().expect("id").to_string();
+    // With a query, the ids are ignored (as Formance v3 does): members are what it matches.
+    assert_eq!(created.body["data"]["type"], "DYNAMIC");
+    assert_eq!(created.body["data"]["accounts"], json!([a1]));
+    let body = text(&api, &format!("/pools/{id}/balances/latest")).await;
+    assert!(
+        body.contains(r#"{"amount":18446744073709551616000,"asset":"EUR/2"}"#),
+        "{body}"
+    );
+
+    // An account ingested under connector A after the query was set joins the pool.
+    let ingested = api
+        .post(
+            "/accounts",
+            &json!({"reference": "acc-2", "connectorID": a.connector.id(),
+                "createdAt": "2026-01-02T00:00:00Z", "type": "INTERNAL"}),
+        )
+        .await;
+    assert_eq!(ingested.status, 200, "{}", ingested.body);
+    let a2 = ingested.body["data"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(ingested.body["data"]["pools"], json!([id]));
+    a.client
+        .execute(
+            "INSERT INTO balances (account_id, asset, balance, created_at, last_updated_at)
+             VALUES ($1, 'EUR/2', 18446744073709551616000, '2026-01-03T00:00:00Z',
+                     '2026-01-03T00:00:00Z')",
+            &[&a2],
+        )
+        .await
+        .expect("balance");
+    let got = api.get(&format!("/pools/{id}")).await;
+    assert_eq!(got.body["data"]["accounts"], json!([a1, a2]));
+    let listed = api.get("/pools").await;
+    assert_eq!(
+        listed.body["cursor"]["data"][0]["accounts"],
+        json!([a1, a2])
+    );
+    let body = text(&api, &format!("/pools/{id}/balances/latest")).await;
+    assert!(
+        body.contains(r#"{"amount":36893488147419103232000,"asset":"EUR/2"}"#),
+        "{body}"
+    );
+    // At a time: a2's balance did not exist yet on Jan 2, and does on Jan 4.
+    let body = text(
+        &api,
+        &format!("/pools/{id}/balances?at=2026-01-02T00:00:00Z"),
+    )
+    .await;
+    assert!(
+        body.contains(r#""amount":18446744073709551616000,"#),
+        "{body}"
+    );
+    let body = text(
+        &api,
+        &format!("/pools/{id}/balances?at=2026-01-04T00:00:00Z"),
+    )
+    .await;
+    assert!(
+        body.contains(r#""amount":36893488147419103232000,"#),
+        "{body}"
+    );
+    // The accounts' `pools` field follows the query too.
+    assert_eq!(
+        api.get(&format!("/accounts/{a2}")).await.body["data"]["pools"],
+        json!([id])
+    );
+    assert_eq!(
+        api.get(&format!("/accounts/{b1}")).await.body["data"]["pools"],
+        json!([])
+    );
+
+    // A DYNAMIC pool's members are not edited one by one (Formance v3 refuses too).
+    let msg = api
+        .post(&format!("/pools/{id}/accounts"), &json!({"accountID": b1}))
+        .await
+        .error(400, "VALIDATION");
+    assert!(msg.contains("DYNAMIC"), "{msg}");
+    api.delete(&format!("/pools/{id}/accounts/{a1}"))
+        .await
+        .error(400, "VALIDATION");
+
+    // An invalid query is a 400 naming the field or operator, and changes nothing.
+    for (bad, named) in [
+        (json!({"$match": {"colour": "red"}}), "\"colour\""),
+        (json!({"$lt": {"metadata[team]": "x"}}), "$lt"),
+        (json!({"$match": {"connectorID": 3}}), "connectorID"),
+    ] {
+        let msg = api
+            .patch(&format!("/pools/{id}/query"), &json!({"query": bad}))
+            .await
+            .error(400, "VALIDATION");
+        assert!(msg.contains(named), "{bad}: {msg}");
+        let msg = api
+            .post("/pools", &json!({"name": "bad", "query": bad}))
+            .await
+            .error(400, "VALIDATION");
+        assert!(msg.contains(named), "{bad}: {msg}");
+    }
+    let got = api.get(&format!("/pools/{id}")).await;
+    assert_eq!(got.body["data"]["query"], query);
+    assert_eq!(got.body["data"]["accounts"], json!([a1, a2]));
+    assert_eq!(pool_ids(&api.get("/pools").await.body), vec![id.clone()]);
+
+    // A STATIC pool given a query becomes DYNAMIC: its explicit list is replaced.
+    let fixed = api
+        .post("/pools", &json!({"name": "fixed", "accountIDs": [a1]}))
+        .await
+        .body["data"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let updated = api
+        .patch(
+            &format!("/pools/{fixed}/query"),
+            &json!({"query": {"$or": [{"$match": {"connectorID": b.connector.id()}},
+                                       {"$match": {"reference": "acc-2"}}]}}),
+        )
+        .await;
+    assert_eq!(updated.status, 204, "{}", updated.body);
+    let got = api.get(&format!("/pools/{fixed}")).await;
+    assert_eq!(got.body["data"]["type"], "DYNAMIC");
+    assert_eq!(got.body["data"]["accounts"], json!([b1, a2]));
+    let body = text(&api, &format!("/pools/{fixed}/balances/latest")).await;
+    assert!(
+        body.contains(r#""amount":18446744073709551616007,"#),
+        "{body}"
+    );
+    let pools_of_b1 = api.get(&format!("/accounts/{b1}")).await.body["data"]["pools"].clone();
+    assert_eq!(pools_of_b1, json!([fixed]));
+
+    // The list's `query` (name, id) filters, and its cursor keeps the filter.
+    let third = api
+        .post("/pools", &json!({"name": "dyn", "accountIDs": [b1]}))
+        .await
+        .body["data"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let q = enc(r#"{"$match":{"name":"dyn"}}"#);
+    let first = api.get(&format!("/pools?pageSize=1&query={q}")).await;
+    assert_eq!(pool_ids(&first.body), vec![third.clone()], "{}", first.body);
+    let next = first.body["cursor"]["next"].as_str().expect("next");
+    let second = api.get(&format!("/pools?cursor={next}")).await;
+    assert_eq!(pool_ids(&second.body), vec![id.clone()], "{}", second.body);
+    assert_eq!(second.body["cursor"]["hasMore"], false);
+    let q = enc(&format!(r#"{{"$match":{{"id":"{fixed}"}}}}"#));
+    assert_eq!(
+        pool_ids(&api.get(&format!("/pools?query={q}")).await.body),
+        vec![fixed]
+    );
+    let q = enc(r#"{"$match":{"colour":"red"}}"#);
+    let msg = api
+        .get(&format!("/pools?query={q}"))
+        .await
+        .error(400, "VALIDATION");
+    assert!(msg.contains("\"colour\""), "{msg}");
+    let q = enc(r#"{"$lt":{"name":"z"}}"#);
+    let msg = api
+        .get(&format!("/pools?query={q}"))
+        .await
+        .error(400, "VALIDATION");
+    assert!(msg.contains("$lt"), "{msg}");
 }
