@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from formance_sdk_python.models import payments as m
 
-from sdk_harness import Report, env, eventually, expect, main, sdk
+from sdk_harness import Report, env, error_record, eventually, expect, http_error, main, sdk
 
 CREATED = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
 # Beyond 64 bits: amounts must stay exact both ways.
@@ -42,6 +42,16 @@ def drop_balances(directory: str) -> None:
     with open(hidden, "w", encoding="utf-8") as f:
         f.write("".join(json.dumps(line) + "\n" for line in lines))
     os.rename(hidden, os.path.join(directory, "balances.jsonl"))
+
+
+def drop_late_balance(directory: str) -> None:
+    """A balance for an account created after the pool's query was set."""
+    line = {"kind": "balance", "balance": {"accountReference": "sdk-pool-d", "asset": "EUR/2",
+                                           "balance": BIG_BALANCE, "createdAt": "2024-03-03T00:00:00Z"}}
+    hidden = os.path.join(directory, ".late.jsonl")
+    with open(hidden, "w", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+    os.rename(hidden, os.path.join(directory, "late.jsonl"))
 
 
 def balances_of(balances) -> dict:
@@ -162,11 +172,44 @@ def run(report: Report) -> None:
         "pool_id": pool.id, "update_pool_query_request": m.UpdatePoolQueryRequest(query=query)})
     expect(updated.status_code == 204, f"update_pool_query: {updated.status_code}")
     got = v1.get_pool(request={"pool_id": pool.id}).pool_response.data
-    expect(got.type == m.PoolTypeEnum.DYNAMIC and got.query == query,
-           f"after update_pool_query: {got!r}")
+    # The query is evaluated: every account of the connector is a member now, and the
+    # balances are theirs, summed exactly.
+    all_three = sorted(accounts.values())
+    expect(got.type == m.PoolTypeEnum.DYNAMIC and got.query == query
+           and sorted(got.accounts) == all_three, f"after update_pool_query: {got!r}")
+    latest = v1.get_pool_balances_latest(request={"pool_id": pool.id}
+                                         ).pool_balances_latest_response.data
+    expect(balances_of(latest) == {"EUR/2": BIG_BALANCE + 105, "USD/2": -7},
+           f"get_pool_balances_latest after update_pool_query: {latest!r}")
+    report.result["balancesDynamic"] = {k: str(v) for k, v in balances_of(latest).items()}
+
+    # An account created afterwards joins it, and so does its balance.
+    late = v1.create_account(request=m.AccountRequest(
+        connector_id=connector_id, created_at=CREATED, reference="sdk-pool-d",
+        type=m.AccountType.INTERNAL)).account_response.data
+    expect(late.pools == [pool.id], f"create_account (pools of a late account): {late!r}")
+    drop_late_balance(env("TRIBUTARY_DUMMYPAY_DIR"))
+    latest = eventually("the late account's balance in the pool", DEADLINE_S, lambda: (
+        lambda b: b if b.get("EUR/2") == 2 * BIG_BALANCE + 105 else None)(balances_of(
+            v1.get_pool_balances_latest(request={"pool_id": pool.id}
+                                        ).pool_balances_latest_response.data)))
+    got = v1.get_pool(request={"pool_id": pool.id}).pool_response.data
+    expect(sorted(got.accounts) == sorted(all_three + [late.id]),
+           f"get_pool after a late account: {got!r}")
+    report.result["lateAccount"] = late.id
+    report.result["balancesLate"] = {k: str(v) for k, v in latest.items()}
+
+    # A query on a field accounts do not have is refused and changes nothing.
+    refused = http_error(lambda: v1.update_pool_query(request={
+        "pool_id": pool.id,
+        "update_pool_query_request": m.UpdatePoolQueryRequest(query={"$match": {"colour": "red"}})}))
+    report.result["badQuery"] = error_record(refused)
+    report.result["badQueryMessage"] = json.loads(refused.body).get("errorMessage")
+    unchanged = v1.get_pool(request={"pool_id": pool.id}).pool_response.data
+    expect(unchanged.query == query, f"after a refused update_pool_query: {unchanged!r}")
     report.result["poolBeforeDelete"] = {"accounts": got.accounts, "type": got.type.value,
                                          "query": got.query}
-    report.ok("update_pool_query", f"{got.type.value} {got.query}")
+    report.ok("update_pool_query", f"{got.type.value} {got.query}: {len(got.accounts)} accounts")
 
     deleted = v1.delete_pool(request={"pool_id": pool.id})
     expect(deleted.status_code == 204, f"delete_pool: {deleted.status_code}")

@@ -124,12 +124,62 @@ async fn formance_python_sdk_drives_pools_and_manual_creation() {
         "the SDK read the sum exactly"
     );
 
-    // What the pool was before delete_pool, and that it is gone (its accounts are not).
-    assert_eq!(
-        result["poolBeforeDelete"]["accounts"],
-        json!([accounts["sdk-pool-a"], accounts["sdk-pool-c"]])
-    );
+    // update_pool_query's effect, through get_pool and get_pool_balances_latest: the members
+    // are every account of the connector (the late one too) and the balances are their
+    // stored balances' exact sums.
+    let late = result["lateAccount"]
+        .as_str()
+        .expect("lateAccount")
+        .to_string();
+    let mut members: Vec<String> = accounts.values().cloned().collect();
+    members.push(late.clone());
+    members.sort();
+    let stored: Vec<String> = client
+        .query(
+            "SELECT id FROM accounts WHERE connector_id = $1 ORDER BY id",
+            &[&connector_id],
+        )
+        .await
+        .expect("accounts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, members);
+    let mut seen: Vec<String> =
+        serde_json::from_value(result["poolBeforeDelete"]["accounts"].clone()).expect("accounts");
+    seen.sort();
+    assert_eq!(seen, members);
     assert_eq!(result["poolBeforeDelete"]["type"], "DYNAMIC");
+    assert_eq!(
+        as_text(&result["balancesDynamic"]),
+        sum(&["sdk-pool-a", "sdk-pool-b", "sdk-pool-c"]).await
+    );
+    let all: Vec<(String, String)> = client
+        .query(
+            "SELECT asset, sum(balance)::text FROM balances WHERE account_id = ANY($1) \
+             GROUP BY asset ORDER BY asset",
+            &[&members],
+        )
+        .await
+        .expect("sums")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(as_text(&result["balancesLate"]), all);
+    assert_eq!(
+        result["balancesLate"]["EUR/2"],
+        "20000000000000000000000105"
+    );
+    // The refused query: a 400 VALIDATION naming the field.
+    assert_eq!(result["badQuery"]["status"], 400, "{run}");
+    assert_eq!(result["badQuery"]["errorCode"], "VALIDATION");
+    assert!(
+        result["badQueryMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"colour\"")),
+        "{}",
+        result["badQueryMessage"]
+    );
     let left: i64 = client
         .query_one(
             "SELECT (SELECT count(*) FROM pools) + (SELECT count(*) FROM pool_accounts)",
@@ -144,6 +194,6 @@ async fn formance_python_sdk_drives_pools_and_manual_creation() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(kept, 3);
+    assert_eq!(kept, 4);
     service.app.shutdown.cancel();
 }
