@@ -459,7 +459,7 @@ async fn create(state: web::Data<AppState>, body: JsonObject) -> Result<HttpResp
 /// are sealed with a random nonce (no equality on the stored value), and a filter on them
 /// would let any `payments:read` caller test guesses of a number it cannot read.
 pub const BANK_ACCOUNT_FIELDS: &[Field] = &[
-    Field::new(&["id"], "b.id::text", Kind::Text, MATCH),
+    Field::new(&["id"], "b.id", Kind::Uuid, MATCH),
     Field::new(&["name"], "b.name", Kind::Text, MATCH),
     Field::new(&["country"], "b.country", Kind::Text, MATCH),
     Field::new(

@@ -921,6 +921,7 @@ async fn bank_account_list_query_fields_cursor_sort_and_errors() {
         ),
         (json!({"$lt": {"name": "b"}}), "$lt"),
         (json!({"$match": {"country": 1}}), "\"country\""),
+        (json!({"$match": {"id": "not-a-uuid"}}), "\"id\""),
     ] {
         let reply = api
             .get(&format!("/bank-accounts?query={}", enc(&query.to_string())))
