@@ -102,7 +102,8 @@ pub struct PageQuery {
     /// is ignored (the cursor carries them).
     cursor: Option<String>,
     /// The order: `<field>:asc` or `<field>:desc` (default `createdAt:desc`, newest first);
-    /// the fields are `createdAt` and, on payments and accounts, `updatedAt`.
+    /// the fields are `createdAt` and, on payments, accounts, transfer initiations and bank
+    /// accounts, `updatedAt`.
     #[param(example = "createdAt:desc")]
     sort: Option<Vec<String>>,
 }

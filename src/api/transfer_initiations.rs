@@ -15,7 +15,8 @@ use utoipa::IntoParams;
 
 use super::error::ApiError;
 use super::extract::Params;
-use super::pagination::{CursorResponse, PageQuery, PageRequest};
+use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
+use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::{AccountKey, ConnectorKey, TransferKey};
 use crate::money_out::machine::{Event, Status};
@@ -212,6 +213,62 @@ async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResp
     }))
 }
 
+/// The fields the transfer-initiation list's `query` allows: Formance's (`$match` on `id`,
+/// `reference`, `connector_id`, `type`, `status`, `asset` and the account ids, every
+/// comparison on `amount`, `metadata[key]`), plus `initial_amount`, the timestamps and
+/// `$exists` on the optional source account.
+pub const INITIATION_FIELDS: &[Field] = &[
+    Field::new(&["id"], "t.id", Kind::Text, MATCH),
+    Field::new(&["reference"], "t.reference", Kind::Text, MATCH),
+    Field::new(
+        &["connector_id", "connectorID"],
+        "t.connector_id",
+        Kind::Text,
+        MATCH,
+    ),
+    Field::new(&["type"], "t.type", Kind::Text, MATCH),
+    Field::new(&["status"], "t.status", Kind::Text, MATCH),
+    Field::new(&["asset"], "t.asset", Kind::Text, MATCH),
+    Field::new(
+        &["source_account_id", "sourceAccountID"],
+        "t.source_account_id",
+        Kind::NullableText,
+        MATCH_EXISTS,
+    ),
+    Field::new(
+        &["destination_account_id", "destinationAccountID"],
+        "t.destination_account_id",
+        Kind::Text,
+        MATCH,
+    ),
+    Field::new(&["amount"], "t.amount", Kind::Amount, ORDERED),
+    Field::new(
+        &["initial_amount", "initialAmount"],
+        "t.initial_amount",
+        Kind::Amount,
+        ORDERED,
+    ),
+    Field::new(
+        &["created_at", "createdAt"],
+        "t.created_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(
+        &["updated_at", "updatedAt"],
+        "t.updated_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(
+        &["scheduled_at", "scheduledAt"],
+        "t.scheduled_at",
+        Kind::Time,
+        ORDERED,
+    ),
+    Field::new(&["metadata"], "t.metadata", Kind::Metadata, MATCH_EXISTS),
+];
+
 /// The list's filters, carried in the cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Filter {
@@ -223,6 +280,8 @@ struct Filter {
     initiation_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Expr>,
 }
 
 /// The list's filters, for the OpenAPI document.
@@ -241,6 +300,9 @@ pub struct InitiationQuery {
     initiation_type: Option<String>,
     /// Only this reference.
     reference: Option<String>,
+    /// Formance's query language as JSON (the request body, when not empty, takes precedence).
+    #[param(example = r#"{"$and":[{"$match":{"status":"PROCESSED"}},{"$gte":{"amount":100}}]}"#)]
+    query: Option<String>,
 }
 
 /// Lists transfer initiations, newest first unless sorted otherwise.
@@ -248,8 +310,13 @@ pub struct InitiationQuery {
     operation_id = "listTransferInitiations", params(PageQuery, InitiationQuery),
     responses((status = 200, description = "A page of transfer initiations",
         body = CursorResponse<InitiationJson>)))]
-async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
-    let request = PageRequest::from_params(&params, |p| {
+async fn list(
+    state: web::Data<AppState>,
+    params: Params,
+    body: QueryBody,
+) -> Result<HttpResponse, ApiError> {
+    let sortable = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
+    let request = PageRequest::from_params_sorted(&params, &sortable, |p| {
         if let Some(status) = p.get("status")
             && Status::parse(status).is_none()
         {
@@ -258,6 +325,7 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
             )));
         }
         Ok(Filter {
+            query: query::from_request(p, &body)?,
             connector_id: p.get("connectorID").map(str::to_string),
             status: p.get("status").map(str::to_string),
             initiation_type: p.get("type").map(str::to_string),
@@ -270,11 +338,13 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
         status: f.status.clone(),
         initiation_type: f.initiation_type.clone(),
         reference: f.reference.clone(),
+        condition: query::condition(f.query.as_ref(), INITIATION_FIELDS)?,
     };
     let rows = stored::page(state.storage.pool(), &filter, &request.keyset()).await?;
+    let sort = request.sort;
     Ok(HttpResponse::Ok().json(request.respond(
         rows,
-        |r| (r.created_at, r.id.clone()),
+        |r| (sort.pick(r.created_at, r.updated_at), r.id.clone()),
         initiation_json,
     )))
 }

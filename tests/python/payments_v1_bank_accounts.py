@@ -76,6 +76,14 @@ def run(report: Report) -> None:
     expect(not second.has_more and second.data[0].iban is None,
            f"list_bank_accounts: {second!r}")
     report.ok("list_bank_accounts", f"{listed}")
+    # The SDK's list_bank_accounts has `sort` but no `query` (9.0.1): the query is tested over
+    # HTTP (tests/it/api/query.rs). Oldest first:
+    oldest = reader.list_bank_accounts(
+        request={"sort": ["createdAt:asc"]}).bank_accounts_cursor.cursor
+    expect([b.id for b in oldest.data] == [plain.id, at_once.id],
+           f"list_bank_accounts sort=createdAt:asc: {oldest!r}")
+    report.result["oldestFirst"] = [b.id for b in oldest.data]
+    report.ok("list_bank_accounts (sort)", f"{report.result['oldestFirst']}")
 
     # ---- forward --------------------------------------------------------------------------------
     forwarded = writer.forward_bank_account(request={

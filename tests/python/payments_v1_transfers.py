@@ -169,6 +169,49 @@ def run(report: Report) -> None:
     report.result["connectorsTransfer"] = sent.id
     report.ok("connectors_transfer", sent.id)
 
+    # ---- the list's query (the SDK sends it as the `query` parameter) and sort ------------------
+    def listed_with(query, **extra):
+        request = {"page_size": 100, "query": json.dumps(query), **extra}
+        return v1.list_transfer_initiations(request=request).transfer_initiations_cursor.cursor
+
+    payouts = listed_with({"$and": [{"$match": {"type": "PAYOUT"}}, {"$gte": {"amount": 600}}]})
+    expect([t.id for t in payouts.data] == [failed.id], f"query type+amount: {payouts!r}")
+    # Exact beyond 64 bits: what is left of the first transfer is BIG - 1000.
+    exact = listed_with({"$match": {"amount": BIG - 1000}})
+    expect([t.id for t in exact.data] == [created.id], f"query exact amount: {exact!r}")
+    nested = listed_with({"$or": [{"$match": {"status": "PARTIALLY_REVERSED"}},
+                                  {"$not": {"$exists": {"metadata": "via"}}}]})
+    expect(sorted(t.id for t in nested.data) == sorted([created.id, sent.id]),
+           f"query $or/$not: {nested!r}")
+    report.result["queried"] = {"payouts": [t.id for t in payouts.data],
+                                "exact": [t.id for t in exact.data],
+                                "nested": sorted(t.id for t in nested.data)}
+    report.ok("list_transfer_initiations (query)", f"{report.result['queried']}")
+
+    # One row a page, oldest first, following `next`: every page stays filtered.
+    walked = []
+    page = v1.list_transfer_initiations(request={
+        "page_size": 1, "sort": ["createdAt:asc"],
+        "query": json.dumps({"$match": {"metadata[via]": "sdk"}}),
+    }).transfer_initiations_cursor.cursor
+    while True:
+        expect(len(page.data) == 1, f"a page of one: {page!r}")
+        walked.append(page.data[0].id)
+        if not page.has_more:
+            break
+        page = v1.list_transfer_initiations(
+            request={"cursor": page.next}).transfer_initiations_cursor.cursor
+    expect(walked == [created.id, waiting.id, failed.id], f"walked with the query: {walked}")
+    report.result["walked"] = walked
+    report.ok("list_transfer_initiations (query, cursor)", f"{walked}")
+
+    unknown = http_error(lambda: listed_with({"$match": {"colour": "red"}}))
+    record = error_record(unknown)
+    expect(record["status"] == 400 and record["errorCode"] == "VALIDATION"
+           and "colour" in unknown.body, f"an unknown field: {record} {unknown.body}")
+    report.result["unknownField"] = record
+    report.ok("list_transfer_initiations (unknown field)", unknown.body)
+
 
 if __name__ == "__main__":
     main(run)

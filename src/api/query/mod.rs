@@ -36,7 +36,7 @@
 //! ```
 //!
 //! Kinds: `Text` (strings), `NullableText` (also `$exists: true|false`), `Amount` (exact
-//! integers, bound as `numeric`), `Time` (RFC 3339), `Metadata` (`metadata[key]` `$match`,
+//! integers, bound as `numeric`), `Time` (RFC 3339), `Uuid` (checked, bound as `uuid`), `Metadata` (`metadata[key]` `$match`,
 //! `{"$exists": {"metadata": "key"}}`). Operator sets: `MATCH`, `ORDERED`, `MATCH_EXISTS`, or
 //! any `&[Op]`. Column text must be trusted SQL (a column of the list's statement); values
 //! never reach the SQL text. Sorting on `updatedAt` too: `PageRequest::from_params_sorted`.

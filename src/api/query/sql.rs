@@ -19,6 +19,9 @@ pub enum Kind {
     Amount,
     /// A timestamp column; values are RFC 3339 strings.
     Time,
+    /// A UUID column; values are UUID strings, checked here (a malformed one is a 400, not a
+    /// database error) and bound as `uuid` so that the column's index serves `$match`.
+    Uuid,
     /// A JSONB string map: `metadata[key]` with `$match` (containment, GIN-indexed), and
     /// `{"$exists": {"metadata": "key"}}`.
     Metadata,
@@ -242,6 +245,15 @@ fn comparison(
             sql(out, &format!("{column} {symbol} "));
             out.push(Piece::Param(SqlValue::Text(v.clone())));
         }
+        (Kind::Uuid, _) => {
+            let Literal::Str(v) = value else {
+                return Err(bad(format!("takes a UUID string, not {}", value.kind())));
+            };
+            uuid::Uuid::parse_str(v).map_err(|e| bad(format!("not a UUID {v:?}: {e}")))?;
+            sql(out, &format!("{column} {symbol} "));
+            out.push(Piece::Param(SqlValue::Text(v.clone())));
+            sql(out, "::uuid");
+        }
         (Kind::Amount, _) => {
             let text = match value {
                 Literal::Num(t) | Literal::Str(t) => t,
@@ -336,6 +348,22 @@ mod tests {
         assert_eq!(text, "((p.metadata @> $1::jsonb OR p.metadata ? $2::text))");
         assert_eq!(values[0], SqlValue::Json(json!({"order": "42"})));
         assert_eq!(values[1], SqlValue::Text("k".into()));
+    }
+
+    #[test]
+    fn uuids_are_checked_and_bound_as_uuid() {
+        const IDS: &[Field] = &[Field::new(&["id"], "b.id", Kind::Uuid, MATCH)];
+        let compiled = |q: &str| compile(&parse(q).expect("parse").expect("some"), IDS);
+        let id = "0b7c4a52-3c1e-4f5e-9a43-2f6d0c1e8b7a";
+        let (text, values) = compiled(&format!(r#"{{"$match": {{"id": "{id}"}}}}"#))
+            .expect("compile")
+            .render();
+        assert_eq!(text, "(b.id = $1::text::uuid)");
+        assert_eq!(values, vec![SqlValue::Text(id.into())]);
+        for bad in [r#""nope""#, "1"] {
+            let e = compiled(&format!(r#"{{"$match": {{"id": {bad}}}}}"#)).expect_err(bad);
+            assert!(e.to_string().contains("\"id\""), "{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::client;
-use super::page::{Keyset, Sql};
+use super::page::{Condition, Keyset, Sql};
 use crate::storage::{Pool, StorageError};
 
 /// A stored bank account.
@@ -33,6 +33,8 @@ pub struct BankAccountRow {
     pub metadata: Option<Value>,
     /// The connector it was last forwarded to.
     pub connector_id: Option<String>,
+    /// When it last changed (creation, forward, metadata): the `updatedAt` sort.
+    pub updated_at: DateTime<Utc>,
     /// The accounts linked to it, oldest first.
     pub related: Vec<RelatedAccountRow>,
 }
@@ -53,7 +55,7 @@ pub struct RelatedAccountRow {
 }
 
 const COLUMNS: &str = "b.id, b.created_at, b.name, b.country, b.swift_bic_code, \
-     b.account_number, b.iban, b.metadata, b.connector_id";
+     b.account_number, b.iban, b.metadata, b.connector_id, b.updated_at";
 
 fn bank_account(row: &Row) -> BankAccountRow {
     BankAccountRow {
@@ -66,6 +68,7 @@ fn bank_account(row: &Row) -> BankAccountRow {
         iban: row.get(6),
         metadata: row.get(7),
         connector_id: row.get(8),
+        updated_at: row.get(9),
         related: Vec::new(),
     }
 }
@@ -108,9 +111,16 @@ async fn with_related(
     Ok(rows)
 }
 
-/// A page of bank accounts.
-pub async fn page(pool: &Pool, keyset: &Keyset) -> Result<Vec<BankAccountRow>, StorageError> {
+/// A page of bank accounts, filtered by the compiled `query` when there is one.
+pub async fn page(
+    pool: &Pool,
+    condition: Option<&Condition>,
+    keyset: &Keyset,
+) -> Result<Vec<BankAccountRow>, StorageError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM bank_accounts b WHERE TRUE"));
+    if let Some(condition) = condition {
+        sql.condition(condition);
+    }
     sql.keyset(keyset, "b", "uuid");
     let client = client(pool, "listing bank accounts").await?;
     let rows = super::query(&client, &sql.text, &sql.params(), "listing bank accounts").await?;

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::client;
-use super::page::{Keyset, Sql};
+use super::page::{Condition, Keyset, Sql};
 use crate::storage::{Pool, StorageError};
 
 /// A stored transfer initiation, amounts as exact decimal text.
@@ -50,6 +50,8 @@ pub struct InitiationRow {
     pub task_id: Option<Uuid>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed (creation, each status change, a reversal): the `updatedAt` sort.
+    pub updated_at: DateTime<Utc>,
     /// Its status history, newest first.
     pub adjustments: Vec<HistoryRow>,
     /// The payments the connector reported for it.
@@ -116,12 +118,14 @@ pub struct InitiationFilter {
     pub initiation_type: Option<String>,
     /// Only this reference.
     pub reference: Option<String>,
+    /// The compiled `query`, if any.
+    pub condition: Option<Condition>,
 }
 
 const COLUMNS: &str = "t.id, t.connector_id, c.provider, t.reference, t.type, t.status, \
      t.amount::text, t.initial_amount::text, t.asset, t.source_account_id, \
      t.destination_account_id, t.description, t.metadata, t.scheduled_at, t.error, t.attempt, \
-     t.task_id, t.created_at";
+     t.task_id, t.created_at, t.updated_at";
 
 fn initiation(row: &Row) -> InitiationRow {
     InitiationRow {
@@ -143,6 +147,7 @@ fn initiation(row: &Row) -> InitiationRow {
         attempt: row.get(15),
         task_id: row.get(16),
         created_at: row.get(17),
+        updated_at: row.get(18),
         adjustments: Vec::new(),
         payments: Vec::new(),
     }
@@ -168,6 +173,9 @@ pub async fn page(
             let p = sql.param(value.clone());
             sql.and(&format!("{column} = {p}"));
         }
+    }
+    if let Some(condition) = &filter.condition {
+        sql.condition(condition);
     }
     sql.keyset(keyset, "t", "text");
     let client = client(pool, "listing transfer initiations").await?;

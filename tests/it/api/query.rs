@@ -505,3 +505,428 @@ async fn random_queries_compile_to_sql_postgresql_accepts() {
         assert_eq!(reply.status, 200, "{q}: {}", reply.body);
     }
 }
+
+// ---- Transfer initiations and bank accounts -------------------------------------------------
+
+impl Seed {
+    /// A transfer initiation `reference` (`kind`, `status`, `amount` left of `initial`),
+    /// created `minutes` after 2026-01-01.
+    #[allow(clippy::too_many_arguments)]
+    async fn initiation(
+        &self,
+        reference: &str,
+        kind: &str,
+        status: &str,
+        amount: &str,
+        initial: &str,
+        asset: &str,
+        source: Option<&str>,
+        destination: &str,
+        minutes: i64,
+        metadata: Value,
+    ) {
+        let id = tributary::ids::TransferKey {
+            connector: self.connector.clone(),
+            reference: reference.into(),
+        }
+        .id();
+        self.client
+            .execute(
+                "INSERT INTO transfer_initiations (id, connector_id, reference, type, status,
+                        amount, initial_amount, asset, source_account_id,
+                        destination_account_id, description, metadata, scheduled_at,
+                        created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6::text::numeric, $7::text::numeric, $8, $9,
+                         $10, '', $11,
+                         '2026-01-01T00:00:00Z'::timestamptz + $12 * interval '1 minute',
+                         '2026-01-01T00:00:00Z'::timestamptz + $12 * interval '1 minute',
+                         '2026-01-02T00:00:00Z'::timestamptz - $12 * interval '1 minute')",
+                &[
+                    &id,
+                    &self.connector.id(),
+                    &reference,
+                    &kind,
+                    &status,
+                    &amount,
+                    &initial,
+                    &asset,
+                    &source,
+                    &destination,
+                    &(!metadata.is_null()).then_some(metadata),
+                    &(minutes as f64),
+                ],
+            )
+            .await
+            .expect("insert transfer initiation");
+    }
+}
+
+async fn initiations_matching(api: &Api, query: &Value) -> Vec<String> {
+    references(
+        &api.get(&format!(
+            "/transfer-initiations?pageSize=100&query={}",
+            enc(&query.to_string())
+        ))
+        .await,
+    )
+}
+
+async fn seeded_initiations() -> (Api, Seed) {
+    let api = Api::start().await;
+    let seed = Seed::new(&api).await;
+    seed.initiation(
+        "t1",
+        "TRANSFER",
+        "PROCESSED",
+        "100",
+        "100",
+        "EUR/2",
+        Some("src"),
+        "dst1",
+        0,
+        json!({"order": "1", "team": "ops"}),
+    )
+    .await;
+    seed.initiation(
+        "t2",
+        "PAYOUT",
+        "FAILED",
+        "200",
+        "300",
+        "USD/2",
+        None,
+        "dst2",
+        1,
+        json!({"order": "2"}),
+    )
+    .await;
+    seed.initiation(
+        "t3",
+        "TRANSFER",
+        "PROCESSED",
+        BIG,
+        BIG,
+        "EUR/2",
+        None,
+        "dst1",
+        2,
+        Value::Null,
+    )
+    .await;
+    seed.initiation(
+        "t4",
+        "PAYOUT",
+        "WAITING_FOR_VALIDATION",
+        BIG_PLUS_ONE,
+        BIG_PLUS_ONE,
+        "EUR/2",
+        Some("src"),
+        "dst2",
+        3,
+        json!({}),
+    )
+    .await;
+    (api, seed)
+}
+
+#[actix_rt::test]
+async fn every_allowed_field_filters_transfer_initiations() {
+    let (api, seed) = seeded_initiations().await;
+    let t2 = tributary::ids::TransferKey {
+        connector: seed.connector.clone(),
+        reference: "t2".into(),
+    }
+    .id();
+    let cases = [
+        (json!({"$match": {"id": t2}}), vec!["t2"]),
+        (json!({"$match": {"reference": "t3"}}), vec!["t3"]),
+        (
+            json!({"$match": {"connector_id": seed.connector.id()}}),
+            vec!["t1", "t2", "t3", "t4"],
+        ),
+        (json!({"$match": {"connectorID": "nope"}}), vec![]),
+        (json!({"$match": {"type": "PAYOUT"}}), vec!["t2", "t4"]),
+        (json!({"$match": {"status": "PROCESSED"}}), vec!["t1", "t3"]),
+        (json!({"$match": {"asset": "USD/2"}}), vec!["t2"]),
+        (
+            json!({"$match": {"source_account_id": "src"}}),
+            vec!["t1", "t4"],
+        ),
+        (
+            json!({"$exists": {"sourceAccountID": false}}),
+            vec!["t2", "t3"],
+        ),
+        (
+            json!({"$match": {"destination_account_id": "dst2"}}),
+            vec!["t2", "t4"],
+        ),
+        (
+            json!({"$match": {"destinationAccountID": "dst1"}}),
+            vec!["t1", "t3"],
+        ),
+        (json!({"$lt": {"amount": 200}}), vec!["t1"]),
+        (json!({"$lte": {"amount": 200}}), vec!["t1", "t2"]),
+        (json!({"$gt": {"amount": 200}}), vec!["t3", "t4"]),
+        (json!({"$gte": {"amount": 200}}), vec!["t2", "t3", "t4"]),
+        (json!({"$match": {"initial_amount": 300}}), vec!["t2"]),
+        (
+            json!({"$lt": {"createdAt": "2026-01-01T00:01:30Z"}}),
+            vec!["t1", "t2"],
+        ),
+        (
+            json!({"$gte": {"scheduled_at": "2026-01-01T00:02:00Z"}}),
+            vec!["t3", "t4"],
+        ),
+        (
+            json!({"$gt": {"updatedAt": "2026-01-01T23:58:30Z"}}),
+            vec!["t1", "t2"],
+        ),
+        (json!({"$match": {"metadata[order]": "2"}}), vec!["t2"]),
+        (json!({"$exists": {"metadata": "team"}}), vec!["t1"]),
+        (json!({}), vec!["t1", "t2", "t3", "t4"]),
+    ];
+    for (query, expected) in cases {
+        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            initiations_matching(&api, &query).await,
+            expected,
+            "{query}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn transfer_initiation_amounts_compare_exactly_beyond_64_bits() {
+    let (api, _seed) = seeded_initiations().await;
+    // BIG and BIG+1 are one f64 and beyond i64/u64: only an exact comparison separates them.
+    for (q, expected) in [
+        (format!(r#"{{"$match": {{"amount": {BIG}}}}}"#), vec!["t3"]),
+        (format!(r#"{{"$gt": {{"amount": {BIG}}}}}"#), vec!["t4"]),
+        (
+            format!(r#"{{"$lte": {{"initialAmount": "{BIG}"}}}}"#),
+            vec!["t1", "t2", "t3"],
+        ),
+    ] {
+        let reply = api
+            .get(&format!("/transfer-initiations?query={}", enc(&q)))
+            .await;
+        assert_eq!(references(&reply), expected, "{q}");
+    }
+}
+
+#[actix_rt::test]
+async fn transfer_initiations_nested_queries_cursor_sort_and_errors() {
+    let (api, _seed) = seeded_initiations().await;
+    let q = json!({"$and": [
+        {"$or": [{"$match": {"status": "PROCESSED"}}, {"$match": {"type": "PAYOUT"}}]},
+        {"$not": {"$match": {"metadata[order]": "1"}}}
+    ]});
+    assert_eq!(initiations_matching(&api, &q).await, vec!["t2", "t3", "t4"]);
+    let q = json!({"$not": {"$or": [{"$lt": {"amount": 150}}, {"$gt": {"amount": 1000}}]}});
+    assert_eq!(initiations_matching(&api, &q).await, vec!["t2"]);
+
+    // The cursor keeps the query: page 2 of a filtered list is still filtered.
+    let q = json!({"$match": {"destination_account_id": "dst2"}}).to_string();
+    let first = api
+        .get(&format!(
+            "/transfer-initiations?pageSize=1&sort=createdAt:asc&query={}",
+            enc(&q)
+        ))
+        .await;
+    assert_eq!(references(&first), vec!["t2"]);
+    let next = first.body["cursor"]["next"].as_str().expect("next");
+    let second = api
+        .get(&format!("/transfer-initiations?cursor={next}"))
+        .await;
+    assert_eq!(references(&second), vec!["t4"]);
+    assert_eq!(second.body["cursor"]["hasMore"], false);
+
+    // The query in the body (Formance reads it first).
+    let body = json!({"$match": {"asset": "USD/2"}})
+        .to_string()
+        .into_bytes();
+    let reply = api
+        .send_raw(
+            api.raw(awc::http::Method::GET, "/transfer-initiations"),
+            body,
+        )
+        .await;
+    assert_eq!(references(&reply), vec!["t2"]);
+
+    // updatedAt runs the other way round from createdAt here: the sort follows the column.
+    let order = |reply: &Reply| -> Vec<String> {
+        reply.body["cursor"]["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|t| t["reference"].as_str().expect("reference").to_string())
+            .collect()
+    };
+    let by_updated = api.get("/transfer-initiations?sort=updatedAt:asc").await;
+    assert_eq!(order(&by_updated), vec!["t4", "t3", "t2", "t1"]);
+    let by_created = api.get("/transfer-initiations?sort=createdAt:asc").await;
+    assert_eq!(order(&by_created), vec!["t1", "t2", "t3", "t4"]);
+
+    for (query, needle) in [
+        (json!({"$match": {"colour": "red"}}), "\"colour\""),
+        (json!({"$match": {"description": "x"}}), "\"description\""),
+        (json!({"$lt": {"status": "A"}}), "$lt"),
+        (json!({"$gt": {"metadata[order]": "1"}}), "$gt"),
+        (json!({"$match": {"amount": 1.5}}), "\"amount\""),
+    ] {
+        let reply = api
+            .get(&format!(
+                "/transfer-initiations?query={}",
+                enc(&query.to_string())
+            ))
+            .await;
+        let message = reply.error(400, "VALIDATION");
+        assert!(message.contains(needle), "{query}: {message}");
+    }
+    let reply = api.get("/transfer-initiations?sort=amount:asc").await;
+    assert!(reply.error(400, "VALIDATION").contains("\"amount\""));
+}
+
+/// Registers a bank account through the API, then pins its `created_at` to `minutes` after
+/// 2026-01-01 (and `updated_at` the other way round) so that orders are known.
+async fn bank_account(
+    api: &Api,
+    client: &tokio_postgres::Client,
+    name: &str,
+    country: &str,
+    minutes: i64,
+    metadata: Value,
+) -> String {
+    let mut body = json!({"name": name, "country": country, "iban": "FR7630006000011234567890189"});
+    if !metadata.is_null() {
+        body["metadata"] = metadata;
+    }
+    let reply = api.post("/bank-accounts", &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply.body["data"]["id"].as_str().expect("id").to_string();
+    client
+        .execute(
+            "UPDATE bank_accounts SET
+                 created_at = '2026-01-01T00:00:00Z'::timestamptz + $2 * interval '1 minute',
+                 updated_at = '2026-01-02T00:00:00Z'::timestamptz - $2 * interval '1 minute'
+             WHERE id = $1::text::uuid",
+            &[&id, &(minutes as f64)],
+        )
+        .await
+        .expect("pin bank account times");
+    id
+}
+
+fn names(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["cursor"]["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|b| b["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+async fn bank_accounts_matching(api: &Api, query: &Value) -> Vec<String> {
+    let mut found = names(
+        &api.get(&format!(
+            "/bank-accounts?pageSize=100&query={}",
+            enc(&query.to_string())
+        ))
+        .await,
+    );
+    found.sort();
+    found
+}
+
+#[actix_rt::test]
+async fn bank_account_list_query_fields_cursor_sort_and_errors() {
+    let api = Api::start().await;
+    let client = api.app.db.client().await;
+    let b1 = bank_account(&api, &client, "b1", "FR", 0, json!({"team": "ops"})).await;
+    bank_account(&api, &client, "b2", "DE", 1, json!({"team": "risk"})).await;
+    bank_account(&api, &client, "b3", "FR", 2, Value::Null).await;
+    let cases = [
+        (json!({"$match": {"id": b1}}), vec!["b1"]),
+        (json!({"$match": {"name": "b2"}}), vec!["b2"]),
+        (json!({"$match": {"country": "FR"}}), vec!["b1", "b3"]),
+        (json!({"$match": {"metadata[team]": "ops"}}), vec!["b1"]),
+        (json!({"$exists": {"metadata": "team"}}), vec!["b1", "b2"]),
+        (
+            json!({"$not": {"$match": {"metadata[team]": "ops"}}}),
+            vec!["b2", "b3"],
+        ),
+        (
+            json!({"$or": [{"$match": {"country": "DE"}}, {"$and": [
+                {"$match": {"country": "FR"}}, {"$not": {"$exists": {"metadata": "team"}}}
+            ]}]}),
+            vec!["b2", "b3"],
+        ),
+        (
+            json!({"$gte": {"createdAt": "2026-01-01T00:01:00Z"}}),
+            vec!["b2", "b3"],
+        ),
+        (
+            json!({"$lt": {"updated_at": "2026-01-01T23:58:30Z"}}),
+            vec!["b3"],
+        ),
+        (json!({}), vec!["b1", "b2", "b3"]),
+    ];
+    for (query, expected) in cases {
+        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            bank_accounts_matching(&api, &query).await,
+            expected,
+            "{query}"
+        );
+    }
+
+    // The cursor keeps the query.
+    let q = json!({"$match": {"country": "FR"}}).to_string();
+    let first = api
+        .get(&format!(
+            "/bank-accounts?pageSize=1&sort=createdAt:asc&query={}",
+            enc(&q)
+        ))
+        .await;
+    assert_eq!(names(&first), vec!["b1"]);
+    let next = first.body["cursor"]["next"].as_str().expect("next");
+    let second = api.get(&format!("/bank-accounts?cursor={next}")).await;
+    assert_eq!(names(&second), vec!["b3"]);
+    assert_eq!(second.body["cursor"]["hasMore"], false);
+
+    // Sorts: createdAt and updatedAt (pinned in opposite orders).
+    assert_eq!(
+        names(&api.get("/bank-accounts?sort=updatedAt:asc").await),
+        vec!["b3", "b2", "b1"]
+    );
+    assert_eq!(
+        names(&api.get("/bank-accounts?sort=createdAt:asc").await),
+        vec!["b1", "b2", "b3"]
+    );
+
+    // The sealed numbers are never filterable; nor is anything else outside the table.
+    for (query, needle) in [
+        (
+            json!({"$match": {"iban": "FR7630006000011234567890189"}}),
+            "\"iban\"",
+        ),
+        (
+            json!({"$match": {"accountNumber": "1"}}),
+            "\"accountNumber\"",
+        ),
+        (
+            json!({"$match": {"account_number": "1"}}),
+            "\"account_number\"",
+        ),
+        (json!({"$lt": {"name": "b"}}), "$lt"),
+        (json!({"$match": {"country": 1}}), "\"country\""),
+        (json!({"$match": {"id": "not-a-uuid"}}), "\"id\""),
+    ] {
+        let reply = api
+            .get(&format!("/bank-accounts?query={}", enc(&query.to_string())))
+            .await;
+        let message = reply.error(400, "VALIDATION");
+        assert!(message.contains(needle), "{query}: {message}");
+    }
+}

@@ -29,6 +29,7 @@ async fn formance_python_sdk_drives_bank_accounts() {
             "create_bank_account (connectorID)",
             "get_bank_account",
             "list_bank_accounts",
+            "list_bank_accounts (sort)",
             "forward_bank_account",
             "get_account_payments (related)",
             "forward_bank_account (again)",
@@ -42,6 +43,17 @@ async fn formance_python_sdk_drives_bank_accounts() {
     let plain = result["plain"]["id"].as_str().expect("id");
     let at_once = result["atOnce"]["id"].as_str().expect("id");
     let client = service.app.db.client().await;
+    let oldest: Vec<String> = client
+        .query(
+            "SELECT id::text FROM bank_accounts ORDER BY created_at, id",
+            &[],
+        )
+        .await
+        .expect("bank accounts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(result["oldestFirst"], json!(oldest));
 
     // Stored: sealed numbers, merged metadata, the connector of the forward.
     let row = client

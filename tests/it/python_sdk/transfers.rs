@@ -32,6 +32,9 @@ async fn formance_python_sdk_drives_transfer_initiations() {
             "delete_transfer_initiation",
             "retry_transfer_initiation",
             "connectors_transfer",
+            "list_transfer_initiations (query)",
+            "list_transfer_initiations (query, cursor)",
+            "list_transfer_initiations (unknown field)",
         ]),
         "{run}"
     );
@@ -87,6 +90,45 @@ async fn formance_python_sdk_drives_transfer_initiations() {
         .expect("links")
         .get(0);
     assert_eq!(linked, 1);
+    // The filtered lists, against the rows as stored.
+    let ids = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[])
+                .await
+                .expect("ids")
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(result["unknownField"]["status"], 400);
+    assert_eq!(
+        result["queried"]["payouts"],
+        json!(
+            ids("SELECT id FROM transfer_initiations WHERE type = 'PAYOUT' AND amount >= 600")
+                .await
+        )
+    );
+    assert_eq!(
+        result["queried"]["exact"],
+        json!(
+            ids("SELECT id FROM transfer_initiations
+                 WHERE amount = 123456789012345678901234566890")
+            .await
+        )
+    );
+    assert_eq!(
+        result["walked"],
+        json!(
+            ids(
+                "SELECT id FROM transfer_initiations WHERE metadata->>'via' = 'sdk'
+                 ORDER BY created_at, id"
+            )
+            .await
+        )
+    );
     // One instruction per sent initiation (4) and one reversal; nothing else.
     let mut outbox: Vec<String> = std::fs::read_dir(files.path().join("outbox"))
         .expect("outbox")
