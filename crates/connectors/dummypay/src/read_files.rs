@@ -173,7 +173,6 @@ mod tests {
         assert_eq!(names, ["payments.json"]);
     }
 
-
     /// The outbox is a subdirectory: neither its files nor a symlink into it are listed.
     #[test]
     fn files_under_the_outbox_are_never_listed_for_ingestion() {
