@@ -802,3 +802,42 @@ async fn concurrent_calls_on_initiations_agree_with_the_machine() {
         started.elapsed()
     );
 }
+
+/// Replays `batches` `times` times (the races they hold are timing-dependent).
+async fn replay(batches: Vec<Batch>, times: usize) {
+    for i in 0..times {
+        if let Err(e) = run(&batches).await {
+            panic!("replay {i}: {e}");
+        }
+    }
+}
+
+/// A retry racing a resume of its connector (seed 1001, shrunk): the resume fails "never
+/// sent" the retry whose task is not recorded yet, the retry's dispatch meets the resume in
+/// progress, and its own fallback FAILED was then refused — so the retry answered "cannot mark
+/// failed …: its status is FAILED", an internal event's refusal instead of why it failed.
+#[actix_rt::test]
+async fn a_retry_racing_a_resume_answers_why_it_was_not_sent() {
+    let batches = vec![
+        Batch {
+            ops: vec![Op::Get(0)],
+            then: Fault::Block,
+        },
+        Batch {
+            ops: vec![Op::Create {
+                slot: 0,
+                validated: true,
+            }],
+            then: Fault::Unblock,
+        },
+        Batch {
+            ops: vec![Op::Pause],
+            then: Fault::None,
+        },
+        Batch {
+            ops: vec![Op::Resume, Op::Retry(0)],
+            then: Fault::None,
+        },
+    ];
+    replay(batches, 8).await;
+}
