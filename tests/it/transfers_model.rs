@@ -554,7 +554,11 @@ impl World<'_> {
                 .as_ref()
                 .and(after.get(id))
                 .and_then(|v| int(&v["amount"]));
-            let new_attempts = ok(Event::Approve) + ok(Event::Retry);
+            // Attempts this batch started (answered or not): the others' reads went stale.
+            let new_attempts = ok(Event::Approve)
+                + ok(Event::Retry)
+                + undispatched(Event::Approve)
+                + undispatched(Event::Retry);
             for (op, (code, body)) in &ops {
                 if *code < 300 {
                     continue;
