@@ -515,7 +515,7 @@ impl World<'_> {
                     .count()
             };
             let deleted = ok(Event::Delete);
-            if now.is_none() != (deleted == 1 || before.get(id).is_none()) {
+            if now.is_none() != (deleted == 1 || !before.contains_key(id)) {
                 return Err(format!(
                     "{id}: {deleted} successful deletes but it {}: {}",
                     if now.is_none() { "is gone" } else { "exists" },
