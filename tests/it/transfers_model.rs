@@ -698,6 +698,14 @@ impl World<'_> {
 /// Runs `batches` on a fresh service; `Err` names the first broken rule.
 async fn run(batches: &[Batch]) -> Result<Stats, String> {
     let s = Setup::start().await;
+    let result = run_on(&s, batches).await;
+    // Stopped, so that the services of many seeds do not pile up in the test process.
+    s.app.shutdown.cancel();
+    result
+}
+
+async fn run_on(s: &Setup, batches: &[Batch]) -> Result<Stats, String> {
+    let s = s;
     let mut world = World {
         s: &s,
         slots: Default::default(),
