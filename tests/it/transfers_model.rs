@@ -705,9 +705,8 @@ async fn run(batches: &[Batch]) -> Result<Stats, String> {
 }
 
 async fn run_on(s: &Setup, batches: &[Batch]) -> Result<Stats, String> {
-    let s = s;
     let mut world = World {
-        s: &s,
+        s,
         slots: Default::default(),
         ids: BTreeMap::new(),
         blocked: false,
