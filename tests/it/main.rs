@@ -28,3 +28,4 @@ mod storage_actor;
 mod tls;
 mod traces;
 mod transfers;
+mod transfers_model;

@@ -173,16 +173,44 @@ pub async fn send(
         Err(e) => e,
     };
     // Never scheduled: nothing was sent, so failing it is safe (and a retry can send it).
-    transition(
+    unscheduled(
         state,
         id,
         Event::Failed,
         Some(attempt),
-        Some(failed.message.clone()),
+        &failed,
         With::Nothing,
     )
     .await?;
     Err(failed)
+}
+
+/// Ends an attempt (or reversal) whose task could not be scheduled. Another writer may have
+/// ended it meanwhile (a resume fails the approvals and retries whose task is not recorded
+/// yet): that refusal is not the answer, which stays why this request could not send it.
+async fn unscheduled(
+    state: &AppState,
+    id: &str,
+    event: Event,
+    attempt: Option<i32>,
+    failed: &ApiError,
+    with: With,
+) -> Result<(), ApiError> {
+    let done = state
+        .storage
+        .write(Transition {
+            id: id.to_string(),
+            event,
+            attempt,
+            error: Some(failed.message.clone()),
+            at: Utc::now(),
+            with,
+        })
+        .await?;
+    if !matches!(done, Transitioned::Done { .. }) {
+        tracing::info!(initiation = %id, ?done, "the unscheduled send had already ended");
+    }
+    Ok(())
 }
 
 /// Asks for `reversal` of initiation `id`, then sends it.
@@ -218,12 +246,12 @@ pub async fn reverse(
         Ok(Dispatched::Unsupported(reason)) => ApiError::validation(reason),
         Err(e) => e,
     };
-    transition(
+    unscheduled(
         state,
         id,
         Event::ReversalFailed,
         None,
-        Some(failed.message.clone()),
+        &failed,
         With::ReversalFailed { reversal_id },
     )
     .await?;
