@@ -86,7 +86,7 @@ pub struct ErrorBody<'a> {
     /// What kind of error.
     error_code: ErrorCode,
     /// What is wrong, naming the field or value.
-    #[schema(example = "pageSize must be an integer from 1 to 100, not \"0\"")]
+    #[schema(example = "pageSize must be a non-negative integer, not \"ten\"")]
     error_message: &'a str,
 }
 

@@ -1223,11 +1223,23 @@ async fn settle(w: &mut World, m: &mut Model) -> Result<(), String> {
     // Backoff due times are jittered: take them from the rows, within the policy's bounds.
     for (t, name) in NAMES.iter().enumerate() {
         if m.tasks[t].row.as_ref().is_some_and(|r| r.due_unknown) {
-            let due = w.row(t).await?.and_then(|r| r.due_at);
-            let Some(due) = due else {
-                return Err(format!("{}: a retry without a due time", name));
+            // The failed run's body has ended (the diff above is empty), but under load the
+            // runtime may not have queued its retry write yet: the row can still show the
+            // previous, past due time for a moment. Wait for a due time in the future.
+            let due = loop {
+                let due = w.row(t).await?.and_then(|r| r.due_at);
+                match due {
+                    Some(due) if due > m.now => break due,
+                    _ if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    None => return Err(format!("{}: a retry without a due time", name)),
+                    Some(due) => {
+                        return Err(format!("{}: retry due at {due}, now {}", name, m.now));
+                    }
+                }
             };
-            if due <= m.now || due > m.now + chrono::Duration::minutes(2) {
+            if due > m.now + chrono::Duration::minutes(2) {
                 return Err(format!("{}: retry due at {due}, now {}", name, m.now));
             }
             let row = m.tasks[t].row.as_mut().expect("row");
