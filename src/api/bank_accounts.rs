@@ -29,9 +29,8 @@ use crate::ids::ConnectorKey;
 use crate::runtime::RuntimeError;
 use crate::sdk::BankAccount;
 use crate::secrets::Vault;
-use crate::storage::commands::bank_accounts::{
-    CreateBankAccount, PatchBankAccountMetadata, SetBankAccountConnector,
-};
+use crate::storage::commands::bank_accounts::{CreateBankAccount, SetBankAccountConnector};
+use crate::storage::commands::metadata::{MetadataOwner, PatchMetadata};
 use crate::storage::queries::bank_accounts::{self, BankAccountRow, RelatedAccountRow};
 
 /// The bank account routes.
@@ -600,8 +599,8 @@ async fn patch_metadata(
         .ok_or_else(|| ApiError::validation("metadata must be provided"))?;
     state
         .storage
-        .write(PatchBankAccountMetadata {
-            id,
+        .write(PatchMetadata {
+            owner: MetadataOwner::BankAccount(id),
             metadata: Value::Object(metadata),
         })
         .await?;

@@ -17,7 +17,7 @@ use super::pagination::{CursorResponse, PageQuery, PageRequest, SortColumn};
 use super::query::{self, Expr, Field, Kind, MATCH, MATCH_EXISTS, ORDERED, QueryBody};
 use super::{AppState, Data, RouteEntry};
 use crate::ids::PaymentKey;
-use crate::storage::commands::payments::PatchPaymentMetadata;
+use crate::storage::commands::metadata::{MetadataOwner, PatchMetadata};
 use crate::storage::queries::payments::{self, AdjustmentRow, PaymentFilter, PaymentRow};
 
 /// The payment routes.
@@ -319,8 +319,8 @@ async fn patch_metadata(
     }
     state
         .storage
-        .write(PatchPaymentMetadata {
-            id,
+        .write(PatchMetadata {
+            owner: MetadataOwner::Payment(id),
             metadata: Value::Object(body.0),
         })
         .await?;

@@ -7,7 +7,7 @@ pub mod connectors;
 pub mod ingest;
 pub mod kv;
 pub mod manual;
-pub mod payments;
+pub mod metadata;
 pub mod pools;
 pub mod rounds;
 pub mod tasks;

@@ -1,0 +1,69 @@
+//! Merging metadata set through the API into a stored row (Formance v1 merges: keys not given
+//! stay). One command for every table whose rows carry client metadata.
+
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::storage::{StorageError, Tx, WriteCommand};
+
+/// The row whose metadata is merged.
+#[derive(Debug, Clone)]
+pub enum MetadataOwner {
+    /// A payment, by id.
+    Payment(String),
+    /// A bank account, by id.
+    BankAccount(Uuid),
+}
+
+/// Merges string metadata into a row's.
+#[derive(Debug, Clone)]
+pub struct PatchMetadata {
+    /// The row.
+    pub owner: MetadataOwner,
+    /// The keys to set (a JSON object of strings).
+    pub metadata: Value,
+}
+
+const PATCH_PAYMENT: &str = "UPDATE payments
+     SET metadata = COALESCE(metadata, '{}'::jsonb) || $2, updated_at = now()
+     WHERE id = $1";
+
+const PATCH_BANK_ACCOUNT: &str = "UPDATE bank_accounts
+     SET metadata = COALESCE(metadata, '{}'::jsonb) || $2, updated_at = now()
+     WHERE id = $1";
+
+impl WriteCommand for PatchMetadata {
+    type Output = ();
+
+    fn statement(&self) -> Option<&'static str> {
+        Some(match self.owner {
+            MetadataOwner::Payment(_) => PATCH_PAYMENT,
+            MetadataOwner::BankAccount(_) => PATCH_BANK_ACCOUNT,
+        })
+    }
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        let (sql, id, missing): (_, &(dyn ToSql + Sync), _) = match &self.owner {
+            MetadataOwner::Payment(id) => (PATCH_PAYMENT, id, format!("payment {id} not found")),
+            MetadataOwner::BankAccount(id) => (
+                PATCH_BANK_ACCOUNT,
+                id,
+                format!("bank account {id} not found"),
+            ),
+        };
+        let context = "updating metadata";
+        let stmt = tx
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let n = tx
+            .execute(&stmt, &[id, &self.metadata])
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        if n == 0 {
+            return Err(StorageError::NotFound(missing));
+        }
+        Ok(())
+    }
+}
