@@ -135,7 +135,8 @@ pub struct BalanceQuery {
     from: Option<DateTime<Utc>>,
     /// Only balances held before this time.
     to: Option<DateTime<Utc>>,
-    /// At most this many rows per page (the smaller of it and `pageSize`); 0 means no limit.
+    /// At most this many rows per page (the smaller of it and `pageSize`); 0 adds no limit
+    /// (`pageSize` still applies).
     limit: Option<i64>,
     /// Formance's query language as JSON (an extension here; see docs/api.md).
     query: Option<String>,

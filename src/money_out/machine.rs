@@ -110,6 +110,10 @@ pub enum Event {
     ReversedPartially,
     /// The reversal failed, or was interrupted (outcome unknown).
     ReversalFailed,
+    /// The request that asked for a send or reversal could not schedule its task: legal only
+    /// where nothing can have been sent yet (VALIDATED, ASK_RETRIED, ASK_REVERSED), so a run
+    /// that did start is never failed by the API behind its back.
+    NotSent,
 }
 
 impl Event {
@@ -127,6 +131,7 @@ impl Event {
             Event::SendReversal => "send the reversal of",
             Event::ReversedFully | Event::ReversedPartially => "mark reversed",
             Event::ReversalFailed => "mark the reversal failed of",
+            Event::NotSent => "mark unsent",
         }
     }
 
@@ -144,6 +149,7 @@ impl Event {
             Event::SendReversal => "only ASK_REVERSED or REVERSE_PROCESSING",
             Event::ReversedFully | Event::ReversedPartially => "only REVERSE_PROCESSING",
             Event::ReversalFailed => "only ASK_REVERSED or REVERSE_PROCESSING",
+            Event::NotSent => "only VALIDATED, ASK_RETRIED or ASK_REVERSED (nothing sent yet)",
         }
     }
 }
@@ -183,6 +189,8 @@ pub fn next(current: Status, event: Event) -> Result<Next, IllegalTransition> {
         (Event::ReversedFully, ReverseProcessing) => Reversed,
         (Event::ReversedPartially, ReverseProcessing) => PartiallyReversed,
         (Event::ReversalFailed, AskReversed | ReverseProcessing) => ReverseFailed,
+        (Event::NotSent, Validated | AskRetried) => Failed,
+        (Event::NotSent, AskReversed) => ReverseFailed,
         _ => return Err(IllegalTransition { current, event }),
     };
     Ok(Next::To(to))
@@ -202,7 +210,7 @@ mod tests {
     use super::Status::*;
     use super::*;
 
-    const EVENTS: [Event; 13] = [
+    const EVENTS: [Event; 14] = [
         Event::Approve,
         Event::Reject,
         Event::Retry,
@@ -216,6 +224,7 @@ mod tests {
         Event::ReversedFully,
         Event::ReversedPartially,
         Event::ReversalFailed,
+        Event::NotSent,
     ];
 
     /// The whole table, written out: every (status, event) pair not listed is illegal.
@@ -249,6 +258,9 @@ mod tests {
             Next::To(ReverseProcessing),
         ),
         (AskReversed, Event::ReversalFailed, Next::To(ReverseFailed)),
+        (Validated, Event::NotSent, Next::To(Failed)),
+        (AskRetried, Event::NotSent, Next::To(Failed)),
+        (AskReversed, Event::NotSent, Next::To(ReverseFailed)),
         (
             ReverseProcessing,
             Event::ReversalFailed,

@@ -36,7 +36,7 @@ const AMOUNT: u64 = 100;
 const SETTLE: Duration = Duration::from_secs(15);
 
 /// Every event of the machine (to decide whether a history step is legal).
-const EVENTS: [Event; 13] = [
+const EVENTS: [Event; 14] = [
     Event::Approve,
     Event::Reject,
     Event::Retry,
@@ -50,6 +50,7 @@ const EVENTS: [Event; 13] = [
     Event::ReversedFully,
     Event::ReversedPartially,
     Event::ReversalFailed,
+    Event::NotSent,
 ];
 
 /// SplitMix64: small, seedable, the same everywhere.

@@ -416,8 +416,8 @@ mod tests {
         }
     }
 
-    /// A random expression over [`FIELDS`] with values of the right type: shared with the
-    /// database test through copy, kept small on purpose.
+    /// A random expression over [`FIELDS`] with values of the right type, kept small on
+    /// purpose (tests/it/api/query.rs has its own generator for PostgreSQL).
     fn random_expr(rng: &mut impl rand::Rng, depth: usize) -> Expr {
         let pick = if depth >= 4 {
             3

@@ -172,11 +172,12 @@ pub async fn send(
         Ok(Dispatched::Unsupported(reason)) => ApiError::validation(reason),
         Err(e) => e,
     };
-    // Never scheduled: nothing was sent, so failing it is safe (and a retry can send it).
+    // Not scheduled: failed only if its run never started (NotSent), so a retry cannot send
+    // twice; a run that did start ends it itself (or, interrupted, "outcome unknown" at boot).
     unscheduled(
         state,
         id,
-        Event::Failed,
+        Event::NotSent,
         Some(attempt),
         &failed,
         With::Nothing,
@@ -249,7 +250,7 @@ pub async fn reverse(
     unscheduled(
         state,
         id,
-        Event::ReversalFailed,
+        Event::NotSent,
         None,
         &failed,
         With::ReversalFailed { reversal_id },

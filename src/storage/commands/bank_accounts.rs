@@ -1,5 +1,5 @@
-//! Writes to bank accounts made through the API: create, record a forward, merge metadata.
-//! Their links to accounts are written by ingestion (`ingest::IngestBatch`).
+//! Writes to bank accounts made through the API: create, record a forward
+//! (metadata merges are `metadata::PatchMetadata`). Their links to accounts are written by ingestion (`ingest::IngestBatch`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -116,7 +116,8 @@ pub fn write_instruction(
     if path.exists() {
         return own(&path, key).map(|()| false);
     }
-    let tmp: PathBuf = outbox.join(format!(".{name}.{}.tmp", sanitize(key)));
+    // Not derived from the name: a 200-byte name plus a suffix would pass the 255-byte limit.
+    let tmp: PathBuf = outbox.join(format!(".{}.tmp", sanitize(key)));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
