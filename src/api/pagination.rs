@@ -151,7 +151,7 @@ impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
         filter: impl FnOnce(&Params) -> Result<F, ApiError>,
     ) -> Result<Self, ApiError> {
         if let Some(token) = params.get("cursor") {
-            return Self::decode(token);
+            return Self::decode(token, sortable);
         }
         let page_size = page_size(params.get("pageSize"))?;
         let (sort, ascending) = sort(&params.all("sort"), sortable)?;
@@ -165,11 +165,13 @@ impl<F: Serialize + DeserializeOwned + Clone> PageRequest<F> {
         })
     }
 
-    fn decode(token: &str) -> Result<Self, ApiError> {
+    /// A cursor is client input: its page size and sort column are checked as the parameters
+    /// they stand for (a column the list cannot sort on would reach SQL otherwise).
+    fn decode(token: &str, sortable: &[SortColumn]) -> Result<Self, ApiError> {
         let invalid = || ApiError::validation("cursor is malformed");
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let request: Self = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if !(1..=MAX_PAGE_SIZE).contains(&request.page_size) {
+        if !(1..=MAX_PAGE_SIZE).contains(&request.page_size) || !sortable.contains(&request.sort) {
             return Err(invalid());
         }
         Ok(request)
@@ -310,6 +312,19 @@ mod tests {
         for bad in ["-1", "ten", "1e3", "4294967296", ""] {
             assert!(page_size(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    /// A cursor crafted with a sort column the list does not have is refused, not run.
+    #[test]
+    fn a_cursor_sorted_on_a_column_the_list_lacks_is_malformed() {
+        let both = [SortColumn::CreatedAt, SortColumn::UpdatedAt];
+        let pair = ("sort".to_string(), "updatedAt:asc".to_string());
+        let params = Params([pair.clone()].into_iter().collect(), vec![pair]);
+        let request = PageRequest::from_params_sorted(&params, &both, |_| Ok(())).expect("page");
+        let token = request.encode();
+        assert!(PageRequest::<()>::decode(&token, &both).is_ok());
+        let refused = PageRequest::<()>::decode(&token, &[SortColumn::CreatedAt]);
+        assert!(refused.is_err(), "{:?}", refused.map(|r| r.sort));
     }
 
     #[test]
