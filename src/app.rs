@@ -116,8 +116,12 @@ impl Application {
             settings.database.timeout,
         )?;
         migrate::run(&pool).await?;
-        let storage =
-            StorageHandle::start(pool, settings.storage.batch_size, settings.storage.linger);
+        let storage = StorageHandle::start_with_outbox(
+            pool,
+            settings.storage.batch_size,
+            settings.storage.linger,
+            settings.events.enabled,
+        );
         let runtime = Runtime::start(
             registry,
             storage.clone(),

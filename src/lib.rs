@@ -13,6 +13,7 @@ pub mod cli;
 pub mod connectors;
 pub mod declared;
 pub mod domain;
+pub mod events;
 pub mod exit;
 pub mod ids;
 pub mod money_out;

@@ -59,6 +59,87 @@ pub struct Settings {
     pub dummypay: DummyPaySettings,
     /// Who may call the API: static bearer tokens and/or JWTs (src/api/auth).
     pub auth: AuthSettings,
+    /// Events out: the outbox, NATS JetStream, webhooks (src/events).
+    pub events: EventsSettings,
+}
+
+/// Events out (src/events): the outbox written with every change, and its publishers.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// Whether changes write their events to the outbox. Off: nothing is published, and
+    /// changes made meanwhile never will be.
+    pub enabled: bool,
+    /// How long an event every publisher has passed is kept (for replays) before it is pruned.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Publishing to NATS JetStream; absent: no NATS publisher.
+    pub nats: Option<NatsSettings>,
+    /// Delivering to the webhook endpoints configured through the API.
+    pub webhooks: WebhookSettings,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            nats: None,
+            webhooks: WebhookSettings::default(),
+        }
+    }
+}
+
+/// The NATS JetStream publisher.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSettings {
+    /// The server, `nats://host:4222`.
+    pub url: String,
+    /// The JetStream stream, created (capturing `subject`) if missing.
+    pub stream: String,
+    /// The subject every event is published on.
+    pub subject: String,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "payments".into(),
+            subject: "payments".into(),
+        }
+    }
+}
+
+/// Webhook deliveries.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// How long a delivery keeps being retried (exponential backoff with jitter) before it is
+    /// marked failed.
+    #[serde(with = "humantime_serde")]
+    pub retry_horizon: Duration,
+    /// The first retry delay (doubled at each attempt).
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// The largest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long one delivery attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_horizon: Duration::from_secs(24 * 3600),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(3600),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Encryption of connector secrets at rest (see `secrets`).
@@ -347,6 +428,7 @@ impl Default for Settings {
             encryption: EncryptionSettings::default(),
             dummypay: DummyPaySettings::default(),
             auth: AuthSettings::default(),
+            events: EventsSettings::default(),
         }
     }
 }

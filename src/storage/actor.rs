@@ -223,6 +223,8 @@ pub struct Storage {
     batch_size: usize,
     linger: Duration,
     queue: VecDeque<Box<dyn PendingWrite>>,
+    /// Whether commands append their events to the outbox (`events.enabled`).
+    outbox: bool,
     /// A batch is being committed (or lingering); new writes wait for the next one.
     busy: bool,
     stats: Arc<StorageStats>,
@@ -318,9 +320,10 @@ impl Storage {
         let batch: Vec<Box<dyn PendingWrite>> = self.queue.drain(..take).collect();
         let pool = self.pool.clone();
         let stats = self.stats.clone();
+        let outbox = self.outbox;
         let work = async move {
             let (started, writes) = (std::time::Instant::now(), batch.len());
-            run_batch(&pool, batch, &stats).await;
+            crate::events::with_outbox(outbox, run_batch(&pool, batch, &stats)).await;
             let seconds = started.elapsed().as_secs_f64();
             stats
                 .busy_micros
@@ -505,6 +508,16 @@ impl StorageHandle {
     /// cross-thread wake-up (a thread of its own made single-payment files 25–30 % slower on
     /// 2 cores; docs/performance.md). Must be called inside an actix System.
     pub fn start(pool: Pool, batch_size: usize, linger: Duration) -> Self {
+        Self::start_with_outbox(pool, batch_size, linger, true)
+    }
+
+    /// [`StorageHandle::start`], with the events outbox written or not (`events.enabled`).
+    pub fn start_with_outbox(
+        pool: Pool,
+        batch_size: usize,
+        linger: Duration,
+        outbox: bool,
+    ) -> Self {
         let stats = Arc::new(StorageStats::default());
         let actor_pool = pool.clone();
         let actor_stats = stats.clone();
@@ -513,6 +526,7 @@ impl StorageHandle {
             batch_size: batch_size.max(1),
             linger,
             queue: VecDeque::new(),
+            outbox,
             busy: false,
             stats: actor_stats,
         });

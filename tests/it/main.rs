@@ -10,6 +10,7 @@ mod crash;
 mod declared;
 mod dummypay;
 mod embedded;
+mod events;
 mod example;
 mod health;
 mod ingest;

@@ -3,6 +3,8 @@
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use super::events;
+use crate::events::{EventType, NewEvent, payloads};
 use crate::redact::ConfigKeys;
 use crate::storage::{StorageError, Tx, WriteCommand};
 
@@ -192,7 +194,8 @@ impl WriteCommand for UpdateConnector {
     }
 }
 
-/// Deletes everything a connector owns but the connector row itself (reset).
+/// Deletes everything a connector owns but the connector row itself (reset), and says so
+/// with a `CONNECTOR_RESET` event. Its events already in the outbox stay: they were sent.
 #[derive(Debug, Clone)]
 pub struct WipeConnectorData {
     /// Formance's connector id.
@@ -203,6 +206,21 @@ impl WriteCommand for WipeConnectorData {
     type Output = ();
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        delete_owned(tx, &self.id).await
+        delete_owned(tx, &self.id).await?;
+        let now = chrono::Utc::now();
+        let reset = payloads::ConnectorReset {
+            created_at: now,
+            connector_id: self.id.clone(),
+        };
+        events::append(
+            tx,
+            &[NewEvent::new(
+                &self.id,
+                EventType::ConnectorReset,
+                now,
+                &reset,
+            )],
+        )
+        .await
     }
 }

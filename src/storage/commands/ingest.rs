@@ -27,6 +27,10 @@
 //! - bank account links (related accounts): after every account of the round, one
 //!   statement; an existing link is kept (its id is derived from the bank account and the
 //!   account), a link to a bank account that does not exist fails the command.
+//!
+//! Every row the statements report as written (inserted, or changed) gets its Formance event
+//! (`SAVED_ACCOUNT`, `SAVED_PAYMENT`, `SAVED_BALANCE`), appended to the outbox by one
+//! statement per round in the same transaction; a no-op re-ingest writes no row, so no event.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -34,7 +38,10 @@ use std::hash::Hash;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::events::append;
 use super::rounds::rounds;
+use crate::events::payloads::{self, SavedAccount, SavedBalance, SavedPayment};
+use crate::events::{EventType, NewEvent, outbox_enabled};
 use crate::ids::{AccountKey, ConnectorKey, PaymentKey};
 use crate::sdk::ingest::{AccountData, BalanceData, Batch, IngestReport, PaymentData};
 use crate::storage::actor::single;
@@ -63,7 +70,7 @@ const UPSERT_ACCOUNTS: &str = "INSERT INTO accounts (id, connector_id, reference
     WHERE (accounts.default_asset, accounts.account_name, accounts.type, accounts.metadata)
           IS DISTINCT FROM (EXCLUDED.default_asset, EXCLUDED.account_name, EXCLUDED.type,
                             EXCLUDED.metadata)
-    RETURNING id";
+    RETURNING id, created_at";
 
 // `input` is read twice (payments, adjustments): it is materialized once, so the amounts and
 // raw JSON are parsed once, there.
@@ -93,7 +100,7 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
               IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.amount, EXCLUDED.asset,
                                 EXCLUDED.scheme, EXCLUDED.source_account_id,
                                 EXCLUDED.destination_account_id)
-        RETURNING id, (xmax = 0) AS inserted
+        RETURNING id, (xmax = 0) AS inserted, created_at, initial_amount, metadata
     ),
     adjusted AS (
         INSERT INTO payment_adjustments (payment_id, reference, created_at, status, amount, raw)
@@ -101,7 +108,7 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
                i.status, i.amount, i.raw
         FROM upserted u JOIN input i ON i.id = u.id
     )
-    SELECT id, inserted FROM upserted";
+    SELECT id, inserted, created_at, initial_amount::text, metadata::text FROM upserted";
 
 const UPSERT_BALANCES: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -180,6 +187,7 @@ struct PaymentRow<'a> {
 /// n of every command of a round is written by the n-th statement of its kind.
 struct Rows<'a> {
     connector_id: String,
+    provider: &'a str,
     accounts: Vec<Vec<(String, &'a AccountData)>>,
     payments: Vec<Vec<PaymentRow<'a>>>,
     balances: Vec<Vec<(String, &'a BalanceData)>>,
@@ -209,6 +217,7 @@ impl<'a> Rows<'a> {
         let batch = &command.batch;
         Rows {
             connector_id: command.connector.id(),
+            provider: &command.connector.provider,
             accounts: generations(
                 &batch.accounts,
                 |a| a.reference.as_str(),
@@ -305,32 +314,53 @@ impl WriteCommand for IngestBatch {
         let mut out = Vec::with_capacity(commands.len());
         for round in rounds(&rows, Rows::keys) {
             let mut reports = vec![IngestReport::default(); round.len()];
+            let mut events = Events::new();
             // Generation 0 writes every account before any balance refers to it.
             for g in 0..round.iter().map(Rows::depth).max().unwrap_or(0) {
                 let accounts = generation(round, g, |r| &r.accounts);
-                write_accounts(tx, &accounts, &mut reports).await?;
+                write_accounts(tx, &accounts, &mut reports, &mut events).await?;
                 let payments = generation(round, g, |r| &r.payments);
-                write_payments(tx, &payments, &mut reports).await?;
+                write_payments(tx, &payments, &mut reports, &mut events).await?;
                 let balances = generation(round, g, |r| &r.balances);
-                write_balances(tx, &balances, &mut reports).await?;
+                write_balances(tx, &balances, &mut reports, &mut events).await?;
                 write_store(tx, &generation(round, g, |r| &r.store)).await?;
             }
             link_bank_accounts(tx, round).await?;
+            append(tx, &events.list).await?;
             out.extend(reports.into_iter().map(Ok));
         }
         Ok(out)
     }
 }
 
-/// Which command of a round wrote the row with this id (ids are unique within a round).
-fn owners<'a>(ids: impl Iterator<Item = (usize, &'a str)>) -> HashMap<&'a str, usize> {
-    ids.map(|(owner, id)| (id, owner)).collect()
+/// The events of one round, in the order its rows were written; none are built when the
+/// outbox is off.
+struct Events {
+    on: bool,
+    date: DateTime<Utc>,
+    list: Vec<NewEvent>,
+}
+
+impl Events {
+    fn new() -> Self {
+        Self {
+            on: outbox_enabled(),
+            date: Utc::now(),
+            list: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, connector_id: &str, event_type: EventType, payload: &impl serde::Serialize) {
+        self.list
+            .push(NewEvent::new(connector_id, event_type, self.date, payload));
+    }
 }
 
 async fn write_accounts(
     tx: &Tx<'_>,
     all: &[(usize, &Rows<'_>, &(String, &AccountData))],
     reports: &mut [IngestReport],
+    events: &mut Events,
 ) -> Result<(), StorageError> {
     if all.is_empty() {
         return Ok(());
@@ -384,10 +414,30 @@ async fn write_accounts(
         )
         .await
         .map_err(db(context))?;
-    let owner = owners(all.iter().map(|(i, _, (id, _))| (*i, id.as_str())));
+    let owner: HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(n, (_, _, (id, _)))| (id.as_str(), n))
+        .collect();
     for row in &written {
-        if let Some(&i) = owner.get(row.get::<_, &str>(0)) {
-            reports[i].accounts_written += 1;
+        let Some(&n) = owner.get(row.get::<_, &str>(0)) else {
+            continue;
+        };
+        let (i, rows, (id, account)) = all[n];
+        reports[i].accounts_written += 1;
+        if events.on {
+            let payload = SavedAccount {
+                id: id.clone(),
+                created_at: row.get(1),
+                reference: account.reference.clone(),
+                connector_id: rows.connector_id.clone(),
+                provider: rows.provider.to_string(),
+                default_asset: account.default_asset.clone().unwrap_or_default(),
+                account_name: account.account_name.clone().unwrap_or_default(),
+                account_type: account.account_type.as_str().to_string(),
+                raw_data: payloads::raw(account.raw.as_deref()),
+            };
+            events.push(&rows.connector_id, EventType::SavedAccount, &payload);
         }
     }
     Ok(())
@@ -397,6 +447,7 @@ async fn write_payments(
     tx: &Tx<'_>,
     all: &[(usize, &Rows<'_>, &PaymentRow<'_>)],
     reports: &mut [IngestReport],
+    events: &mut Events,
 ) -> Result<(), StorageError> {
     if all.is_empty() {
         return Ok(());
@@ -455,14 +506,47 @@ async fn write_payments(
         )
         .await
         .map_err(db(context))?;
-    let owner = owners(all.iter().map(|(i, _, p)| (*i, p.id.as_str())));
+    let owner: HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(n, (_, _, p))| (p.id.as_str(), n))
+        .collect();
     for row in &written {
-        if let Some(&i) = owner.get(row.get::<_, &str>(0)) {
-            if row.get::<_, bool>(1) {
-                reports[i].payments_inserted += 1;
-            } else {
-                reports[i].payments_updated += 1;
-            }
+        let Some(&n) = owner.get(row.get::<_, &str>(0)) else {
+            continue;
+        };
+        let (i, rows, p) = all[n];
+        if row.get::<_, bool>(1) {
+            reports[i].payments_inserted += 1;
+        } else {
+            reports[i].payments_updated += 1;
+        }
+        if events.on {
+            // Stored values where an update keeps the first ones: creation time, initial
+            // amount, metadata (which the API may have patched since).
+            let metadata: Option<&str> = row.get(4);
+            let initial: Option<&str> = row.get(3);
+            let payload = SavedPayment {
+                id: p.id.clone(),
+                reference: p.data.reference.clone(),
+                created_at: row.get(2),
+                connector_id: rows.connector_id.clone(),
+                provider: rows.provider.to_string(),
+                payment_type: p.data.payment_type.as_str().to_string(),
+                status: p.data.status.as_str().to_string(),
+                scheme: p.data.scheme.as_str().to_string(),
+                asset: p.data.asset.clone(),
+                source_account_id: p.source.clone(),
+                destination_account_id: p.destination.clone(),
+                links: SavedPayment::links_for(p.source.as_deref(), p.destination.as_deref()),
+                raw_data: payloads::raw(p.data.raw.as_deref()),
+                initial_amount: payloads::number(initial.unwrap_or(p.data.amount.as_str())),
+                amount: payloads::number(p.data.amount.as_str()),
+                metadata: metadata
+                    .and_then(|m| serde_json::from_str(m).ok())
+                    .unwrap_or_default(),
+            };
+            events.push(&rows.connector_id, EventType::SavedPayment, &payload);
         }
     }
     Ok(())
@@ -472,6 +556,7 @@ async fn write_balances(
     tx: &Tx<'_>,
     all: &[(usize, &Rows<'_>, &(String, &BalanceData))],
     reports: &mut [IngestReport],
+    events: &mut Events,
 ) -> Result<(), StorageError> {
     if all.is_empty() {
         return Ok(());
@@ -503,12 +588,26 @@ async fn write_balances(
         })?;
     let owner: HashMap<(&str, &str), usize> = all
         .iter()
-        .map(|(i, _, (id, b))| ((id.as_str(), b.asset.as_str()), *i))
+        .enumerate()
+        .map(|(n, (_, _, (id, b)))| ((id.as_str(), b.asset.as_str()), n))
         .collect();
     for row in &written {
         let key = (row.get::<_, &str>(0), row.get::<_, &str>(1));
-        if let Some(&i) = owner.get(&key) {
-            reports[i].balances_added += 1;
+        let Some(&n) = owner.get(&key) else {
+            continue;
+        };
+        let (i, rows, (account_id, balance)) = all[n];
+        reports[i].balances_added += 1;
+        if events.on {
+            let payload = SavedBalance {
+                account_id: account_id.clone(),
+                connector_id: rows.connector_id.clone(),
+                provider: rows.provider.to_string(),
+                created_at: balance.at,
+                asset: balance.asset.clone(),
+                balance: payloads::number(balance.balance.as_str()),
+            };
+            events.push(&rows.connector_id, EventType::SavedBalance, &payload);
         }
     }
     Ok(())

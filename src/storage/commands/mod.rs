@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bank_accounts;
 pub mod connectors;
+pub mod events;
 pub mod ingest;
 pub mod kv;
 pub mod manual;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod bank_accounts;
 pub mod connectors;
+pub mod events;
 pub mod kv;
 pub mod page;
 pub mod payments;

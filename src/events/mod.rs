@@ -1,0 +1,188 @@
+//! Events out: what Tributary tells the world about every change it stores.
+//!
+//! A change and its event commit together: the storage commands that change payments,
+//! accounts, balances, connectors, transfer initiations, bank accounts and pools append
+//! [`NewEvent`]s to the outbox (the `events` table, migration V11) in their own transaction,
+//! through [`crate::storage::commands::events::append`]. Publishers then read the outbox in
+//! order and mark their progress durably, so an event survives a crash between the commit
+//! and the publishing, which Formance's publish-after-commit does not.
+//!
+//! The wire format is Formance Payments v1's: the envelope of go-libs' `publish.EventMessage`
+//! (`date`, `app`, `version`, `type`, `payload`) around the payloads of the v1 `messages`
+//! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
+
+pub mod payloads;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The `app` of every envelope.
+pub const APP: &str = "payments";
+/// The `version` of every envelope.
+pub const VERSION: &str = "v1";
+
+/// Formance Payments v1's event types (`pkg/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    /// A payment was created or one of its tracked fields changed.
+    SavedPayment,
+    /// An account was created or changed.
+    SavedAccount,
+    /// A balance got a new amount.
+    SavedBalance,
+    /// A connector's data was wiped by a reset.
+    ConnectorReset,
+    /// A transfer initiation was created or changed status.
+    SavedTransferInitiation,
+    /// A transfer initiation was deleted.
+    DeletedTransferInitiation,
+    /// A bank account was created, forwarded or its metadata changed.
+    SavedBankAccount,
+    /// A pool was created or its members changed.
+    SavedPool,
+    /// A pool was deleted.
+    DeletedPool,
+}
+
+impl EventType {
+    /// Every type, for validation (webhook configs name them) and documentation.
+    pub const ALL: [EventType; 9] = [
+        Self::SavedPayment,
+        Self::SavedAccount,
+        Self::SavedBalance,
+        Self::ConnectorReset,
+        Self::SavedTransferInitiation,
+        Self::DeletedTransferInitiation,
+        Self::SavedBankAccount,
+        Self::SavedPool,
+        Self::DeletedPool,
+    ];
+
+    /// The type as it appears in the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SavedPayment => "SAVED_PAYMENT",
+            Self::SavedAccount => "SAVED_ACCOUNT",
+            Self::SavedBalance => "SAVED_BALANCE",
+            Self::ConnectorReset => "CONNECTOR_RESET",
+            Self::SavedTransferInitiation => "SAVED_TRANSFER_INITIATION",
+            Self::DeletedTransferInitiation => "DELETED_TRANSFER_INITIATION",
+            Self::SavedBankAccount => "SAVED_BANK_ACCOUNT",
+            Self::SavedPool => "SAVED_POOL",
+            Self::DeletedPool => "DELETED_POOL",
+        }
+    }
+
+    /// Parses a type as written in the envelope.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// go-libs' `publish.EventMessage`: the envelope every event is sent in.
+#[derive(Debug, Serialize)]
+struct Envelope<'a, P: Serialize> {
+    date: DateTime<Utc>,
+    app: &'static str,
+    version: &'static str,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    payload: &'a P,
+}
+
+/// An event about to be appended to the outbox, its envelope already serialized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The connector it belongs to (its sequence); empty for events of no connector.
+    pub connector_id: String,
+    /// Its type.
+    pub event_type: EventType,
+    /// The serialized envelope, sent as is by every publisher.
+    pub envelope: String,
+}
+
+impl NewEvent {
+    /// Wraps `payload` in the v1 envelope dated `date`.
+    pub fn new(
+        connector_id: impl Into<String>,
+        event_type: EventType,
+        date: DateTime<Utc>,
+        payload: &impl Serialize,
+    ) -> Self {
+        let envelope = Envelope {
+            date,
+            app: APP,
+            version: VERSION,
+            event_type,
+            payload,
+        };
+        Self {
+            connector_id: connector_id.into(),
+            event_type,
+            // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
+            envelope: serde_json::to_string(&envelope).unwrap_or_default(),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Whether the outbox is written (`events.enabled`), set by the storage actor around
+    /// each batch it commits, so every command of that actor sees its own service's setting.
+    static OUTBOX_ENABLED: bool;
+}
+
+/// Runs `work` (a storage batch) with the outbox on or off.
+pub async fn with_outbox<F: std::future::Future>(enabled: bool, work: F) -> F::Output {
+    OUTBOX_ENABLED.scope(enabled, work).await
+}
+
+/// Whether the command being applied should append its events: a command applied outside a
+/// storage batch (a test applying it to its own transaction) does.
+pub fn outbox_enabled() -> bool {
+    OUTBOX_ENABLED.try_with(|on| *on).unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_serialize_as_formance_names() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(serde_json::Value::String(t.as_str().into()))
+            );
+        }
+        assert_eq!(EventType::parse("saved_payment"), None);
+    }
+
+    #[test]
+    fn the_envelope_has_formance_fields_in_order() {
+        let date = DateTime::parse_from_rfc3339("2026-11-30T01:02:03.5Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default();
+        let event = NewEvent::new(
+            "c1",
+            EventType::ConnectorReset,
+            date,
+            &payloads::ConnectorReset {
+                created_at: date,
+                connector_id: "c1".into(),
+            },
+        );
+        assert_eq!(
+            event.envelope,
+            r#"{"date":"2026-11-30T01:02:03.500Z","app":"payments","version":"v1","type":"CONNECTOR_RESET","payload":{"createdAt":"2026-11-30T01:02:03.500Z","connectorId":"c1"}}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_outbox_switch_is_scoped_to_the_batch() {
+        assert!(outbox_enabled());
+        assert!(!with_outbox(false, async { outbox_enabled() }).await);
+        assert!(with_outbox(true, async { outbox_enabled() }).await);
+    }
+}

@@ -1,0 +1,250 @@
+//! The outbox: every real change writes its Formance v1 event in the change's transaction,
+//! numbered per connector; a no-op re-ingest writes none; `events.enabled = false` writes none.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use futures::future::join_all;
+use serde_json::Value;
+use tributary::ids::ConnectorKey;
+use tributary::sdk::ingest::{
+    AccountData, AccountType, Amount, BalanceData, Batch, PaymentData, PaymentStatus, PaymentType,
+    Scheme,
+};
+use tributary::storage::StorageHandle;
+use tributary::storage::commands::connectors::WipeConnectorData;
+use tributary::storage::commands::ingest::IngestBatch;
+use tributary::storage::queries::events as outbox;
+
+use crate::helpers::TestDb;
+use crate::storage_actor::keyed_connector;
+
+/// A batch of `n` payments (and their account and its balance) with `status`.
+fn batch(n: usize, status: PaymentStatus) -> Batch {
+    let at = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time");
+    let mut batch = Batch::default();
+    batch.accounts.push(AccountData {
+        reference: "acc".into(),
+        created_at: at,
+        default_asset: Some("EUR/2".into()),
+        account_name: Some("main".into()),
+        account_type: AccountType::Internal,
+        raw: Some(r#"{"acc":1}"#.into()),
+        metadata: Default::default(),
+    });
+    for i in 0..n {
+        batch.payments.push(PaymentData {
+            reference: format!("p{i}"),
+            created_at: at,
+            payment_type: PaymentType::PayIn,
+            status,
+            scheme: Scheme::Visa,
+            asset: "EUR/2".into(),
+            amount: Amount::payment("amount", "123456789012345678901234567890").expect("amount"),
+            source_account: None,
+            destination_account: Some("acc".into()),
+            raw: Some(format!(r#"{{"i":{i}}}"#)),
+            metadata: Default::default(),
+        });
+    }
+    batch.balances.push(BalanceData {
+        account_reference: "acc".into(),
+        asset: "EUR/2".into(),
+        balance: Amount::balance("balance", "-42").expect("balance"),
+        at,
+    });
+    batch
+}
+
+async fn ingest(storage: &StorageHandle, connector: &ConnectorKey, batch: Batch) {
+    storage
+        .write(IngestBatch {
+            connector: connector.clone(),
+            batch,
+        })
+        .await
+        .expect("ingest");
+}
+
+async fn all_events(storage: &StorageHandle) -> Vec<outbox::StoredEvent> {
+    outbox::after(storage.pool(), 0, 100_000)
+        .await
+        .expect("read the outbox")
+}
+
+fn types(events: &[outbox::StoredEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+#[actix_rt::test]
+async fn every_real_change_has_one_event_and_a_repeat_has_none() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let connector = keyed_connector(&storage).await;
+
+    ingest(&storage, &connector, batch(3, PaymentStatus::Pending)).await;
+    let first = all_events(&storage).await;
+    assert_eq!(
+        types(&first),
+        [
+            "SAVED_ACCOUNT",
+            "SAVED_PAYMENT",
+            "SAVED_PAYMENT",
+            "SAVED_PAYMENT",
+            "SAVED_BALANCE"
+        ]
+    );
+    let sequences: Vec<i64> = first.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5]);
+    assert!(first.iter().all(|e| e.connector_id == connector.id()));
+
+    // The envelope and payload are Formance v1's.
+    let payment: Value = serde_json::from_str(&first[1].envelope).expect("JSON envelope");
+    assert_eq!(payment["app"], "payments");
+    assert_eq!(payment["version"], "v1");
+    assert_eq!(payment["type"], "SAVED_PAYMENT");
+    assert!(payment["date"].as_str().is_some_and(|d| d.ends_with('Z')));
+    let p = &payment["payload"];
+    assert_eq!(p["reference"], "p0");
+    assert_eq!(p["connectorId"], connector.id());
+    assert_eq!(p["provider"], "DUMMY-PAY");
+    assert_eq!(p["status"], "PENDING");
+    assert_eq!(p["rawData"]["i"], 0);
+    assert_eq!(p["links"][0]["name"], "destination_account");
+    assert!(p.get("sourceAccountId").is_none());
+    // An amount beyond 64 bits stays an exact JSON number.
+    assert!(
+        first[1]
+            .envelope
+            .contains(r#""amount":123456789012345678901234567890"#),
+        "{}",
+        first[1].envelope
+    );
+    let balance: Value = serde_json::from_str(&first[4].envelope).expect("JSON envelope");
+    assert_eq!(balance["payload"]["balance"], -42);
+    assert_eq!(balance["payload"]["accountID"], p["destinationAccountId"]);
+
+    // The same data again: nothing changed, nothing to tell.
+    ingest(&storage, &connector, batch(3, PaymentStatus::Pending)).await;
+    assert_eq!(all_events(&storage).await.len(), 5);
+
+    // One payment more and a status change on all: the three changed and the new one only.
+    ingest(&storage, &connector, batch(4, PaymentStatus::Succeeded)).await;
+    let now = all_events(&storage).await;
+    assert_eq!(types(&now[5..]), ["SAVED_PAYMENT"; 4]);
+    let sequences: Vec<i64> = now.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=9).collect::<Vec<i64>>());
+    let ids: std::collections::HashSet<_> = now.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 9, "event ids are distinct");
+}
+
+#[actix_rt::test]
+async fn connectors_merged_in_one_transaction_keep_their_own_sequences() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let a = keyed_connector(&storage).await;
+    let b = keyed_connector(&storage).await;
+    // Queued together: merged into one statement set, one outbox append.
+    let writes = (0..10).map(|i| {
+        let connector = if i % 2 == 0 { &a } else { &b };
+        let mut one = batch(1, PaymentStatus::Pending);
+        one.payments[0].reference = format!("p{i}");
+        one.accounts.clear();
+        one.balances.clear();
+        storage.write(IngestBatch {
+            connector: connector.clone(),
+            batch: one,
+        })
+    });
+    for result in join_all(writes).await {
+        result.expect("ingest");
+    }
+    let events = all_events(&storage).await;
+    assert_eq!(events.len(), 10);
+    for connector in [&a, &b] {
+        let sequences: Vec<i64> = events
+            .iter()
+            .filter(|e| e.connector_id == connector.id())
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(sequences, [1, 2, 3, 4, 5], "positions follow the sequence");
+    }
+    let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted);
+}
+
+#[actix_rt::test]
+async fn a_reset_is_an_event_and_the_sequence_goes_on() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let connector = keyed_connector(&storage).await;
+    ingest(&storage, &connector, batch(1, PaymentStatus::Pending)).await;
+    storage
+        .write(WipeConnectorData { id: connector.id() })
+        .await
+        .expect("reset");
+    ingest(&storage, &connector, batch(1, PaymentStatus::Pending)).await;
+    let events = all_events(&storage).await;
+    assert_eq!(
+        types(&events),
+        [
+            "SAVED_ACCOUNT",
+            "SAVED_PAYMENT",
+            "SAVED_BALANCE",
+            "CONNECTOR_RESET",
+            "SAVED_ACCOUNT",
+            "SAVED_PAYMENT",
+            "SAVED_BALANCE"
+        ]
+    );
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=7).collect::<Vec<i64>>());
+    let reset: Value = serde_json::from_str(&events[3].envelope).expect("JSON");
+    assert_eq!(reset["payload"]["connectorId"], connector.id());
+}
+
+#[actix_rt::test]
+async fn with_the_outbox_off_changes_write_no_event() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start_with_outbox(db.pool(), 1000, Duration::ZERO, false);
+    let connector = keyed_connector(&storage).await;
+    ingest(&storage, &connector, batch(3, PaymentStatus::Pending)).await;
+    storage
+        .write(WipeConnectorData { id: connector.id() })
+        .await
+        .expect("reset");
+    assert!(all_events(&storage).await.is_empty());
+    let client = db.client().await;
+    let payments: i64 = client
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(payments, 0, "the reset still wiped the data");
+}
+
+#[actix_rt::test]
+async fn a_failed_write_leaves_no_event() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let connector = keyed_connector(&storage).await;
+    // A balance of an account never ingested fails the command, in its transaction.
+    let mut orphan = batch(2, PaymentStatus::Pending);
+    orphan.accounts.clear();
+    let result = storage
+        .write(IngestBatch {
+            connector: connector.clone(),
+            batch: orphan,
+        })
+        .await;
+    assert!(result.is_err(), "a balance without its account fails");
+    assert!(all_events(&storage).await.is_empty());
+    // And the sequence did not move: the next event is number 1.
+    ingest(&storage, &connector, batch(1, PaymentStatus::Pending)).await;
+    assert_eq!(all_events(&storage).await[0].sequence, 1);
+}
