@@ -50,11 +50,19 @@ pub enum Next {
 /// attempt, capped at `max`, minus up to 20 % of jitter (`jitter` in 0..1). Delays keep
 /// growing until the cap even with jitter, since 0.8 × 2d > d.
 pub fn backoff(settings: &RuntimeSettings, attempt: u32, jitter: f64) -> Duration {
+    exponential_backoff(settings.retry_initial, settings.retry_max, attempt, jitter)
+}
+
+/// [`backoff`] with its bounds given: also what event publishers and webhook deliveries wait
+/// between attempts.
+pub fn exponential_backoff(
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+    jitter: f64,
+) -> Duration {
     let exponent = attempt.saturating_sub(1).min(30);
-    let raw = settings
-        .retry_initial
-        .saturating_mul(1u32 << exponent)
-        .min(settings.retry_max);
+    let raw = initial.saturating_mul(1u32 << exponent).min(max);
     raw.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
 }
 

@@ -1,0 +1,185 @@
+//! The publisher actor: performs the [`Reader`]'s steps — outbox reads on the pool, the sink,
+//! cursor writes through the storage actor, waits — one after the other in one future owned
+//! by the actor, so stopping the actor stops the loop. Its mailbox takes one message: stop.
+
+use actix::prelude::*;
+
+use super::machine::{Reader, ReaderLimits, Step};
+use super::{Sink, StartAt};
+use crate::storage::commands::events::AdvanceCursor;
+use crate::storage::queries::events::{self as outbox, StoredEvent};
+use crate::storage::{StorageError, StorageHandle};
+
+/// How a publisher is named, where it starts and how it reads.
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// Its cursor's name (`nats`, `webhook:<config id>`), also its metrics label.
+    pub name: String,
+    /// Where it starts when it has no cursor yet.
+    pub start_at: StartAt,
+    /// Batch size, idle poll and failure backoff.
+    pub limits: ReaderLimits,
+}
+
+/// One publisher: the outbox, in order, to one sink.
+pub struct Publisher {
+    run: Option<(Box<dyn Sink>, StorageHandle, PublisherOptions)>,
+}
+
+impl Publisher {
+    /// Starts a publisher on the calling arbiter.
+    pub fn start(
+        storage: StorageHandle,
+        sink: impl Sink,
+        options: PublisherOptions,
+    ) -> Addr<Publisher> {
+        Publisher {
+            run: Some((Box::new(sink), storage, options)),
+        }
+        .start()
+    }
+}
+
+impl Actor for Publisher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some((sink, storage, options)) = self.run.take() {
+            ctx.spawn(run(sink, storage, options).into_actor(self));
+        }
+    }
+}
+
+/// Stops a publisher; what it delivered but had not yet recorded is delivered again by the
+/// next one to start under its name.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPublisher;
+
+impl Handler<StopPublisher> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopPublisher, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// Where the publisher starts: its saved cursor, else the oldest or newest event, saved at
+/// once so that it holds back pruning (and a `Newest` start is not moved by a restart).
+async fn initial_cursor(
+    storage: &StorageHandle,
+    options: &PublisherOptions,
+) -> Result<i64, StorageError> {
+    if let Some(cursor) = outbox::cursor(storage.pool(), &options.name).await? {
+        return Ok(cursor);
+    }
+    let cursor = match options.start_at {
+        StartAt::Oldest => 0,
+        StartAt::Newest => outbox::head(storage.pool()).await?,
+    };
+    storage
+        .write(AdvanceCursor {
+            publisher: options.name.clone(),
+            position: cursor,
+        })
+        .await?;
+    Ok(cursor)
+}
+
+async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: PublisherOptions) {
+    let name = options.name.as_str();
+    let mut failures = 0u32;
+    let cursor = loop {
+        match initial_cursor(&storage, &options).await {
+            Ok(cursor) => break cursor,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(publisher = name, %error, "publisher cannot read its cursor");
+                let delay = crate::runtime::policy::exponential_backoff(
+                    options.limits.retry_initial,
+                    options.limits.retry_max,
+                    failures,
+                    rand::random(),
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    tracing::info!(publisher = name, cursor, "publisher started");
+    let mut reader = Reader::new(cursor, options.limits);
+    let mut batch: Vec<StoredEvent> = Vec::new();
+    let mut full = false;
+    let mut step = reader.start();
+    loop {
+        step = match step {
+            Step::Read { after, limit } => {
+                match outbox::after(storage.pool(), after, limit).await {
+                    Ok(events) => {
+                        full = events.len() as i64 == limit;
+                        batch = events;
+                        record_backlog(&storage, name, after, &batch, full).await;
+                        reader.read_done(batch.last().map(|e| e.position))
+                    }
+                    Err(error) => {
+                        tracing::warn!(publisher = name, %error, "publisher cannot read the outbox");
+                        reader.failed(rand::random())
+                    }
+                }
+            }
+            Step::Deliver => match sink.deliver(&batch).await {
+                Ok(()) => {
+                    metrics::counter!("tributary_events_published_total", "publisher" => name.to_string())
+                        .increment(batch.len() as u64);
+                    reader.delivered()
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        publisher = name,
+                        %error,
+                        failures = reader.failures() + 1,
+                        "publishing failed; the same events will be sent again"
+                    );
+                    reader.failed(rand::random())
+                }
+            },
+            Step::Save { position } => {
+                let advance = AdvanceCursor {
+                    publisher: name.to_string(),
+                    position,
+                };
+                match storage.write(advance).await {
+                    Ok(()) => reader.saved(full),
+                    Err(error) => {
+                        tracing::warn!(publisher = name, %error, "publisher cannot save its cursor");
+                        reader.failed(rand::random())
+                    }
+                }
+            }
+            Step::Wait(delay) => {
+                tokio::time::sleep(delay).await;
+                reader.waited()
+            }
+        };
+    }
+}
+
+/// The backlog gauge: events after the cursor at this read (the outbox head when the batch
+/// was full, since more wait behind it).
+async fn record_backlog(
+    storage: &StorageHandle,
+    name: &str,
+    after: i64,
+    batch: &[StoredEvent],
+    full: bool,
+) {
+    let backlog = if full {
+        match outbox::head(storage.pool()).await {
+            Ok(head) => (head - after).max(0),
+            Err(_) => return,
+        }
+    } else {
+        batch.len() as i64
+    };
+    metrics::gauge!("tributary_events_backlog", "publisher" => name.to_string())
+        .set(backlog as f64);
+}
