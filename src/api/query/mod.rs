@@ -60,16 +60,17 @@ use super::extract::Params;
 use crate::storage::queries::page::Condition;
 
 /// The raw body of a list request (where Formance clients may put the query), as an
-/// extractor of its own so the OpenAPI derive does not document lists as taking bytes.
+/// extractor of its own so the OpenAPI derive does not document lists as taking bytes. Read
+/// under `server.max_body_bytes` like every other body, refused with the API's own error.
 pub struct QueryBody(pub web::Bytes);
 
 impl FromRequest for QueryBody {
-    type Error = actix_web::Error;
+    type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move { bytes.await.map(QueryBody) })
+        let body = super::extract::RawBytes::from_request(req, payload);
+        Box::pin(async move { body.await.map(|b| QueryBody(b.0)) })
     }
 }
 

@@ -48,6 +48,24 @@ async fn huge_bodies_are_refused_without_being_read_whole() {
 }
 
 #[actix_rt::test]
+async fn a_list_query_body_is_held_to_the_same_limit_and_error() {
+    let api = Api::start().await;
+    let big = format!(
+        "{{\"$match\": {{\"reference\": \"{}\"}}}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let reply = api
+        .send_raw(
+            api.raw(Method::GET, "/payments")
+                .insert_header(("Content-Type", "application/json")),
+            big.into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.body["errorCode"], "MISSING_OR_INVALID_BODY");
+}
+
+#[actix_rt::test]
 async fn a_body_must_be_declared_as_json_and_browsers_from_other_origins_are_refused() {
     let api = Api::start().await;
     let form = api
