@@ -244,8 +244,16 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (case, rate, off) in [
-        (format!("{files} single-payment files"), files_rate, files_off),
-        (format!("JSON Lines, {lines} payments"), lines_rate, lines_off),
+        (
+            format!("{files} single-payment files"),
+            files_rate,
+            files_off,
+        ),
+        (
+            format!("JSON Lines, {lines} payments"),
+            lines_rate,
+            lines_off,
+        ),
     ] {
         println!(
             "| {case} | {rate:.0} | {batched:.0} | {:.2} | {single:.0} | {:.1}x | {off:.0} | {:.3} |",
