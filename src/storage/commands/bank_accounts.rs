@@ -2,8 +2,9 @@
 //! (metadata merges are `metadata::PatchMetadata`). Their links to accounts are written by
 //! ingestion (`ingest::IngestBatch`).
 //!
-//! Each appends the bank account's `SAVED_BANK_ACCOUNT` (as it is after the change, numbers
-//! masked) in the same transaction, in the sequence of no connector (`snapshots::NO_CONNECTOR`).
+//! A creation appends the bank account's `SAVED_BANK_ACCOUNT` (numbers masked) in the same
+//! transaction, in the sequence of no connector (`snapshots::NO_CONNECTOR`); so do a metadata
+//! merge and a related account linked by an ingest (the forward's event).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -81,6 +82,8 @@ impl WriteCommand for CreateBankAccount {
 }
 
 /// Records that a bank account was forwarded to a connector (after the connector accepted it).
+/// No event: the forward's event is the one of the related account the connector links (its
+/// ingest), as in Formance; the connector recorded here is not part of the payload.
 #[derive(Debug, Clone)]
 pub struct SetBankAccountConnector {
     /// The bank account.
@@ -94,6 +97,10 @@ const SET_CONNECTOR: &str =
 
 impl WriteCommand for SetBankAccountConnector {
     type Output = ();
+
+    fn statement(&self) -> Option<&'static str> {
+        Some(SET_CONNECTOR)
+    }
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
         let context = "recording a bank account's forward";
@@ -111,6 +118,6 @@ impl WriteCommand for SetBankAccountConnector {
                 self.id
             )));
         }
-        saved(tx, self.id).await
+        Ok(())
     }
 }
