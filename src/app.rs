@@ -122,6 +122,7 @@ impl Application {
             settings.storage.linger,
             settings.events.enabled,
         );
+        crate::events::pruner::start(storage.clone(), &settings.events);
         let runtime = Runtime::start(
             registry,
             storage.clone(),

@@ -73,6 +73,9 @@ pub struct EventsSettings {
     /// How long an event every publisher has passed is kept (for replays) before it is pruned.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// How often the pruner deletes the events past retention (src/events/pruner).
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
     /// Publishing to NATS JetStream; absent: no NATS publisher.
     pub nats: Option<NatsSettings>,
     /// Delivering to the webhook endpoints configured through the API.
@@ -84,6 +87,7 @@ impl Default for EventsSettings {
         Self {
             enabled: true,
             retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(60),
             nats: None,
             webhooks: WebhookSettings::default(),
         }
@@ -562,6 +566,9 @@ impl Settings {
         }
         if self.metrics.refresh_interval.is_zero() {
             return bad("metrics.refresh_interval", "must be greater than zero");
+        }
+        if self.events.prune_interval.is_zero() {
+            return bad("events.prune_interval", "must be greater than zero");
         }
         if !self.telemetry.otlp_endpoint.is_empty()
             && !self.telemetry.otlp_endpoint.starts_with("http://")

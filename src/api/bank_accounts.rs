@@ -435,6 +435,8 @@ async fn create(state: web::Data<AppState>, body: JsonObject) -> Result<HttpResp
             name: new.name,
             country: new.country,
             swift_bic_code: new.swift_bic_code,
+            account_number_masked: new.account_number.as_deref().map(obfuscate_account_number),
+            iban_masked: new.iban.as_deref().map(obfuscate_iban),
             account_number: new
                 .account_number
                 .map(|n| vault.seal_bank_field(&key, "accountNumber", &n)),

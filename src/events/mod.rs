@@ -12,6 +12,7 @@
 //! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
 
 pub mod payloads;
+pub mod pruner;
 pub mod publisher;
 
 use chrono::{DateTime, Utc};

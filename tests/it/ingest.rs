@@ -363,6 +363,8 @@ async fn bank_account_links_commit_with_their_accounts_and_need_the_bank_account
             swift_bic_code: None,
             account_number: Some(json!({"$encrypted": {}})),
             iban: None,
+            account_number_masked: Some("12***678".into()),
+            iban_masked: None,
             metadata: None,
         })
         .await

@@ -1,5 +1,7 @@
 //! The `ingest` scenario: files on disk → payments committed, against the database's own
-//! ceiling (the same rows by a plain client, batched and one per transaction).
+//! ceiling (the same rows by a plain client, batched and one per transaction), with the
+//! outbox off and on (`events.enabled`) in the same run: what writing every change's event
+//! costs ingestion.
 
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +40,17 @@ async fn count(pool: &Pool, connector_id: &str) -> anyhow::Result<i64> {
         .get(0))
 }
 
+async fn count_events(pool: &Pool, connector_id: &str) -> anyhow::Result<i64> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM events WHERE connector_id = $1",
+            &[&connector_id],
+        )
+        .await?
+        .get(0))
+}
+
 /// Payments the service reports committed for `connector_id` (its Prometheus counter).
 fn ingested(connector_id: &str) -> u64 {
     let mut text = String::new();
@@ -53,7 +66,15 @@ fn ingested(connector_id: &str) -> u64 {
 /// Installs a DUMMY-PAY connector on `dir`, times until `n` payments are committed, then
 /// uninstalls it and lets the database settle, so that the next case starts as this one did:
 /// nothing else polling, no checkpoint or vacuum owed by earlier work.
-async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> anyhow::Result<f64> {
+/// `events` says whether the outbox is on: the run fails if the outbox did not get one event
+/// per payment (on) or got any (off), so the two figures measure what they claim to.
+async fn time_ingest(
+    service: &Service,
+    name: &str,
+    dir: &Path,
+    n: usize,
+    events: bool,
+) -> anyhow::Result<f64> {
     let (port, pool) = (service.port, &service.pool);
     let stats = service.storage.stats();
     let counters = || {
@@ -104,6 +125,10 @@ async fn time_ingest(service: &Service, name: &str, dir: &Path, n: usize) -> any
     let stored = count(pool, &id).await?;
     if stored != n as i64 {
         bail!("{name}: the counter says {n} payments were committed, the table has {stored}");
+    }
+    let appended = count_events(pool, &id).await?;
+    if (events && appended < n as i64) || (!events && appended != 0) {
+        bail!("{name}: {appended} events for {n} payments with the outbox {events}");
     }
     let [transactions, writes, merged, busy, failed, isolated] = counters();
     let busy = (busy - before[3]) as f64 / 1e6 / elapsed.as_secs_f64();
@@ -202,25 +227,39 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
     }
     age(&big)?;
 
-    let mut service = Service::start(&admin_url).await?;
-    let pool = service.pool.clone();
-    let files_rate = time_ingest(&service, "bench-files", &files_dir, files).await?;
-    let lines_rate = time_ingest(&service, "bench-lines", &lines_dir, lines).await?;
+    // Off first, then on: the outbox's figures pay for whatever the earlier cases left
+    // behind (table growth, autovacuum debt), so the ratio errs against the outbox.
+    let mut service = Service::start_with(&admin_url, |s| s.events.enabled = false).await?;
+    let files_off = time_ingest(&service, "bench-files-off", &files_dir, files, false).await?;
+    let lines_off = time_ingest(&service, "bench-lines-off", &lines_dir, lines, false).await?;
+    service = service.restart_with(|s| s.events.enabled = true).await?;
+    let files_rate = time_ingest(&service, "bench-files", &files_dir, files, true).await?;
+    let lines_rate = time_ingest(&service, "bench-lines", &lines_dir, lines, true).await?;
     service.stop().await;
+    let pool = service.pool.clone();
     let (batched, single) = ceilings(&pool, lines.max(files)).await?;
 
     println!(
-        "| case | payments/s | batched ceiling | ours / ceiling | single-row rate | ours / single-row |"
+        "| case | payments/s | batched ceiling | ours / ceiling | single-row rate | ours / single-row | events off, payments/s | on / off |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (case, rate) in [
-        (format!("{files} single-payment files"), files_rate),
-        (format!("JSON Lines, {lines} payments"), lines_rate),
+    println!("|---|---|---|---|---|---|---|---|");
+    for (case, rate, off) in [
+        (
+            format!("{files} single-payment files"),
+            files_rate,
+            files_off,
+        ),
+        (
+            format!("JSON Lines, {lines} payments"),
+            lines_rate,
+            lines_off,
+        ),
     ] {
         println!(
-            "| {case} | {rate:.0} | {batched:.0} | {:.2} | {single:.0} | {:.1}x |",
+            "| {case} | {rate:.0} | {batched:.0} | {:.2} | {single:.0} | {:.1}x | {off:.0} | {:.3} |",
             rate / batched,
-            rate / single
+            rate / single,
+            rate / off
         );
     }
     println!(
@@ -229,6 +268,10 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
             "bench": "ingest",
             "files": files, "files_payments_per_s": files_rate.round(),
             "lines": lines, "lines_payments_per_s": lines_rate.round(),
+            "files_events_off_payments_per_s": files_off.round(),
+            "lines_events_off_payments_per_s": lines_off.round(),
+            "files_events_on_vs_off": files_rate / files_off,
+            "lines_events_on_vs_off": lines_rate / lines_off,
             "batched_ceiling_rows_per_s": batched.round(),
             "single_row_rows_per_s": single.round(),
             "files_vs_ceiling": files_rate / batched, "lines_vs_ceiling": lines_rate / batched,

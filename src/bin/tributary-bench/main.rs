@@ -5,8 +5,9 @@
 //! one), installs DUMMY-PAY connectors through the HTTP API and times file on disk → payment
 //! committed for (a) N single-payment files and (b) one JSON Lines file of N payments; then
 //! measures, on the same database, the same rows written by a plain client with 1,000-row
-//! multi-row upserts (the batched ceiling) and one row per transaction. Prints a table and one
-//! JSON line. `… -- latency` the latency distribution of single requests on three routes;
+//! multi-row upserts (the batched ceiling) and one row per transaction; both cases run with the
+//! outbox off, then on (`events.enabled`), for the ratio. Prints a table and one JSON line.
+//! `… -- latency` the latency distribution of single requests on three routes;
 //! `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
 //! `… -- query` filtered pages (query language, sort) with their plans;
 //! `… -- tasks` the runtime alone: one-shot tasks per second, memory per idle task, restore.

@@ -54,9 +54,18 @@ pub struct Service {
 
 impl Service {
     pub async fn start(admin_url: &str) -> anyhow::Result<Service> {
+        Self::start_with(admin_url, |_| {}).await
+    }
+
+    /// [`Service::start`] with changed settings.
+    pub async fn start_with(
+        admin_url: &str,
+        edit: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Service> {
         let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
         database::ensure_database(admin_url, &db).await?;
-        let settings = base_settings(&db)?;
+        let mut settings = base_settings(&db)?;
+        edit(&mut settings);
         Self::build(admin_url, db, &settings).await
     }
 

@@ -1,14 +1,28 @@
 //! Writes to bank accounts made through the API: create, record a forward
-//! (metadata merges are `metadata::PatchMetadata`). Their links to accounts are written by ingestion (`ingest::IngestBatch`).
+//! (metadata merges are `metadata::PatchMetadata`). Their links to accounts are written by
+//! ingestion (`ingest::IngestBatch`).
+//!
+//! A creation appends the bank account's `SAVED_BANK_ACCOUNT` (numbers masked) in the same
+//! transaction, in the sequence of no connector (`snapshots::NO_CONNECTOR`); so do a metadata
+//! merge and a related account linked by an ingest (the forward's event).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::events::append;
+use super::snapshots::saved_bank_account;
 use crate::storage::{StorageError, Tx, WriteCommand};
 
+/// Appends the bank account's `SAVED_BANK_ACCOUNT` as it is now.
+pub(crate) async fn saved(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
+    let event = saved_bank_account(tx, id).await?;
+    append(tx, event.as_slice()).await
+}
+
 /// Inserts a bank account; `account_number` and `iban` come already sealed (the vault's
-/// `{"$encrypted": …}` objects), never in clear.
+/// `{"$encrypted": …}` objects), never in clear, with their masks (as the API shows them) for
+/// its events.
 #[derive(Debug, Clone)]
 pub struct CreateBankAccount {
     /// Its id.
@@ -25,20 +39,20 @@ pub struct CreateBankAccount {
     pub account_number: Option<Value>,
     /// The sealed IBAN.
     pub iban: Option<Value>,
+    /// The account number masked (`bank_accounts::obfuscate_account_number`).
+    pub account_number_masked: Option<String>,
+    /// The IBAN masked (`bank_accounts::obfuscate_iban`).
+    pub iban_masked: Option<String>,
     /// String metadata (a JSON object), if any.
     pub metadata: Option<Value>,
 }
 
 const INSERT: &str = "INSERT INTO bank_accounts (id, created_at, name, country, swift_bic_code,
-        account_number, iban, metadata)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        account_number, iban, metadata, account_number_masked, iban_masked)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 impl WriteCommand for CreateBankAccount {
     type Output = ();
-
-    fn statement(&self) -> Option<&'static str> {
-        Some(INSERT)
-    }
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
         let context = "creating a bank account";
@@ -57,15 +71,19 @@ impl WriteCommand for CreateBankAccount {
                 &self.account_number,
                 &self.iban,
                 &self.metadata,
+                &self.account_number_masked,
+                &self.iban_masked,
             ],
         )
         .await
         .map_err(|e| StorageError::db(context, e))?;
-        Ok(())
+        saved(tx, self.id).await
     }
 }
 
 /// Records that a bank account was forwarded to a connector (after the connector accepted it).
+/// No event: the forward's event is the one of the related account the connector links (its
+/// ingest), as in Formance; the connector recorded here is not part of the payload.
 #[derive(Debug, Clone)]
 pub struct SetBankAccountConnector {
     /// The bank account.

@@ -29,8 +29,9 @@
 //!   account), a link to a bank account that does not exist fails the command.
 //!
 //! Every row the statements report as written (inserted, or changed) gets its Formance event
-//! (`SAVED_ACCOUNT`, `SAVED_PAYMENT`, `SAVED_BALANCE`), appended to the outbox by one
-//! statement per round in the same transaction; a no-op re-ingest writes no row, so no event.
+//! (`SAVED_ACCOUNT`, `SAVED_PAYMENT`, `SAVED_BALANCE`; a bank account with a new link its
+//! `SAVED_BANK_ACCOUNT`), appended to the outbox by one statement per round in the same
+//! transaction; a no-op re-ingest writes no row, so no event.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -40,6 +41,7 @@ use serde_json::Value;
 
 use super::events::append;
 use super::rounds::rounds;
+use super::snapshots::saved_bank_account;
 use crate::events::payloads::{self, SavedAccount, SavedBalance, SavedPayment};
 use crate::events::{EventType, NewEvent, outbox_enabled};
 use crate::ids::{AccountKey, ConnectorKey, PaymentKey};
@@ -138,7 +140,8 @@ const UPSERT_BALANCES: &str = "WITH input AS (
 const LINK_BANK_ACCOUNTS: &str = "INSERT INTO bank_account_related_accounts
         (id, bank_account_id, connector_id, account_id)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-    ON CONFLICT (bank_account_id, account_id) DO NOTHING";
+    ON CONFLICT (bank_account_id, account_id) DO NOTHING
+    RETURNING bank_account_id";
 
 const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
     SELECT c, k, v FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS i(c, k, v)
@@ -325,7 +328,7 @@ impl WriteCommand for IngestBatch {
                 write_balances(tx, &balances, &mut reports, &mut events).await?;
                 write_store(tx, &generation(round, g, |r| &r.store)).await?;
             }
-            link_bank_accounts(tx, round).await?;
+            link_bank_accounts(tx, round, &mut events).await?;
             append(tx, &events.list).await?;
             out.extend(reports.into_iter().map(Ok));
         }
@@ -613,8 +616,13 @@ async fn write_balances(
     Ok(())
 }
 
-/// Writes the round's bank account links (after its accounts).
-async fn link_bank_accounts(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), StorageError> {
+/// Writes the round's bank account links (after its accounts); each bank account that got a
+/// new one gets its event, once, with every link of the round.
+async fn link_bank_accounts(
+    tx: &Tx<'_>,
+    round: &[Rows<'_>],
+    events: &mut Events,
+) -> Result<(), StorageError> {
     let links: Vec<(&str, &(uuid::Uuid, String))> = round
         .iter()
         .flat_map(|r| r.links.iter().map(move |l| (r.connector_id.as_str(), l)))
@@ -634,7 +642,8 @@ async fn link_bank_accounts(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), Stora
     let banks: Vec<uuid::Uuid> = links.iter().map(|(_, (bank, _))| *bank).collect();
     let connectors: Vec<&str> = links.iter().map(|(c, _)| *c).collect();
     let accounts: Vec<&str> = links.iter().map(|(_, (_, a))| a.as_str()).collect();
-    tx.execute(&stmt, &[&ids, &banks, &connectors, &accounts])
+    let linked = tx
+        .query(&stmt, &[&ids, &banks, &connectors, &accounts])
         .await
         .map_err(|e| {
             if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
@@ -645,6 +654,14 @@ async fn link_bank_accounts(tx: &Tx<'_>, round: &[Rows<'_>]) -> Result<(), Stora
                 StorageError::db(context, e)
             }
         })?;
+    if events.on {
+        let mut changed: Vec<uuid::Uuid> = linked.iter().map(|r| r.get(0)).collect();
+        changed.sort();
+        changed.dedup();
+        for id in changed {
+            events.list.extend(saved_bank_account(tx, id).await?);
+        }
+    }
     Ok(())
 }
 

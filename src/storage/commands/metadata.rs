@@ -1,5 +1,7 @@
 //! Merging metadata set through the API into a stored row (Formance v1 merges: keys not given
-//! stay). One command for every table whose rows carry client metadata.
+//! stay). One command for every table whose rows carry client metadata. A bank account's
+//! merge appends its `SAVED_BANK_ACCOUNT` in the same transaction; a payment's none (Formance
+//! v1 publishes nothing for a payment's metadata either).
 
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -37,10 +39,11 @@ impl WriteCommand for PatchMetadata {
     type Output = ();
 
     fn statement(&self) -> Option<&'static str> {
-        Some(match self.owner {
-            MetadataOwner::Payment(_) => PATCH_PAYMENT,
-            MetadataOwner::BankAccount(_) => PATCH_BANK_ACCOUNT,
-        })
+        // A bank account's merge also reads it back for its event: more than one statement.
+        match self.owner {
+            MetadataOwner::Payment(_) => Some(PATCH_PAYMENT),
+            MetadataOwner::BankAccount(_) => None,
+        }
     }
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
@@ -63,6 +66,9 @@ impl WriteCommand for PatchMetadata {
             .map_err(|e| StorageError::db(context, e))?;
         if n == 0 {
             return Err(StorageError::NotFound(missing));
+        }
+        if let MetadataOwner::BankAccount(id) = &self.owner {
+            super::bank_accounts::saved(tx, *id).await?;
         }
         Ok(())
     }

@@ -10,6 +10,8 @@ pub mod kv;
 pub mod manual;
 pub mod metadata;
 pub mod pools;
+pub mod prune;
 pub mod rounds;
+pub mod snapshots;
 pub mod tasks;
 pub mod transfers;

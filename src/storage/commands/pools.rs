@@ -1,10 +1,24 @@
 //! Writes to pools and their member accounts (`pools`, `pool_accounts`, migration V9).
+//!
+//! Every change appends its Formance v1 event in the same transaction, in the sequence of no
+//! connector (`''`): `SAVED_POOL` (the pool as it is after the change) on creation, a member
+//! added or removed and a query set; `DELETED_POOL` on deletion. Adding a member already there
+//! or removing a non-member changes nothing, so it has no event.
 
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use super::events::append;
+use super::snapshots::{NO_CONNECTOR, deleted, saved_pool};
+use crate::events::EventType;
 use crate::storage::{StorageError, Tx, WriteCommand};
+
+/// Appends the pool's `SAVED_POOL` as it is now.
+async fn saved(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
+    let event = saved_pool(tx, id).await?;
+    append(tx, event.as_slice()).await
+}
 
 fn db(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
     move |e| StorageError::db(context, e)
@@ -80,7 +94,7 @@ impl WriteCommand for CreatePool {
         )
         .await
         .map_err(|e| member_error(self.id, &self.accounts.join(", "), e))?;
-        Ok(())
+        saved(tx, self.id).await
     }
 }
 
@@ -99,6 +113,11 @@ impl WriteCommand for DeletePool {
             .execute("DELETE FROM pools WHERE id = $1", &[&self.id])
             .await
             .map_err(db("deleting a pool"))?;
+        if n > 0 {
+            let id = self.id.to_string();
+            let event = deleted(NO_CONNECTOR, EventType::DeletedPool, &id);
+            append(tx, event.as_slice()).await?;
+        }
         Ok(n > 0)
     }
 }
@@ -124,13 +143,17 @@ impl WriteCommand for AddPoolAccount {
         {
             return Err(unknown_account(&self.account));
         }
-        tx.execute(
-            "INSERT INTO pool_accounts (pool_id, account_id) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING",
-            &[&self.pool, &self.account],
-        )
-        .await
-        .map_err(|e| member_error(self.pool, &self.account, e))?;
+        let n = tx
+            .execute(
+                "INSERT INTO pool_accounts (pool_id, account_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&self.pool, &self.account],
+            )
+            .await
+            .map_err(|e| member_error(self.pool, &self.account, e))?;
+        if n > 0 {
+            saved(tx, self.pool).await?;
+        }
         Ok(())
     }
 }
@@ -150,12 +173,16 @@ impl WriteCommand for RemovePoolAccount {
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
         explicit_pool(tx, self.pool).await?;
-        tx.execute(
-            "DELETE FROM pool_accounts WHERE pool_id = $1 AND account_id = $2",
-            &[&self.pool, &self.account],
-        )
-        .await
-        .map_err(db("removing a pool account"))?;
+        let n = tx
+            .execute(
+                "DELETE FROM pool_accounts WHERE pool_id = $1 AND account_id = $2",
+                &[&self.pool, &self.account],
+            )
+            .await
+            .map_err(db("removing a pool account"))?;
+        if n > 0 {
+            saved(tx, self.pool).await?;
+        }
         Ok(())
     }
 }
@@ -193,7 +220,7 @@ impl WriteCommand for UpdatePoolQuery {
         )
         .await
         .map_err(db("dropping a dynamic pool's explicit members"))?;
-        Ok(())
+        saved(tx, self.pool).await
     }
 }
 

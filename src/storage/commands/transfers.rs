@@ -4,13 +4,21 @@
 //! history row and whatever goes with the change (the new attempt's task, the connector's
 //! payment and its link, a reversal) in the same transaction; the storage actor is the only
 //! writer, so two transitions of one initiation can never both act on the same status.
+//!
+//! Every change appends its event in the same transaction (Formance v1's): a creation, a
+//! status change, a new related payment or a reversal's amount `SAVED_TRANSFER_INITIATION`
+//! (the initiation as it is after the change), a deletion `DELETED_TRANSFER_INITIATION`, both
+//! in the initiation's connector's sequence. A refused transition writes nothing, so no event.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::events::append;
 use super::ingest::IngestBatch;
+use super::snapshots::{deleted, saved_initiation};
 use super::tasks::OUTCOME_UNKNOWN;
+use crate::events::EventType;
 use crate::money_out::machine::{self, Event, IllegalTransition, Next, Status};
 use crate::storage::{StorageError, Tx, WriteCommand};
 
@@ -93,8 +101,15 @@ impl WriteCommand for CreateInitiation {
             Status::WaitingForValidation,
             None,
         )
-        .await
+        .await?;
+        saved(tx, &self.id).await
     }
+}
+
+/// Appends the initiation's `SAVED_TRANSFER_INITIATION` as it is now.
+async fn saved(tx: &Tx<'_>, id: &str) -> Result<(), StorageError> {
+    let event = saved_initiation(tx, id).await?;
+    append(tx, event.as_slice()).await
 }
 
 async fn history(
@@ -223,7 +238,8 @@ impl WriteCommand for Transition {
         let db = |e| StorageError::db(context, e);
         let Some(row) = tx
             .query_opt(
-                "SELECT status, attempt FROM transfer_initiations WHERE id = $1 FOR UPDATE",
+                "SELECT status, attempt, connector_id FROM transfer_initiations
+                 WHERE id = $1 FOR UPDATE",
                 &[&self.id],
             )
             .await
@@ -233,6 +249,7 @@ impl WriteCommand for Transition {
         };
         let stored: String = row.get(0);
         let attempt: i32 = row.get(1);
+        let connector_id: String = row.get(2);
         let current = Status::parse(&stored).ok_or_else(|| StorageError::Database {
             context: context.into(),
             code: "XX000".into(),
@@ -271,6 +288,12 @@ impl WriteCommand for Transition {
                 )
                 .await
                 .map_err(db)?;
+                let event = deleted(
+                    &connector_id,
+                    EventType::DeletedTransferInitiation,
+                    &self.id,
+                );
+                append(tx, event.as_slice()).await?;
                 return Ok(Transitioned::Done {
                     status: None,
                     attempt,
@@ -280,6 +303,9 @@ impl WriteCommand for Transition {
             Err(refused) => return Ok(Transitioned::Refused(refused)),
         };
         let mut attempt = attempt;
+        // Whether something the event shows changed besides the status (which a retried send
+        // may leave as it was): a new related payment, the amount left after a reversal.
+        let mut changed = false;
         match &self.with {
             With::Nothing => {}
             With::NewAttempt { task_id } => {
@@ -293,14 +319,15 @@ impl WriteCommand for Transition {
             }
             With::Payment { ingest, payment_id } => {
                 ingest.apply(tx).await?;
-                tx.execute(
-                    "INSERT INTO transfer_initiation_payments
+                changed |= 0 < tx
+                    .execute(
+                        "INSERT INTO transfer_initiation_payments
                          (transfer_initiation_id, payment_id, created_at)
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[&self.id, payment_id, &self.at],
-                )
-                .await
-                .map_err(db)?;
+                        &[&self.id, payment_id, &self.at],
+                    )
+                    .await
+                    .map_err(db)?;
             }
             With::Reversal(r) => {
                 let left: Option<String> = tx
@@ -353,16 +380,17 @@ impl WriteCommand for Transition {
                 if let Some(ingest) = ingest {
                     ingest.apply(tx).await?;
                 }
-                tx.execute(
-                    "WITH r AS (UPDATE transfer_reversals SET status = 'PROCESSED',
+                changed |= 0 < tx
+                    .execute(
+                        "WITH r AS (UPDATE transfer_reversals SET status = 'PROCESSED',
                                     updated_at = $3
                                 WHERE id = $2 RETURNING amount)
                      UPDATE transfer_initiations i SET amount = i.amount - r.amount
                      FROM r WHERE i.id = $1",
-                    &[&self.id, reversal_id, &self.at],
-                )
-                .await
-                .map_err(db)?;
+                        &[&self.id, reversal_id, &self.at],
+                    )
+                    .await
+                    .map_err(db)?;
             }
             With::ReversalFailed { reversal_id } => {
                 tx.execute(
@@ -376,7 +404,10 @@ impl WriteCommand for Transition {
             }
         }
         if status == current {
-            // The same attempt's send, run again (a retried run): nothing changes.
+            // The same attempt's send, run again (a retried run): the status stays.
+            if changed {
+                saved(tx, &self.id).await?;
+            }
             return Ok(Transitioned::Done {
                 status: Some(status),
                 attempt,
@@ -390,6 +421,7 @@ impl WriteCommand for Transition {
         .await
         .map_err(db)?;
         history(tx, &self.id, self.at, status, self.error.as_deref()).await?;
+        saved(tx, &self.id).await?;
         Ok(Transitioned::Done {
             status: Some(status),
             attempt,
@@ -406,7 +438,7 @@ pub const NEVER_SCHEDULED: &str =
 /// transaction): a send that may have happened is never sent again without an explicit retry.
 /// Also marks FAILED the connector's initiations that were approved or retried but whose send
 /// task was never recorded (the process stopped between the two writes): nothing was sent, so
-/// failing them is safe, and a retry sends them.
+/// failing them is safe, and a retry sends them. Each initiation failed gets its event.
 pub async fn fail_interrupted(
     tx: &Tx<'_>,
     connector_id: &str,
@@ -418,36 +450,55 @@ pub async fn fail_interrupted(
         .into_iter()
         .filter(|s| *s != Status::Processing.as_str())
         .collect();
-    tx.execute(
-        "WITH i AS (UPDATE transfer_initiations t SET status = 'FAILED', error = $3,
-                        updated_at = $4
-                    WHERE t.connector_id = $1 AND t.status = ANY($2)
-                      AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = t.task_id)
-                    RETURNING id)
-         INSERT INTO transfer_initiation_adjustments
-             (id, transfer_initiation_id, created_at, status, error)
-         SELECT gen_random_uuid(), id, $4, 'FAILED', $3 FROM i",
-        &[&connector_id, &unsent, &NEVER_SCHEDULED, &now],
-    )
-    .await
-    .map_err(db)?;
-    if tasks.is_empty() {
-        return Ok(());
+    let mut failed = tx
+        .query(
+            "WITH i AS (UPDATE transfer_initiations t SET status = 'FAILED', error = $3,
+                            updated_at = $4
+                        WHERE t.connector_id = $1 AND t.status = ANY($2)
+                          AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = t.task_id)
+                        RETURNING id)
+             INSERT INTO transfer_initiation_adjustments
+                 (id, transfer_initiation_id, created_at, status, error)
+             SELECT gen_random_uuid(), id, $4, 'FAILED', $3 FROM i
+             RETURNING transfer_initiation_id",
+            &[&connector_id, &unsent, &NEVER_SCHEDULED, &now],
+        )
+        .await
+        .map_err(db)?;
+    if !tasks.is_empty() {
+        failed.extend(interrupted(tx, tasks, now).await?);
     }
+    let mut events = Vec::new();
+    for row in &failed {
+        let id: &str = row.get(0);
+        events.extend(saved_initiation(tx, id).await?);
+    }
+    append(tx, &events).await
+}
+
+/// The initiations and reversals of the interrupted `tasks`, failed: the initiations changed.
+async fn interrupted(
+    tx: &Tx<'_>,
+    tasks: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<tokio_postgres::Row>, StorageError> {
+    let db = |e| StorageError::db("failing interrupted transfer initiations", e);
     let sends = machine::sources(Event::OutcomeUnknown);
     let reversals = machine::sources(Event::ReversalFailed);
-    tx.execute(
-        "WITH i AS (UPDATE transfer_initiations SET status = 'FAILED', error = $3,
-                        updated_at = $4
-                    WHERE task_id = ANY($1) AND status = ANY($2) RETURNING id)
-         INSERT INTO transfer_initiation_adjustments
-             (id, transfer_initiation_id, created_at, status, error)
-         SELECT gen_random_uuid(), id, $4, 'FAILED', $3 FROM i",
-        &[&tasks, &sends, &OUTCOME_UNKNOWN, &now],
-    )
-    .await
-    .map_err(db)?;
-    tx.execute(
+    let mut failed = tx
+        .query(
+            "WITH i AS (UPDATE transfer_initiations SET status = 'FAILED', error = $3,
+                            updated_at = $4
+                        WHERE task_id = ANY($1) AND status = ANY($2) RETURNING id)
+             INSERT INTO transfer_initiation_adjustments
+                 (id, transfer_initiation_id, created_at, status, error)
+             SELECT gen_random_uuid(), id, $4, 'FAILED', $3 FROM i
+             RETURNING transfer_initiation_id",
+            &[&tasks, &sends, &OUTCOME_UNKNOWN, &now],
+        )
+        .await
+        .map_err(db)?;
+    let reversed = tx.query(
         "WITH r AS (UPDATE transfer_reversals SET status = 'FAILED', error = $3, updated_at = $4
                     WHERE task_id = ANY($1) AND status = 'PROCESSING'
                     RETURNING transfer_initiation_id),
@@ -457,10 +508,12 @@ pub async fn fail_interrupted(
                     RETURNING id)
          INSERT INTO transfer_initiation_adjustments
              (id, transfer_initiation_id, created_at, status, error)
-         SELECT gen_random_uuid(), id, $4, 'REVERSE_FAILED', $3 FROM i",
+         SELECT gen_random_uuid(), id, $4, 'REVERSE_FAILED', $3 FROM i
+         RETURNING transfer_initiation_id",
         &[&tasks, &reversals, &OUTCOME_UNKNOWN, &now],
     )
     .await
     .map_err(db)?;
-    Ok(())
+    failed.extend(reversed);
+    Ok(failed)
 }
