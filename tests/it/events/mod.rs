@@ -1,4 +1,5 @@
 //! Events out (issue 15): the outbox written with every change, and its publishers.
 
+mod nats;
 mod outbox;
 mod publisher;
