@@ -1,7 +1,8 @@
 //! The NATS JetStream publisher against a real `nats-server` (Debian's, JetStream on, a free
 //! port, a store of its own): a thousand files give a thousand distinct events in connector
 //! order and a re-ingest none; a SIGKILL mid-publishing loses nothing and leaves no
-//! duplicate in the stream; a 15-second outage pauses no ingestion and loses nothing.
+//! duplicate in the stream; a 15-second outage, or a NATS down at startup, pauses no
+//! ingestion and loses nothing.
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -378,9 +379,26 @@ fn write_config(dir: &Path, files: &Path, nats_url: &str) -> PathBuf {
     config
 }
 
-fn stop(child: &mut Child, signal: Signal) {
+/// Sends `signal`; after a SIGTERM, the service (its NATS publisher running) must exit 0
+/// within 15 s.
+async fn stop(child: &mut Child, signal: Signal) {
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal");
-    let _ = child.wait();
+    if signal != Signal::SIGTERM {
+        let _ = child.wait();
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit within 15 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status} after SIGTERM");
 }
 
 #[actix_rt::test]
@@ -408,7 +426,7 @@ async fn a_sigkill_mid_publishing_loses_nothing_and_jetstream_keeps_no_duplicate
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop(&mut first, Signal::SIGKILL);
+    stop(&mut first, Signal::SIGKILL).await;
     let on_stream_at_kill = stream_count(&nats.url()).await;
     let in_outbox_at_kill = outbox_ids(&db).await.len();
     assert!(
@@ -439,7 +457,7 @@ async fn a_sigkill_mid_publishing_loses_nothing_and_jetstream_keeps_no_duplicate
         "",
     )
     .await;
-    stop(&mut second, Signal::SIGTERM);
+    stop(&mut second, Signal::SIGTERM).await;
 
     let in_outbox = outbox_ids(&db).await;
     let messages = stream_contents(&nats.url()).await;
@@ -523,7 +541,7 @@ async fn a_nats_outage_pauses_no_ingestion_and_the_backlog_flows_after_it() {
     let messages = stream_contents(&nats.url()).await;
     let (ids, kept) = distinct_and_kept_duplicates(&messages);
     let resent = metric(&metrics, "tributary_events_nats_duplicates_total", "").await;
-    stop(&mut service, Signal::SIGTERM);
+    stop(&mut service, Signal::SIGTERM).await;
     eprintln!(
         "NATS outage run: {ingested_during_outage} payments ingested during the 15 s outage, \
          backlog samples {backlog:?}; after restart {} events in the outbox, {} distinct \
@@ -537,4 +555,57 @@ async fn a_nats_outage_pauses_no_ingestion_and_the_backlog_flows_after_it() {
     assert_eq!(kept, 0, "JetStream kept a duplicate");
     assert_same_events(&ids, &in_outbox);
     assert_connector_order(&messages);
+}
+
+#[actix_rt::test]
+async fn a_nats_down_at_startup_blocks_nothing_and_events_flow_once_it_is_up() {
+    let mut nats = NatsServer::start().await;
+    nats.stop();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings();
+    settings.events.nats = Some(NatsSettings {
+        url: nats.url(),
+        stream: STREAM.into(),
+        subject: SUBJECT.into(),
+    });
+    let config = serde_json::json!({
+        "directory": dir.path().to_str().expect("utf8"),
+        "filePollingPeriod": "100ms",
+    });
+    settings.connectors = vec![DeclaredConnector {
+        provider: "DUMMY-PAY".into(),
+        name: "files".into(),
+        config: config.as_object().expect("object").clone(),
+    }];
+    // Builds and serves although nothing answers on the NATS port.
+    let app = spawn_app_configured(
+        TestDb::new().await,
+        tributary::connectors::registry(&settings),
+        &settings,
+    )
+    .await;
+    for i in 0..5 {
+        drop_file(
+            dir.path(),
+            &format!("p{i}.json"),
+            &payment(&format!("ref-{i}"), "100", "SUCCEEDED"),
+        );
+    }
+    eventually(
+        "ingestion without NATS",
+        Duration::from_secs(30),
+        || async { count(&app.db, "SELECT count(*) FROM payments").await == 5 },
+    )
+    .await;
+    assert!(!caught_up(&app.db).await, "published with no NATS");
+
+    nats.restart().await;
+    eventually("the events published", Duration::from_secs(30), || async {
+        caught_up(&app.db).await
+    })
+    .await;
+    let (ids, kept) = distinct_and_kept_duplicates(&stream_contents(&nats.url()).await);
+    assert_eq!(kept, 0, "JetStream kept a duplicate");
+    assert_same_events(&ids, &outbox_ids(&app.db).await);
+    app.shutdown.cancel();
 }
