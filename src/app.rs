@@ -173,6 +173,7 @@ impl Application {
         };
         crate::monitoring::recorder();
         let shutdown = CancellationToken::new();
+        crate::events::nats::start(&settings.events, &storage, &shutdown);
         if let Some(jwt) = authenticator.jwt() {
             jwt.clone().spawn_refresh(shutdown.clone());
         }

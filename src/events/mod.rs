@@ -11,6 +11,7 @@
 //! (`date`, `app`, `version`, `type`, `payload`) around the payloads of the v1 `messages`
 //! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
 
+pub mod nats;
 pub mod payloads;
 pub mod pruner;
 pub mod publisher;

@@ -365,6 +365,20 @@ fn the_benchmarks_run_at_smoke_size() {
     );
 }
 
+#[test]
+fn the_publish_benchmark_runs_at_smoke_size() {
+    let publish = bench(&["publish", "--lines", "200"]);
+    assert_eq!(publish["bench"], "publish");
+    assert_eq!(publish["backlog_events"], 200, "{publish}");
+    assert_eq!(publish["live_events"], 200, "{publish}");
+    assert!(
+        publish["drain_events_per_s"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{publish}"
+    );
+}
+
 /// The exit code the README documents for `exit`.
 fn code(exit: tributary::exit::Exit) -> Option<i32> {
     Some(exit.code().into())

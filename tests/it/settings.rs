@@ -77,6 +77,24 @@ fn environment_overrides_the_file_and_database_url_wins() {
 }
 
 #[test]
+fn the_nats_publisher_can_be_configured_by_environment_alone() {
+    ensure_server_started();
+    Jail::expect_with(|jail| {
+        jail.create_file("t.toml", "")?;
+        let s = Settings::load(Path::new("t.toml"), true).expect("load");
+        assert_eq!(s.events.nats, None, "no NATS publisher unless configured");
+        jail.set_env("TRIBUTARY_EVENTS__NATS__URL", "nats://nats.internal:4222");
+        jail.set_env("TRIBUTARY_EVENTS__NATS__SUBJECT", "acme.payments");
+        let s = Settings::load(Path::new("t.toml"), true).expect("load");
+        let nats = s.events.nats.expect("[events.nats] from the environment");
+        assert_eq!(nats.url, "nats://nats.internal:4222");
+        assert_eq!(nats.subject, "acme.payments");
+        assert_eq!(nats.stream, "payments", "the default stream");
+        Ok(())
+    });
+}
+
+#[test]
 fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
     ensure_server_started();
     Jail::expect_with(|jail| {

@@ -15,13 +15,13 @@ use tributary::storage::Pool;
 
 use crate::service::{Service, request};
 
-fn payment_json(reference: &str, amount: usize) -> String {
+pub(crate) fn payment_json(reference: &str, amount: usize) -> String {
     format!(
         r#"{{"reference":"{reference}","amount":{amount},"asset":"EUR/2","type":"PAY-IN","status":"SUCCEEDED","scheme":"sepa credit","createdAt":"2026-01-01T00:00:00Z"}}"#
     )
 }
 
-fn age(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn age(path: &Path) -> anyhow::Result<()> {
     std::fs::File::options()
         .write(true)
         .open(path)?
@@ -52,7 +52,7 @@ async fn count_events(pool: &Pool, connector_id: &str) -> anyhow::Result<i64> {
 }
 
 /// Payments the service reports committed for `connector_id` (its Prometheus counter).
-fn ingested(connector_id: &str) -> u64 {
+pub(crate) fn ingested(connector_id: &str) -> u64 {
     let mut text = String::new();
     tributary::monitoring::connectors::render(&mut text);
     let labels = format!("connector_id=\"{connector_id}\"");

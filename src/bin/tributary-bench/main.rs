@@ -10,12 +10,15 @@
 //! `… -- latency` the latency distribution of single requests on three routes;
 //! `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
 //! `… -- query` filtered pages (query language, sort) with their plans;
-//! `… -- tasks` the runtime alone: one-shot tasks per second, memory per idle task, restore.
+//! `… -- tasks` the runtime alone: one-shot tasks per second, memory per idle task, restore;
+//! `… -- publish` events to a local NATS JetStream (a `nats-server` it starts): a backlog
+//! drained, and publishing during ingestion.
 //! Not a test: CI runs only a tiny smoke run of each scenario.
 
 mod api;
 mod ingest;
 mod latency;
+mod publish;
 mod query;
 mod service;
 mod tasks;
@@ -77,6 +80,13 @@ enum Scenario {
         #[arg(long, default_value_t = 300_000)]
         lines: usize,
     },
+    /// Events to a local NATS JetStream (it starts `nats-server -js`): a backlog of N
+    /// payments' events drained, then N more published while they are ingested.
+    Publish {
+        /// Payments per case (one JSON Lines file each).
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+    },
     /// The runtime alone: one-shot tasks scheduled → TERMINATED durable per second, resident
     /// memory per idle periodic task, boot restore of the live ones.
     Tasks {
@@ -111,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 rate,
             } => api::run(admin_url, payments, seconds, rate).await,
+            Scenario::Publish { lines } => publish::run(admin_url, lines).await,
             Scenario::Tasks { one_shot, idle } => tasks::run(admin_url, one_shot, idle).await,
             Scenario::Query { payments, requests } => {
                 query::run(admin_url, payments, requests).await
