@@ -25,6 +25,7 @@ use super::publisher::machine::ReaderLimits;
 use super::publisher::{Publisher, PublisherOptions, Sink, SinkError, StartAt, StopPublisher};
 use crate::settings::{EventsSettings, NatsSettings};
 use crate::storage::StorageHandle;
+use crate::storage::commands::events::DropCursor;
 use crate::storage::queries::events::StoredEvent;
 
 /// The publisher's name: its cursor and its metrics label.
@@ -217,7 +218,13 @@ pub fn start(
     storage: &StorageHandle,
     shutdown: &CancellationToken,
 ) -> Option<Addr<Publisher>> {
-    let nats = settings.nats.clone()?;
+    let Some(nats) = settings.nats.clone() else {
+        // A cursor left by a NATS publisher configured before would hold back pruning forever.
+        storage.write_detached(DropCursor {
+            publisher: PUBLISHER.into(),
+        });
+        return None;
+    };
     tracing::info!(url = %nats.url, stream = %nats.stream, subject = %nats.subject, "publishing events to NATS JetStream");
     let publisher = Publisher::start(
         storage.clone(),

@@ -109,3 +109,35 @@ async fn one_command_deletes_one_chunk_and_the_pruner_repeats_until_done() {
     })
     .await;
 }
+
+/// A NATS publisher configured before and removed since would hold back pruning forever:
+/// the service drops its cursor at start.
+#[actix_rt::test]
+async fn the_cursor_of_an_unconfigured_nats_publisher_is_dropped_at_start() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .execute(
+            "INSERT INTO event_cursors (publisher, position) VALUES ('nats', 0)",
+            &[],
+        )
+        .await
+        .expect("an old cursor");
+    let app = crate::helpers::spawn_app_on(
+        db,
+        tributary::connectors::registry(&crate::helpers::test_settings()),
+    )
+    .await;
+    let pool = app.db.pool();
+    eventually("the stale cursor dropped", Duration::from_secs(10), || {
+        let pool = pool.clone();
+        async move {
+            tributary::storage::queries::events::cursor(&pool, "nats")
+                .await
+                .expect("read the cursor")
+                .is_none()
+        }
+    })
+    .await;
+    app.shutdown.cancel();
+}
