@@ -13,3 +13,4 @@ pub mod pools;
 pub mod rounds;
 pub mod tasks;
 pub mod transfers;
+pub mod webhooks;

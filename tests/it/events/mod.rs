@@ -2,3 +2,4 @@
 
 mod outbox;
 mod publisher;
+mod webhooks;
