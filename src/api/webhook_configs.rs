@@ -89,6 +89,7 @@ fn config_json(hooks: &Webhooks, row: ConfigRow) -> Result<ConfigJson, ApiError>
     let secret = hooks
         .vault
         .open_webhook_secret(&row.id.to_string(), &row.secret)
+        .map(|(secret, _)| secret)
         .map_err(|e| {
             tracing::error!(config_id = %row.id, error = %e, "webhook secret unreadable");
             ApiError::new(super::error::ErrorCode::Internal, e.to_string())

@@ -290,13 +290,14 @@ impl Vault {
         cipher::seal_bound(key, kid, &aad, &Value::String(secret.to_string())).to_json()
     }
 
-    /// A webhook config's stored signing secret in clear. A value that is not encrypted,
-    /// names a key id the keyring lacks, or does not decrypt is an error naming the config.
+    /// A webhook config's stored signing secret in clear, and whether it is under a key other
+    /// than the current one. A value that is not encrypted, names a key id the keyring lacks,
+    /// or does not decrypt is an error naming the config.
     pub fn open_webhook_secret(
         &self,
         config_id: &str,
         stored: &Value,
-    ) -> Result<String, SecretsError> {
+    ) -> Result<(String, bool), SecretsError> {
         let fail = |problem: String| SecretsError::WebhookSecret {
             config_id: config_id.to_string(),
             problem,
@@ -318,7 +319,7 @@ impl Vault {
         })?;
         let aad = cipher::webhook_secret_aad(config_id);
         match cipher::open_bound(key, &aad, &sealed) {
-            Some(Value::String(text)) => Ok(text),
+            Some(Value::String(text)) => Ok((text, sealed.kid != keyring.current().0)),
             _ => Err(fail(format!(
                 "does not decrypt with key id {:?} from {}",
                 sealed.kid,

@@ -170,6 +170,7 @@ pub async fn attempt(
 ) -> Result<Outcome, SinkError> {
     let secret = vault
         .open_webhook_secret(&config.id.to_string(), &config.secret)
+        .map(|(secret, _)| secret)
         .map_err(|e| SinkError(e.to_string()))?;
     let delivery = key.id.to_string();
     let request = Request {

@@ -684,3 +684,70 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
     assert_eq!(inactive.count(), 0, "an inactive config gets nothing");
     service.app.shutdown.cancel();
 }
+
+#[actix_rt::test]
+async fn secrets_are_sealed_at_rest_and_follow_a_key_rotation() {
+    let keys = tempfile::tempdir().expect("keys dir");
+    let key_file = keys.path().join("encryption.key");
+    tributary::secrets::keyring::create_key_file(&key_file).expect("key file");
+    let service = Service::start(|s| s.encryption.key_file = key_file.clone()).await;
+    let secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+    let receiver = Receiver::start(&[secret], &[]).await;
+    let config = service
+        .create(&receiver.url, json!(["SAVED_PAYMENT"]), Some(secret))
+        .await;
+    let id = config["id"].as_str().expect("id").to_string();
+    let stored = |sql: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .app
+                .db
+                .client()
+                .await
+                .query_one(sql, &[])
+                .await
+                .expect("row")
+                .get::<_, String>(0)
+        }
+    };
+    let at_rest = stored("SELECT secret::text FROM webhook_configs").await;
+    assert!(
+        at_rest.contains("$encrypted") && !at_rest.contains(secret),
+        "{at_rest}"
+    );
+
+    // rotate-key's pass seals it again under the new key, and nothing else uses the old one.
+    let new_kid = tributary::secrets::keyring::add_key(&key_file).expect("add key");
+    let vault = tributary::secrets::Vault::from_settings(&key_file, keys.path()).expect("vault");
+    let settings = test_settings();
+    let done = tributary::secrets::rotate::reencrypt(
+        &service.app.db.pool(),
+        &vault,
+        &tributary::connectors::registry(&settings),
+    )
+    .await
+    .expect("rotate");
+    assert_eq!(
+        (done.webhook_configs, done.webhook_configs_resealed),
+        (1, 1)
+    );
+    assert_eq!(done.kids_in_use.keys().collect::<Vec<_>>(), [&new_kid]);
+    let after = stored("SELECT secret::text FROM webhook_configs").await;
+    assert!(after.contains(&new_kid), "{after}");
+
+    // The running service still signs with it.
+    let dir = service.install().await;
+    drop_file(dir.path(), "p1.json", &payment("p1", "100", "SUCCEEDED"));
+    eventually("the event", Duration::from_secs(20), || async {
+        receiver.count() == 1
+    })
+    .await;
+    assert_eq!(receiver.received()[0].verified_with, [0]);
+    let (status, listed) = service
+        .call("GET", &format!("/configs?id={id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["cursor"]["data"][0]["secret"], secret);
+    service.app.shutdown.cancel();
+}
