@@ -1,8 +1,10 @@
 //! The sink of a webhook publisher: each event the config subscribes to is sent, in order,
 //! until it succeeds or its retries reach the horizon ([`super::retry`]); every attempt is
 //! recorded with its delivery (src/storage/commands/webhooks.rs). The config is read again
-//! before each attempt, so a new secret or endpoint applies to the next attempt.
+//! before each event and each retry, so a new secret or endpoint applies to every attempt
+//! made after the change.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +20,7 @@ use crate::secrets::Vault;
 use crate::storage::StorageHandle;
 use crate::storage::commands::webhooks::{DeliveryKey, RecordAttempt};
 use crate::storage::queries::events::StoredEvent;
-use crate::storage::queries::webhooks::{self as queries, ConfigRow};
+use crate::storage::queries::webhooks::{self as queries, ConfigRow, DeliveryRow};
 
 /// Delivery status: being retried.
 pub const PENDING: &str = "pending";
@@ -66,8 +68,13 @@ impl WebhookSink {
     }
 
     /// Sends `event` until it succeeds or fails for good; `Err` only when the database or the
-    /// vault failed (the publisher then reads the same events again).
-    async fn deliver_one(&self, event: &StoredEvent) -> Result<(), SinkError> {
+    /// vault failed (the publisher then reads the same events again). `earlier` is what an
+    /// earlier run recorded of its delivery.
+    async fn deliver_one(
+        &self,
+        event: &StoredEvent,
+        earlier: Option<&DeliveryRow>,
+    ) -> Result<(), SinkError> {
         let mut config = self.config().await?;
         let event_type = formance_type(&event.event_type);
         if !config.event_types.contains(&event_type) {
@@ -76,13 +83,11 @@ impl WebhookSink {
         let id = delivery_id(self.config_id, event.id);
         // An earlier run may have finished it (a crash before the cursor moved), or be
         // part-way through its retries.
-        let (mut attempts, mut cycle_started) =
-            match queries::delivery(self.storage.pool(), id).await {
-                Ok(Some(d)) if d.status != PENDING => return Ok(()),
-                Ok(Some(d)) => (d.attempt_count.max(0) as u32, d.cycle_started_at),
-                Ok(None) => (0, None),
-                Err(e) => return Err(SinkError(e.to_string())),
-            };
+        let (mut attempts, mut cycle_started) = match earlier {
+            Some(d) if d.status != PENDING => return Ok(()),
+            Some(d) => (d.attempt_count.max(0) as u32, d.cycle_started_at),
+            None => (0, None),
+        };
         let key = DeliveryKey {
             id,
             config_id: self.config_id,
@@ -152,15 +157,27 @@ impl Sink for WebhookSink {
         events: &'a [StoredEvent],
     ) -> LocalBoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            for event in events {
-                self.deliver_one(event).await?;
+            let ids: Vec<Uuid> = events
+                .iter()
+                .map(|e| delivery_id(self.config_id, e.id))
+                .collect();
+            let earlier: HashMap<Uuid, DeliveryRow> =
+                queries::deliveries_by_id(self.storage.pool(), &ids)
+                    .await
+                    .map_err(|e| SinkError(e.to_string()))?
+                    .into_iter()
+                    .map(|d| (d.id, d))
+                    .collect();
+            for (event, id) in events.iter().zip(&ids) {
+                self.deliver_one(event, earlier.get(id)).await?;
             }
             Ok(())
         })
     }
 }
 
-/// Sends `key`'s payload once to `config`'s endpoint, signed with its secret.
+/// Sends `key`'s payload once to `config`'s endpoint, signed with its secret (`test`: the
+/// test endpoint's request, without the event headers).
 pub async fn attempt(
     client: &reqwest::Client,
     vault: &Vault,
@@ -179,8 +196,9 @@ pub async fn attempt(
         secret: &secret,
         body: &key.payload,
         test,
-        idempotency_key: Some(key.event_id.to_string()),
-        sequence: Some((&key.connector_id, key.sequence)),
+        // A test request is of no event.
+        idempotency_key: (!test).then(|| key.event_id.to_string()),
+        sequence: (!test).then_some((key.connector_id.as_str(), key.sequence)),
     };
     Ok(sender::send(client, &request).await)
 }

@@ -148,6 +148,15 @@ pub async fn delivery(pool: &Pool, id: Uuid) -> Result<Option<DeliveryRow>, Stor
         .map(|r| delivery_row(&r)))
 }
 
+/// The deliveries among `ids` that exist (a publisher checking a batch at once).
+pub async fn deliveries_by_id(pool: &Pool, ids: &[Uuid]) -> Result<Vec<DeliveryRow>, StorageError> {
+    let context = "reading webhook deliveries";
+    let client = client(pool, context).await?;
+    let sql = format!("SELECT {DELIVERY_COLUMNS} WHERE id = ANY($1)");
+    let rows = query(&client, &sql, &[&ids], context).await?;
+    Ok(rows.iter().map(delivery_row).collect())
+}
+
 /// What a deliveries listing selects.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {

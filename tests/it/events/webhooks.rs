@@ -285,12 +285,22 @@ async fn failing_and_slow_endpoints_are_retried_with_growing_delays_then_succeed
     let dir = service.install().await;
     drop_file(dir.path(), "p1.json", &payment("p1", "100", "SUCCEEDED"));
 
+    // Done once both deliveries are recorded as succeeded (the receivers see the last
+    // request a moment before the service records its answer).
+    let (a_id, b_id) = (
+        a["id"].as_str().expect("id").to_string(),
+        b["id"].as_str().expect("id").to_string(),
+    );
     eventually(
-        "both endpoints to take the event",
-        Duration::from_secs(30),
-        || async { flaky.count() == 4 && slow.count() == 2 },
+        "both deliveries to succeed",
+        Duration::from_secs(60),
+        || async {
+            let done = |d: Vec<Value>| d.len() == 1 && d[0]["status"] == "succeeded";
+            done(service.deliveries(&a_id).await) && done(service.deliveries(&b_id).await)
+        },
     )
     .await;
+    assert_eq!((flaky.count(), slow.count()), (4, 2));
     let got = flaky.received();
     for r in got.iter().chain(slow.received().iter()) {
         assert_eq!(r.verified_with, [0], "every attempt verifies: {r:?}");
@@ -511,6 +521,10 @@ async fn after_a_secret_change_deliveries_verify_with_the_new_secret_only() {
     assert_eq!(test["data"]["statusCode"], 200);
     let got = receiver.received();
     assert_eq!(got[2].test, "true");
+    assert_eq!(
+        got[2].sequence, -1,
+        "a test request carries no event headers"
+    );
     assert_eq!(got[2].body, r#"{"data":"test"}"#);
     assert_eq!(got[2].verified_with, [1]);
     service.app.shutdown.cancel();
@@ -600,7 +614,7 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
     }
     eventually(
         "1,000 events at both endpoints",
-        Duration::from_secs(120),
+        Duration::from_secs(600),
         || async { first.count() >= files && second.count() >= files },
     )
     .await;
@@ -647,7 +661,7 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
         file.set_modified(std::time::SystemTime::now() - Duration::from_secs(30))
             .expect("mtime");
     }
-    eventually("every file re-read", Duration::from_secs(120), || async {
+    eventually("every file re-read", Duration::from_secs(600), || async {
         let n: i64 = client
             .query_one(
                 "SELECT count(*) FROM connector_kv WHERE key LIKE 'file:%' AND updated_at > $1",
@@ -673,11 +687,26 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
         },
     )
     .await;
+    let repeated: Vec<String> = client
+        .query(
+            "SELECT envelope::text FROM events WHERE type = 'SAVED_PAYMENT'
+             AND (envelope->'payload'->>'reference') IN (
+                 SELECT envelope->'payload'->>'reference' FROM events
+                 WHERE type = 'SAVED_PAYMENT' GROUP BY 1 HAVING count(*) > 1)
+             ORDER BY position",
+            &[],
+        )
+        .await
+        .expect("repeated")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(
         service
             .count("SELECT count(*) FROM events WHERE type = 'SAVED_PAYMENT'")
             .await,
-        files as i64
+        files as i64,
+        "payments with more than one SAVED_PAYMENT: {repeated:#?}"
     );
     assert_eq!(first.count(), files);
     assert_eq!(second.count(), files);
