@@ -128,7 +128,7 @@ impl Application {
             storage.clone(),
             clock,
             settings.runtime.clone(),
-            vault,
+            vault.clone(),
         );
         // Declared configs are stored as the connectors are restored, before any task resumes.
         let plan = crate::declared::plan(
@@ -145,6 +145,10 @@ impl Application {
         if declared != Default::default() {
             tracing::info!(?declared, "declared connectors reconciled");
         }
+
+        let webhooks =
+            crate::webhooks::Webhooks::start(storage.clone(), vault, &settings.events.webhooks)
+                .await?;
 
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
@@ -183,7 +187,7 @@ impl Application {
                 .cors_allowed_origins
                 .iter()
                 .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
                 .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
                 .max_age(3600);
             // Outermost last: tracing → CORS → audit → auth → guard → route.
@@ -196,6 +200,7 @@ impl Application {
                 .wrap(middleware::from_fn(crate::monitoring::http::record))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(auth_data.clone())
+                .app_data(web::Data::new(webhooks.clone()))
                 .configure(api::configure)
         })
         .disable_signals()

@@ -197,11 +197,13 @@ fn rotate_key(settings: &Settings, new_key: bool, drop_old_keys: bool) -> anyhow
         let started = Instant::now();
         let done = rotate::reencrypt(&pool, &vault, &registry).await?;
         println!(
-            "{} connector(s) read, {} re-encrypted, {} bank account(s) read, {} re-encrypted under key {current} in {} ms; values by key id: {:?}",
+            "{} connector(s) read, {} re-encrypted, {} bank account(s) read, {} re-encrypted, {} webhook config(s) read, {} re-encrypted under key {current} in {} ms; values by key id: {:?}",
             done.connectors,
             done.resealed,
             done.bank_accounts,
             done.bank_accounts_resealed,
+            done.webhook_configs,
+            done.webhook_configs_resealed,
             started.elapsed().as_millis(),
             done.kids_in_use
         );

@@ -24,6 +24,7 @@ pub mod secrets;
 pub mod settings;
 pub mod storage;
 pub mod telemetry;
+pub mod webhooks;
 
 /// The connector SDK (the `tributary-sdk` crate), under its old path `tributary::sdk`.
 pub use tributary_sdk as sdk;

@@ -22,6 +22,8 @@ pub mod pools;
 pub mod query;
 pub mod tasks;
 pub mod transfer_initiations;
+pub mod webhook_configs;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use actix_web::http::Method;
@@ -84,14 +86,28 @@ fn api_routes() -> Vec<RouteEntry> {
     .collect()
 }
 
+/// The Formance Webhooks v1 routes, under [`webhook_configs::BASE_PATH`].
+fn webhook_routes() -> Vec<RouteEntry> {
+    [webhook_configs::routes(), webhook_deliveries::routes()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Every `(method, full path)` the router serves, from the same tables it is built from: the
 /// OpenAPI test checks that the document lists exactly these.
 pub fn served() -> Vec<(Method, String)> {
     let api = api_routes()
         .into_iter()
         .map(|(method, path, _)| (method, format!("{BASE_PATH}{}", template(path))));
+    let hooks = webhook_routes().into_iter().map(|(method, path, _)| {
+        (
+            method,
+            format!("{}{}", webhook_configs::BASE_PATH, template(path)),
+        )
+    });
     let root = [(Method::GET, metrics::PATH.to_string())];
-    api.chain(root).collect()
+    api.chain(hooks).chain(root).collect()
 }
 
 /// A route's path as the OpenAPI document writes it: `{name:regex}` becomes `{name}`.
@@ -107,7 +123,8 @@ fn template(path: &str) -> String {
         .join("/")
 }
 
-/// Registers every route: the API under [`BASE_PATH`], `/metrics`, the OpenAPI document and
+/// Registers every route: the API under [`BASE_PATH`], the Formance Webhooks v1 API under
+/// [`webhook_configs::BASE_PATH`], `/metrics`, the OpenAPI document and
 /// Swagger UI at the root, and a Formance-shaped 404 for everything else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let api = api_routes()
@@ -115,6 +132,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .fold(web::scope(BASE_PATH), |scope, (method, path, route)| {
             scope.route(path, route.method(method))
         });
+    let hooks = webhook_routes().into_iter().fold(
+        web::scope(webhook_configs::BASE_PATH),
+        |scope, (method, path, route)| scope.route(path, route.method(method)),
+    );
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::validation(format!("malformed path: {e}")).into()),
@@ -122,6 +143,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(metrics::PATH, web::get().to(metrics::metrics))
     .service(openapi::swagger_ui())
     .service(api)
+    .service(hooks)
     .default_service(web::to(not_found));
 }
 

@@ -14,7 +14,7 @@ use super::auth::scope::Scope;
 use super::error::ErrorBody;
 use super::{
     accounts, bank_accounts, connectors, health, manual, metrics, payments, pools, tasks,
-    transfer_initiations, webhooks,
+    transfer_initiations, webhook_configs, webhook_deliveries, webhooks,
 };
 
 /// Where the document is served.
@@ -50,6 +50,11 @@ pub const DOC_PATH: &str = "/openapi.json";
         pools::balances_latest, pools::add_account, pools::remove_account, pools::update_query,
         manual::create_payment, manual::create_account,
         webhooks::receive, webhooks::receive_path,
+        webhook_configs::insert, webhook_configs::list, webhook_configs::delete,
+        webhook_configs::test, webhook_configs::activate, webhook_configs::deactivate,
+        webhook_configs::change_secret,
+        webhook_deliveries::list, webhook_deliveries::get, webhook_deliveries::attempts,
+        webhook_deliveries::replay,
         metrics::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -64,6 +69,7 @@ pub const DOC_PATH: &str = "/openapi.json";
         (name = "transfer-initiations", description = "Money out through connectors"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "pools", description = "Groups of accounts and their summed balances"),
+        (name = "webhooks", description = "Webhooks out: the Formance Webhooks v1 API"),
     )
 )]
 pub struct ApiDoc;
@@ -85,7 +91,12 @@ const OPEN_PATHS: [&str; 3] = [
 ];
 
 /// Each path parameter: its description and an example.
-const PATH_PARAMETERS: [(&str, &str, &str); 8] = [
+const PATH_PARAMETERS: [(&str, &str, &str); 9] = [
+    (
+        "id",
+        "A webhook config's or delivery's id (a UUID)",
+        "4997257d-dfb6-445b-929c-cbe2ab182818",
+    ),
     (
         "provider",
         "The provider, in any case; an unknown one is 404",
@@ -164,6 +175,7 @@ impl Modify for Shared {
                 (Scope::Read, &mut item.get),
                 (Scope::Write, &mut item.post),
                 (Scope::Write, &mut item.patch),
+                (Scope::Write, &mut item.put),
                 (Scope::Write, &mut item.delete),
             ]
             .into_iter()

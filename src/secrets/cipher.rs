@@ -78,6 +78,12 @@ pub fn bank_account_aad(bank_account_id: &str, field: &str) -> Vec<u8> {
     format!("tributary/bank-account/v1\0{bank_account_id}\0{field}").into_bytes()
 }
 
+/// The associated data binding a webhook config's signing secret to the config: a sealed
+/// secret copied onto another config does not open.
+pub fn webhook_secret_aad(config_id: &str) -> Vec<u8> {
+    format!("tributary/webhook-secret/v1\0{config_id}").into_bytes()
+}
+
 /// Encrypts `value` for `field` of `connector_id` under `key` (id `kid`), with a fresh nonce.
 pub fn seal(key: &Aes256Gcm, kid: &str, connector_id: &str, field: &str, value: &Value) -> Sealed {
     seal_bound(key, kid, &aad(connector_id, field), value)

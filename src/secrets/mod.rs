@@ -85,6 +85,14 @@ pub enum SecretsError {
         /// What is wrong (names the key id and the keyring's source, never the value).
         problem: String,
     },
+    /// A webhook config's stored signing secret cannot be decrypted.
+    #[error("webhook config {config_id}: its secret cannot be decrypted: {problem}")]
+    WebhookSecret {
+        /// The webhook config.
+        config_id: String,
+        /// What is wrong (names the key id and the keyring's source, never the value).
+        problem: String,
+    },
     /// A stored `$encrypted` object is malformed.
     #[error("connector {connector_id}: field {field:?}: malformed encrypted value ({problem})")]
     Malformed {

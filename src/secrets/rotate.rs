@@ -8,7 +8,8 @@
 //!
 //! Bank accounts' account numbers and IBANs get the same pass, row by row: a value under a
 //! key other than the current one is sealed again. The key ids counted after the pass include
-//! them, so `--drop-old-keys` never drops a key a bank account still needs.
+//! them, so `--drop-old-keys` never drops a key a bank account still needs. Webhook configs'
+//! signing secrets get the same pass and are counted too.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +43,10 @@ pub struct Rotation {
     pub bank_accounts: usize,
     /// Bank accounts whose account number or IBAN was written again.
     pub bank_accounts_resealed: usize,
+    /// Webhook configs read.
+    pub webhook_configs: usize,
+    /// Webhook configs whose signing secret was written again.
+    pub webhook_configs_resealed: usize,
     /// After the pass: how many stored values use each key id.
     pub kids_in_use: BTreeMap<String, usize>,
 }
@@ -114,6 +119,7 @@ pub async fn reencrypt(
         }
     }
     reencrypt_bank_accounts(&mut client, vault, &mut done).await?;
+    reencrypt_webhook_secrets(&mut client, vault, &mut done).await?;
     done.kids_in_use = kids_in_use(pool).await?;
     Ok(done)
 }
@@ -183,7 +189,55 @@ async fn reencrypt_bank_accounts(
     Ok(())
 }
 
-/// How many stored values (connector secrets, bank account numbers and IBANs) use each key id.
+/// Seals again every webhook signing secret under a key other than the current one.
+async fn reencrypt_webhook_secrets(
+    client: &mut deadpool_postgres::Client,
+    vault: &Vault,
+    done: &mut Rotation,
+) -> Result<(), RotateError> {
+    let context = "re-encrypting a webhook secret";
+    let ids: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM webhook_configs ORDER BY id", &[])
+        .await
+        .map_err(|e| StorageError::db("listing webhook configs to re-encrypt", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in ids {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let row = tx
+            .query_opt(
+                "SELECT secret FROM webhook_configs WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let Some(row) = row else { continue };
+        done.webhook_configs += 1;
+        let key = id.to_string();
+        let (clear, stale) = vault.open_webhook_secret(&key, &row.get(0))?;
+        if stale {
+            let sealed = vault.seal_webhook_secret(&key, &clear);
+            tx.execute(
+                "UPDATE webhook_configs SET secret = $2 WHERE id = $1",
+                &[&id, &sealed],
+            )
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+            done.webhook_configs_resealed += 1;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+    }
+    Ok(())
+}
+
+/// How many stored values (connector secrets, bank account numbers and IBANs, webhook
+/// secrets) use each key id.
 pub async fn kids_in_use(pool: &Pool) -> Result<BTreeMap<String, usize>, StorageError> {
     let client = pool
         .get()
@@ -212,6 +266,15 @@ pub async fn kids_in_use(pool: &Pool) -> Result<BTreeMap<String, usize>, Storage
             {
                 *kids.entry(kid).or_insert(0) += 1;
             }
+        }
+    }
+    let rows = client
+        .query("SELECT secret FROM webhook_configs", &[])
+        .await
+        .map_err(|e| StorageError::db("counting key ids", e))?;
+    for row in rows {
+        if let Some(kid) = kid_of_value(&row.get(0)) {
+            *kids.entry(kid).or_insert(0) += 1;
         }
     }
     Ok(kids)

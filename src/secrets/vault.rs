@@ -279,6 +279,56 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// A webhook config's signing secret as stored: encrypted under the current key, bound to
+    /// the config.
+    pub fn seal_webhook_secret(&self, config_id: &str, secret: &str) -> Value {
+        self.refresh();
+        let keyring = self.keyring();
+        let (kid, key) = keyring.current();
+        let aad = cipher::webhook_secret_aad(config_id);
+        cipher::seal_bound(key, kid, &aad, &Value::String(secret.to_string())).to_json()
+    }
+
+    /// A webhook config's stored signing secret in clear, and whether it is under a key other
+    /// than the current one. A value that is not encrypted, names a key id the keyring lacks,
+    /// or does not decrypt is an error naming the config.
+    pub fn open_webhook_secret(
+        &self,
+        config_id: &str,
+        stored: &Value,
+    ) -> Result<(String, bool), SecretsError> {
+        let fail = |problem: String| SecretsError::WebhookSecret {
+            config_id: config_id.to_string(),
+            problem,
+        };
+        let sealed = Sealed::from_json(stored)
+            .map_err(&fail)?
+            .ok_or_else(|| fail("stored in clear, not encrypted".into()))?;
+        let mut keyring = self.keyring();
+        if keyring.get(&sealed.kid).is_none() {
+            self.refresh();
+            keyring = self.keyring();
+        }
+        let key = keyring.get(&sealed.kid).ok_or_else(|| {
+            fail(format!(
+                "key id {:?} is not in {}",
+                sealed.kid,
+                self.source.name()
+            ))
+        })?;
+        let aad = cipher::webhook_secret_aad(config_id);
+        match cipher::open_bound(key, &aad, &sealed) {
+            Some(Value::String(text)) => Ok((text, sealed.kid != keyring.current().0)),
+            _ => Err(fail(format!(
+                "does not decrypt with key id {:?} from {}",
+                sealed.kid,
+                self.source.name()
+            ))),
+        }
+    }
+}
+
 /// The key id of one stored encrypted value, if it is one.
 pub fn kid_of_value(stored: &Value) -> Option<String> {
     Sealed::from_json(stored).ok().flatten().map(|s| s.kid)

@@ -15,3 +15,4 @@ pub mod rounds;
 pub mod snapshots;
 pub mod tasks;
 pub mod transfers;
+pub mod webhooks;

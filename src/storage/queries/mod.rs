@@ -10,6 +10,7 @@ pub mod payments;
 pub mod pools;
 pub mod tasks;
 pub mod transfers;
+pub mod webhooks;
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;

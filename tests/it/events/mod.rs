@@ -5,3 +5,4 @@ mod outbox;
 mod prune;
 mod publisher;
 mod sources;
+mod webhooks;

@@ -23,6 +23,7 @@ mod legacy;
 mod lists;
 mod pools;
 mod transfers;
+mod webhooks;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

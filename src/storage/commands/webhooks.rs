@@ -1,0 +1,238 @@
+//! Writes of webhooks out: configs (create, activate/deactivate, change secret, delete) and
+//! the record of each delivery attempt (the delivery's new state and the attempt, together).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::storage::{StorageError, Tx, WriteCommand};
+
+/// Gives an active config's publisher its cursor at the outbox head, in the transaction that
+/// activates it: every event committed after that transaction is delivered, none before.
+/// A cursor already there (a config activated twice) is kept.
+async fn cursor_at_head(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO event_cursors (publisher, position)
+         SELECT $1, COALESCE(max(position), 0) FROM events
+         ON CONFLICT (publisher) DO NOTHING",
+        &[&crate::webhooks::publisher_name(id)],
+    )
+    .await
+    .map_err(|e| StorageError::db("starting a webhook cursor", e))?;
+    Ok(())
+}
+
+/// Stores a new webhook config (its secret already sealed), active, its cursor at the outbox
+/// head.
+#[derive(Debug, Clone)]
+pub struct CreateWebhookConfig {
+    /// Its id.
+    pub id: Uuid,
+    /// The http(s) URL.
+    pub endpoint: String,
+    /// The sealed signing secret.
+    pub secret: Value,
+    /// Formance's lower-case event types.
+    pub event_types: Vec<String>,
+}
+
+impl WriteCommand for CreateWebhookConfig {
+    type Output = ();
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        tx.execute(
+            "INSERT INTO webhook_configs (id, endpoint, secret, event_types, active)
+             VALUES ($1, $2, $3, $4, true)",
+            &[&self.id, &self.endpoint, &self.secret, &self.event_types],
+        )
+        .await
+        .map_err(|e| StorageError::db("creating a webhook config", e))?;
+        cursor_at_head(tx, self.id).await
+    }
+}
+
+/// Activates or deactivates a config; answers whether it exists. Activation starts its
+/// cursor at the outbox head; the caller drops it after stopping the publisher on
+/// deactivation.
+#[derive(Debug, Clone)]
+pub struct SetWebhookConfigActive {
+    /// The config.
+    pub id: Uuid,
+    /// Its new state.
+    pub active: bool,
+}
+
+impl WriteCommand for SetWebhookConfigActive {
+    type Output = bool;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
+        let n = tx
+            .execute(
+                "UPDATE webhook_configs SET active = $2, updated_at = now() WHERE id = $1",
+                &[&self.id, &self.active],
+            )
+            .await
+            .map_err(|e| StorageError::db("activating or deactivating a webhook config", e))?;
+        if n > 0 && self.active {
+            cursor_at_head(tx, self.id).await?;
+        }
+        Ok(n > 0)
+    }
+}
+
+/// Replaces a config's signing secret (sealed); answers whether it exists.
+#[derive(Debug, Clone)]
+pub struct ChangeWebhookSecret {
+    /// The config.
+    pub id: Uuid,
+    /// The new sealed secret.
+    pub secret: Value,
+}
+
+impl WriteCommand for ChangeWebhookSecret {
+    type Output = bool;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
+        let n = tx
+            .execute(
+                "UPDATE webhook_configs SET secret = $2, updated_at = now() WHERE id = $1",
+                &[&self.id, &self.secret],
+            )
+            .await
+            .map_err(|e| StorageError::db("changing a webhook secret", e))?;
+        Ok(n > 0)
+    }
+}
+
+/// Deletes a config (its deliveries stay, for history); answers whether it existed.
+#[derive(Debug, Clone)]
+pub struct DeleteWebhookConfig {
+    /// The config.
+    pub id: Uuid,
+}
+
+impl WriteCommand for DeleteWebhookConfig {
+    type Output = bool;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
+        let n = tx
+            .execute("DELETE FROM webhook_configs WHERE id = $1", &[&self.id])
+            .await
+            .map_err(|e| StorageError::db("deleting a webhook config", e))?;
+        Ok(n > 0)
+    }
+}
+
+/// The delivery an attempt belongs to, as created by its first attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryKey {
+    /// UUID v5 of (config id, event id).
+    pub id: Uuid,
+    /// The config.
+    pub config_id: Uuid,
+    /// The outbox event.
+    pub event_id: Uuid,
+    /// Formance's form (`payments.saved_payment`).
+    pub event_type: String,
+    /// The event's connector ('' for none).
+    pub connector_id: String,
+    /// The event's connector sequence.
+    pub sequence: i64,
+    /// The body sent.
+    pub payload: String,
+}
+
+/// Records one HTTP attempt of a delivery and the delivery's state after it, in one
+/// transaction: the delivery is created by its first attempt. Answers the attempt's number.
+#[derive(Debug, Clone)]
+pub struct RecordAttempt {
+    /// The delivery.
+    pub delivery: DeliveryKey,
+    /// Whether the attempt is a replay (the delivery's replay generation moves on).
+    pub replay: bool,
+    /// The attempt's id.
+    pub attempt_id: Uuid,
+    /// The endpoint it went to.
+    pub endpoint: String,
+    /// `succeeded`, `retryable_failure` or `permanent_failure`.
+    pub outcome: &'static str,
+    /// The answer's status, 0 when none came.
+    pub status_code: i32,
+    /// The transport error or a description of the refusal.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_millis: i64,
+    /// The start of the answer's body.
+    pub response_excerpt: Option<String>,
+    /// The delivery's status after it: `pending`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// When the next attempt is due (status `pending`).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the first attempt of this cycle was made (the horizon counts from it).
+    pub cycle_started_at: DateTime<Utc>,
+}
+
+const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries AS d (id, config_id, event_id,
+        event_type, connector_id, sequence, payload, status, attempt_count, replay_generation,
+        cycle_started_at, next_attempt_at, last_attempt_at, last_status_code, last_error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $10, now(), NULLIF($11, 0), $12)
+    ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
+        attempt_count = d.attempt_count + 1,
+        replay_generation = d.replay_generation + CASE WHEN $13 THEN 1 ELSE 0 END,
+        cycle_started_at = EXCLUDED.cycle_started_at,
+        next_attempt_at = EXCLUDED.next_attempt_at, last_attempt_at = now(),
+        last_status_code = EXCLUDED.last_status_code, last_error = EXCLUDED.last_error,
+        updated_at = now()
+    RETURNING attempt_count, replay_generation";
+
+impl WriteCommand for RecordAttempt {
+    type Output = i32;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<i32, StorageError> {
+        let context = "recording a webhook delivery attempt";
+        let d = &self.delivery;
+        let row = tx
+            .query_one(
+                UPSERT_DELIVERY,
+                &[
+                    &d.id,
+                    &d.config_id,
+                    &d.event_id,
+                    &d.event_type,
+                    &d.connector_id,
+                    &d.sequence,
+                    &d.payload,
+                    &self.status,
+                    &self.cycle_started_at,
+                    &self.next_attempt_at,
+                    &self.status_code,
+                    &self.error,
+                    &self.replay,
+                ],
+            )
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let number: i32 = row.get(0);
+        let generation: i32 = row.get(1);
+        tx.execute(
+            "INSERT INTO webhook_attempts (id, delivery_id, attempt_number, replay_generation,
+                endpoint, outcome, status_code, error, duration_millis, response_excerpt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &self.attempt_id,
+                &d.id,
+                &number,
+                &generation,
+                &self.endpoint,
+                &self.outcome,
+                &self.status_code,
+                &self.error,
+                &self.duration_millis,
+                &self.response_excerpt,
+            ],
+        )
+        .await
+        .map_err(|e| StorageError::db(context, e))?;
+        Ok(number)
+    }
+}
