@@ -122,7 +122,6 @@ impl Application {
             settings.storage.linger,
             settings.events.enabled,
         );
-        crate::events::pruner::start(storage.clone(), &settings.events);
         let runtime = Runtime::start(
             registry,
             storage.clone(),
@@ -178,6 +177,7 @@ impl Application {
         crate::monitoring::recorder();
         let shutdown = CancellationToken::new();
         crate::events::nats::start(&settings.events, &storage, &shutdown);
+        crate::events::pruner::start(storage.clone(), &settings.events, shutdown.clone());
         if let Some(jwt) = authenticator.jwt() {
             jwt.clone().spawn_refresh(shutdown.clone());
         }

@@ -1,11 +1,14 @@
 //! The outbox pruner: an actor that, every `events.prune_interval`, deletes the events every
 //! publisher has passed once they are older than `events.retention`, through the storage
 //! actor, a bounded chunk per command ([`PruneEvents`]) so that it never holds the single
-//! writer long. Its pacing is the pure [`machine`]; its mailbox takes one message: stop.
+//! writer long. Its pacing is the pure [`machine`]; its mailbox takes one message: stop. It
+//! also stops when the service's shutdown token is cancelled, so that it lets go of the
+//! storage handle (and its pool) with the rest of the service.
 
 pub mod machine;
 
 use actix::prelude::*;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::EventsSettings;
 use crate::storage::commands::prune::PruneEvents;
@@ -17,12 +20,16 @@ pub const CHUNK: u64 = 10_000;
 
 /// The pruner actor.
 pub struct Pruner {
-    run: Option<(StorageHandle, PruneEvents, PruneLimits)>,
+    run: Option<(StorageHandle, PruneEvents, PruneLimits, CancellationToken)>,
 }
 
-/// Starts the pruner of the service's outbox (on the calling arbiter); it stops by itself
-/// when the storage actor has stopped.
-pub fn start(storage: StorageHandle, settings: &EventsSettings) -> Addr<Pruner> {
+/// Starts the pruner of the service's outbox (on the calling arbiter); it stops when
+/// `shutdown` is cancelled or the storage actor has stopped.
+pub fn start(
+    storage: StorageHandle,
+    settings: &EventsSettings,
+    shutdown: CancellationToken,
+) -> Addr<Pruner> {
     Pruner::start_with(
         storage,
         PruneEvents {
@@ -33,18 +40,21 @@ pub fn start(storage: StorageHandle, settings: &EventsSettings) -> Addr<Pruner> 
             interval: settings.prune_interval,
             chunk: CHUNK,
         },
+        shutdown,
     )
 }
 
 impl Pruner {
-    /// Starts a pruner issuing `command` paced by `limits` (tests use small ones).
+    /// Starts a pruner issuing `command` paced by `limits` (tests use small ones) until
+    /// `shutdown` is cancelled.
     pub fn start_with(
         storage: StorageHandle,
         command: PruneEvents,
         limits: PruneLimits,
+        shutdown: CancellationToken,
     ) -> Addr<Pruner> {
         Pruner {
-            run: Some((storage, command, limits)),
+            run: Some((storage, command, limits, shutdown)),
         }
         .start()
     }
@@ -54,8 +64,14 @@ impl Actor for Pruner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if let Some((storage, command, limits)) = self.run.take() {
-            ctx.spawn(run(storage, command, limits).into_actor(self));
+        if let Some((storage, command, limits, shutdown)) = self.run.take() {
+            let work = async move {
+                tokio::select! {
+                    () = run(storage, command, limits) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            };
+            ctx.spawn(work.into_actor(self));
         }
     }
 }

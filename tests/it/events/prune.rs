@@ -103,6 +103,7 @@ async fn one_command_deletes_one_chunk_and_the_pruner_repeats_until_done() {
             interval: Duration::from_millis(20),
             chunk: 10,
         },
+        tokio_util::sync::CancellationToken::new(),
     );
     eventually("the old events pruned", Duration::from_secs(10), || async {
         positions(&db).await == [26]
