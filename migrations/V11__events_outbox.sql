@@ -12,8 +12,9 @@ CREATE TABLE events (
     position     BIGSERIAL PRIMARY KEY,
     -- Stable across re-publishing: NATS `Nats-Msg-Id`, the webhook id header.
     id           UUID NOT NULL DEFAULT gen_random_uuid(),
-    -- The connector the event belongs to; '' for events of no connector (pools, bank accounts
-    -- not yet forwarded). No foreign key: an uninstalled connector's events stay until pruned.
+    -- The connector the event belongs to; '' for events of no connector (bank accounts, pools:
+    -- one sequence of their own). No foreign key: an uninstalled connector's events stay until
+    -- pruned.
     connector_id TEXT NOT NULL,
     -- 1, 2, 3 … per connector_id, in `position` order, never reused (event_sequences).
     sequence     BIGINT NOT NULL,
