@@ -229,7 +229,7 @@ async fn insert(
             event_types,
         })
         .await?;
-    hooks.activate(id).await;
+    hooks.reconcile(id).await;
     tracing::info!(config_id = %id, %endpoint, "webhook config created");
     let row = load(&state, id).await?;
     Ok(HttpResponse::Ok().json(Data {
@@ -286,7 +286,7 @@ async fn delete(
             "webhook config {id} not found"
         )));
     }
-    webhooks(&hooks).deactivate(id).await?;
+    webhooks(&hooks).reconcile(id).await;
     tracing::info!(config_id = %id, "webhook config deleted");
     Ok(HttpResponse::Ok().finish())
 }
@@ -308,11 +308,7 @@ async fn set_active(
         )));
     }
     let hooks = webhooks(&hooks);
-    if active {
-        hooks.activate(id).await;
-    } else {
-        hooks.deactivate(id).await?;
-    }
+    hooks.reconcile(id).await;
     tracing::info!(config_id = %id, active, "webhook config switched");
     let row = load(&state, id).await?;
     Ok(HttpResponse::Ok().json(Data {

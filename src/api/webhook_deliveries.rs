@@ -183,7 +183,8 @@ fn paged<T>(mut rows: Vec<T>, size: i64, offset: i64) -> PageCursor<T> {
     PageCursor {
         page_size: size,
         has_more,
-        next: has_more.then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset + size))),
+        next: has_more
+            .then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset.saturating_add(size)))),
         data: rows,
     }
 }
@@ -298,8 +299,9 @@ async fn attempts(
 }
 
 /// Sends a delivery again now, once, to its config's current endpoint with its current
-/// secret, whatever its status; the attempt is recorded (a new replay generation) and the
-/// delivery becomes `succeeded` or `failed` by it. The `Idempotency-Key` header Formance
+/// secret, whatever its status; the attempt is recorded (a new replay generation). A success
+/// makes the delivery `succeeded`; a failure leaves a `pending` (still retried) or
+/// `succeeded` delivery as it was, and a `failed` one failed. The `Idempotency-Key` header Formance
 /// requires is accepted and not needed.
 #[utoipa::path(post, path = "/api/webhooks/deliveries/{id}/replay", tag = "webhooks",
     operation_id = "replayDelivery",
@@ -343,10 +345,14 @@ async fn replay(
     let outcome = sink::attempt(&hooks.client, &hooks.vault, &config, &key, false)
         .await
         .map_err(internal)?;
-    let status = if outcome.success {
-        sink::SUCCEEDED
+    // A failed replay of a delivery still being retried leaves it to its retries (and its
+    // next attempt time): a replay never ends the automatic retries early.
+    let (status, next_at) = if outcome.success {
+        (sink::SUCCEEDED, None)
+    } else if delivery.status == sink::PENDING {
+        (sink::PENDING, delivery.next_attempt_at)
     } else {
-        sink::FAILED
+        (sink::FAILED, None)
     };
     sink::record(
         &state.storage,
@@ -354,8 +360,8 @@ async fn replay(
         &key,
         &outcome,
         status,
-        None,
-        Utc::now(),
+        next_at,
+        delivery.cycle_started_at.unwrap_or_else(Utc::now),
         true,
     )
     .await

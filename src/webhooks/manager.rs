@@ -1,6 +1,7 @@
 //! The webhook manager: one actor keeping a [`Publisher`] per active config. Its mailbox only
-//! starts and stops them; where to start (the newest event) and how to deliver are the
-//! publisher's and the sink's.
+//! reconciles a config's publisher with the database (running exactly when the config is
+//! active), one config at a time; where to start (the cursor the config's activation saved)
+//! and how to deliver are the publisher's and the sink's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use super::retry::RetryPolicy;
 use super::sink::WebhookSink;
 use super::{PublisherAddr, publisher_name};
 use crate::events::publisher::machine::ReaderLimits;
-use crate::events::publisher::{Publisher, PublisherOptions, StartAt};
+use crate::events::publisher::{Publisher, PublisherOptions, StartAt, StopPublisher};
 use crate::secrets::Vault;
 use crate::storage::StorageHandle;
 
@@ -48,31 +49,49 @@ impl Actor for WebhookManager {
     type Context = Context<Self>;
 }
 
-/// Starts the publisher of an active config, unless it runs already.
+/// Brings a config's publisher in line with the database: running if the config exists and
+/// is active, stopped otherwise. The mailbox waits for each reconciliation, so whatever order
+/// concurrent activations and deactivations took, the last one reads the last state written.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StartWebhook {
+pub struct ReconcileWebhook {
     /// The config.
     pub id: Uuid,
 }
 
-impl Handler<StartWebhook> for WebhookManager {
+impl Handler<ReconcileWebhook> for WebhookManager {
     type Result = ();
 
-    fn handle(&mut self, msg: StartWebhook, _ctx: &mut Self::Context) {
-        if self.publishers.contains_key(&msg.id) {
+    fn handle(&mut self, msg: ReconcileWebhook, ctx: &mut Self::Context) {
+        let pool = self.storage.pool().clone();
+        let id = msg.id;
+        let read = async move { crate::storage::queries::webhooks::config(&pool, id).await };
+        ctx.wait(read.into_actor(self).map(move |config, act, _ctx| match config {
+            Ok(Some(config)) if config.active => act.start_publisher(id),
+            Ok(_) => act.stop_publisher(id),
+            Err(error) => {
+                tracing::warn!(config_id = %id, %error, "cannot read a webhook config to reconcile it");
+            }
+        }));
+    }
+}
+
+impl WebhookManager {
+    /// Starts the publisher of an active config, unless it runs already.
+    fn start_publisher(&mut self, id: Uuid) {
+        if self.publishers.contains_key(&id) {
             return;
         }
         let sink = WebhookSink::new(
-            msg.id,
+            id,
             self.storage.clone(),
             self.vault.clone(),
             self.client.clone(),
             self.policy,
         );
         let options = PublisherOptions {
-            name: publisher_name(msg.id),
-            start_at: StartAt::Newest,
+            name: publisher_name(id),
+            start_at: StartAt::Saved,
             limits: ReaderLimits {
                 batch: 100,
                 idle_poll: Duration::from_millis(100),
@@ -80,24 +99,17 @@ impl Handler<StartWebhook> for WebhookManager {
                 retry_max: self.policy.max,
             },
         };
-        tracing::info!(config_id = %msg.id, "webhook publisher starting");
+        tracing::info!(config_id = %id, "webhook publisher starting");
         let publisher = Publisher::start(self.storage.clone(), sink, options);
-        self.publishers.insert(msg.id, publisher);
+        self.publishers.insert(id, publisher);
     }
-}
 
-/// Forgets the publisher of a config, answering it so the caller stops it.
-#[derive(Message)]
-#[rtype(result = "Option<PublisherAddr>")]
-pub struct StopWebhook {
-    /// The config.
-    pub id: Uuid,
-}
-
-impl Handler<StopWebhook> for WebhookManager {
-    type Result = Option<PublisherAddr>;
-
-    fn handle(&mut self, msg: StopWebhook, _ctx: &mut Self::Context) -> Self::Result {
-        self.publishers.remove(&msg.id)
+    /// Stops the publisher of a config that is no longer active (its cursor was dropped with
+    /// the deactivation, so a save still in flight changes nothing).
+    fn stop_publisher(&mut self, id: Uuid) {
+        if let Some(publisher) = self.publishers.remove(&id) {
+            tracing::info!(config_id = %id, "webhook publisher stopping");
+            publisher.do_send(StopPublisher);
+        }
     }
 }

@@ -3,10 +3,12 @@
 //! POSTed, signed as Formance signs ([`signing`]), to each active config's endpoint.
 //!
 //! Each ACTIVE config has its own generic [`Publisher`] (`webhook:<config id>`, from the
-//! newest event when created or activated), whose [`sink::WebhookSink`] sends its events one
-//! after the other, retrying the same event with backoff until the horizon ([`retry`]): the
-//! outbox order (hence each connector's order) holds on every endpoint, and a slow or dead
-//! endpoint holds up nothing but itself. The [`manager::WebhookManager`] actor keeps the
+//! cursor its creation or activation put at the outbox head, in that transaction), whose
+//! [`sink::WebhookSink`] sends its events one after the other, retrying the same event with
+//! backoff until the horizon, counted from the event's creation ([`retry`]): the outbox order
+//! (hence each connector's order) holds on every endpoint, and a slow or dead endpoint delays
+//! no other endpoint nor ingestion. It does hold back pruning (its cursor is the slowest) for
+//! at most the horizon: past it, each event behind it fails at its first attempt. The [`manager::WebhookManager`] actor keeps the
 //! running publishers; [`Webhooks`] is the handle the API and the boot use.
 
 pub mod manager;
@@ -21,13 +23,13 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use crate::events::EventType;
-use crate::events::publisher::{Publisher, StopPublisher};
+use crate::events::publisher::Publisher;
 use crate::secrets::Vault;
 use crate::settings::WebhookSettings;
-use crate::storage::commands::events::DropCursor;
+use crate::storage::commands::webhooks::DropOrphanWebhookCursors;
 use crate::storage::queries::webhooks as queries;
 use crate::storage::{StorageError, StorageHandle};
-use manager::{StartWebhook, StopWebhook, WebhookManager};
+use manager::{ReconcileWebhook, WebhookManager};
 use retry::RetryPolicy;
 
 /// The `app` part of Formance's webhook event types (`payments.saved_payment`).
@@ -72,7 +74,6 @@ pub fn publisher_name(config_id: Uuid) -> String {
 #[derive(Clone)]
 pub struct Webhooks {
     manager: Addr<WebhookManager>,
-    storage: StorageHandle,
     /// The vault sealing secrets.
     pub vault: Arc<Vault>,
     /// The HTTP client every attempt uses (its timeout is `[events.webhooks] timeout`).
@@ -94,37 +95,31 @@ impl Webhooks {
             RetryPolicy::from_settings(settings),
         )
         .start();
+        // A cursor without an active config (an older version, a crash) would hold back pruning.
+        let orphans = storage.write(DropOrphanWebhookCursors).await?;
+        if orphans > 0 {
+            tracing::info!(orphans, "dropped the cursors of inactive webhook configs");
+        }
         let active = queries::configs(storage.pool(), None, None, true).await?;
         for config in &active {
-            manager.do_send(StartWebhook { id: config.id });
+            manager.do_send(ReconcileWebhook { id: config.id });
         }
         tracing::info!(webhooks = active.len(), "webhook publishers started");
         Ok(Webhooks {
             manager,
-            storage,
             vault,
             client,
         })
     }
 
-    /// Starts delivering to `id` (created or activated): future events only.
-    pub async fn activate(&self, id: Uuid) {
-        if let Err(error) = self.manager.send(StartWebhook { id }).await {
+    /// Starts or stops delivering to `id` after its config was created, activated,
+    /// deactivated or deleted: its publisher runs exactly while the stored config is active.
+    /// The cursor came or went with the config's own write, so no event is lost or sent
+    /// before the publisher catches up.
+    pub async fn reconcile(&self, id: Uuid) {
+        if let Err(error) = self.manager.send(ReconcileWebhook { id }).await {
             tracing::error!(config_id = %id, %error, "webhook manager unreachable");
         }
-    }
-
-    /// Stops delivering to `id` (deactivated or deleted) and forgets its cursor.
-    pub async fn deactivate(&self, id: Uuid) -> Result<(), StorageError> {
-        if let Ok(Some(publisher)) = self.manager.send(StopWebhook { id }).await {
-            // Once it has handled this, it sends no further cursor write.
-            let _ = publisher.send(StopPublisher).await;
-        }
-        self.storage
-            .write(DropCursor {
-                publisher: publisher_name(id),
-            })
-            .await
     }
 }
 

@@ -86,7 +86,9 @@ impl WebhookSink {
         let (mut attempts, mut cycle_started) = match earlier {
             Some(d) if d.status != PENDING => return Ok(()),
             Some(d) => (d.attempt_count.max(0) as u32, d.cycle_started_at),
-            None => (0, None),
+            // The horizon counts from the event: a backlog behind a dead endpoint fails fast
+            // once it is older than the horizon, instead of a full horizon per event.
+            None => (0, Some(event.created_at)),
         };
         let key = DeliveryKey {
             id,

@@ -6,7 +6,7 @@ use actix::prelude::*;
 
 use super::machine::{Reader, ReaderLimits, Step};
 use super::{Sink, StartAt};
-use crate::storage::commands::events::AdvanceCursor;
+use crate::storage::commands::events::{AdvanceCursor, StartCursor};
 use crate::storage::queries::events::{self as outbox, StoredEvent};
 use crate::storage::{StorageError, StorageHandle};
 
@@ -65,25 +65,32 @@ impl Handler<StopPublisher> for Publisher {
 }
 
 /// Where the publisher starts: its saved cursor, else the oldest or newest event, saved at
-/// once so that it holds back pruning (and a `Newest` start is not moved by a restart).
+/// once so that it holds back pruning (and a `Newest` start is not moved by a restart);
+/// `None` for a [`StartAt::Saved`] publisher without a cursor.
 async fn initial_cursor(
     storage: &StorageHandle,
     options: &PublisherOptions,
-) -> Result<i64, StorageError> {
+) -> Result<Option<i64>, StorageError> {
     if let Some(cursor) = outbox::cursor(storage.pool(), &options.name).await? {
-        return Ok(cursor);
+        return Ok(Some(cursor));
     }
-    let cursor = match options.start_at {
+    let start = match options.start_at {
         StartAt::Oldest => 0,
         StartAt::Newest => outbox::head(storage.pool()).await?,
+        StartAt::Saved => return Ok(None),
     };
     storage
-        .write(AdvanceCursor {
+        .write(StartCursor {
             publisher: options.name.clone(),
-            position: cursor,
+            position: start,
         })
         .await?;
-    Ok(cursor)
+    // Another start may have created it first: what is stored wins.
+    Ok(Some(
+        outbox::cursor(storage.pool(), &options.name)
+            .await?
+            .unwrap_or(start),
+    ))
 }
 
 async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: PublisherOptions) {
@@ -91,7 +98,14 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
     let mut failures = 0u32;
     let cursor = loop {
         match initial_cursor(&storage, &options).await {
-            Ok(cursor) => break cursor,
+            Ok(Some(cursor)) => break cursor,
+            Ok(None) => {
+                tracing::info!(
+                    publisher = name,
+                    "publisher has no cursor (inactive): not started"
+                );
+                return;
+            }
             Err(error) => {
                 failures += 1;
                 tracing::warn!(publisher = name, %error, "publisher cannot read its cursor");

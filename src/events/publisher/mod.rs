@@ -36,6 +36,9 @@ pub trait Sink: 'static {
 pub enum StartAt {
     /// From the oldest event still in the outbox (NATS: everything is published).
     Oldest,
-    /// After the newest event at start (a new webhook endpoint: future events only).
+    /// After the newest event at start.
     Newest,
+    /// Only from a cursor someone else created (a webhook config's, made active in the
+    /// config's own transaction): without one the publisher stops, creating nothing.
+    Saved,
 }

@@ -51,6 +51,8 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
 }
 
 /// Records that `publisher` is done with every event up to `position` (never moves back).
+/// It only moves an existing cursor: a save still in flight from a publisher being stopped
+/// cannot bring back a cursor dropped meanwhile ([`StartCursor`] creates them).
 #[derive(Debug, Clone)]
 pub struct AdvanceCursor {
     /// `nats`, `webhook:<config id>` …
@@ -59,9 +61,8 @@ pub struct AdvanceCursor {
     pub position: i64,
 }
 
-const ADVANCE: &str = "INSERT INTO event_cursors (publisher, position) VALUES ($1, $2)
-    ON CONFLICT (publisher) DO UPDATE SET position = GREATEST(event_cursors.position,
-        EXCLUDED.position), updated_at = now()";
+const ADVANCE: &str = "UPDATE event_cursors SET position = GREATEST(position, $2),
+    updated_at = now() WHERE publisher = $1";
 
 impl WriteCommand for AdvanceCursor {
     type Output = ();
@@ -78,6 +79,30 @@ impl WriteCommand for AdvanceCursor {
         tx.execute(&stmt, &[&self.publisher, &self.position])
             .await
             .map_err(|e| StorageError::db("advancing an event cursor", e))?;
+        Ok(())
+    }
+}
+
+/// Creates `publisher`'s cursor at `position` unless it has one (which is kept).
+#[derive(Debug, Clone)]
+pub struct StartCursor {
+    /// The publisher's name.
+    pub publisher: String,
+    /// Where it starts.
+    pub position: i64,
+}
+
+impl WriteCommand for StartCursor {
+    type Output = ();
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
+        tx.execute(
+            "INSERT INTO event_cursors (publisher, position) VALUES ($1, $2)
+             ON CONFLICT (publisher) DO NOTHING",
+            &[&self.publisher, &self.position],
+        )
+        .await
+        .map_err(|e| StorageError::db("starting an event cursor", e))?;
         Ok(())
     }
 }

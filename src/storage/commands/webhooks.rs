@@ -10,6 +10,9 @@ use crate::storage::{StorageError, Tx, WriteCommand};
 /// Gives an active config's publisher its cursor at the outbox head, in the transaction that
 /// activates it: every event committed after that transaction is delivered, none before.
 /// A cursor already there (a config activated twice) is kept.
+///
+/// Deactivating or deleting a config drops its cursor in that transaction too ([`drop_cursor`]),
+/// so a config is active exactly when it has a cursor, whatever a crash interrupts.
 async fn cursor_at_head(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
     tx.execute(
         "INSERT INTO event_cursors (publisher, position)
@@ -20,6 +23,37 @@ async fn cursor_at_head(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
     .await
     .map_err(|e| StorageError::db("starting a webhook cursor", e))?;
     Ok(())
+}
+
+/// Drops the cursor of a config that stops being active (deactivated or deleted).
+async fn drop_cursor(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
+    tx.execute(
+        "DELETE FROM event_cursors WHERE publisher = $1",
+        &[&crate::webhooks::publisher_name(id)],
+    )
+    .await
+    .map_err(|e| StorageError::db("dropping a webhook cursor", e))?;
+    Ok(())
+}
+
+/// Drops every webhook cursor whose config is gone or inactive (left by a version or a crash
+/// that did not drop them with the config): such a cursor would hold back pruning forever.
+#[derive(Debug, Clone)]
+pub struct DropOrphanWebhookCursors;
+
+impl WriteCommand for DropOrphanWebhookCursors {
+    type Output = u64;
+
+    async fn apply(&self, tx: &Tx<'_>) -> Result<u64, StorageError> {
+        tx.execute(
+            "DELETE FROM event_cursors c WHERE c.publisher LIKE 'webhook:%' AND NOT EXISTS (
+                 SELECT 1 FROM webhook_configs w
+                 WHERE w.active AND c.publisher = 'webhook:' || w.id::text)",
+            &[],
+        )
+        .await
+        .map_err(|e| StorageError::db("dropping orphan webhook cursors", e))
+    }
 }
 
 /// Stores a new webhook config (its secret already sealed), active, its cursor at the outbox
@@ -52,8 +86,7 @@ impl WriteCommand for CreateWebhookConfig {
 }
 
 /// Activates or deactivates a config; answers whether it exists. Activation starts its
-/// cursor at the outbox head; the caller drops it after stopping the publisher on
-/// deactivation.
+/// cursor at the outbox head, deactivation drops it, in this transaction.
 #[derive(Debug, Clone)]
 pub struct SetWebhookConfigActive {
     /// The config.
@@ -75,6 +108,8 @@ impl WriteCommand for SetWebhookConfigActive {
             .map_err(|e| StorageError::db("activating or deactivating a webhook config", e))?;
         if n > 0 && self.active {
             cursor_at_head(tx, self.id).await?;
+        } else if n > 0 {
+            drop_cursor(tx, self.id).await?;
         }
         Ok(n > 0)
     }
@@ -119,6 +154,7 @@ impl WriteCommand for DeleteWebhookConfig {
             .execute("DELETE FROM webhook_configs WHERE id = $1", &[&self.id])
             .await
             .map_err(|e| StorageError::db("deleting a webhook config", e))?;
+        drop_cursor(tx, self.id).await?;
         Ok(n > 0)
     }
 }
@@ -176,7 +212,8 @@ const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries AS d (id, config_i
         event_type, connector_id, sequence, payload, status, attempt_count, replay_generation,
         cycle_started_at, next_attempt_at, last_attempt_at, last_status_code, last_error)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $10, now(), NULLIF($11, 0), $12)
-    ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
+    ON CONFLICT (id) DO UPDATE SET status = CASE WHEN d.status = 'succeeded'
+            THEN d.status ELSE EXCLUDED.status END,
         attempt_count = d.attempt_count + 1,
         replay_generation = d.replay_generation + CASE WHEN $13 THEN 1 ELSE 0 END,
         cycle_started_at = EXCLUDED.cycle_started_at,

@@ -142,3 +142,56 @@ async fn the_cursor_of_an_unconfigured_nats_publisher_is_dropped_at_start() {
     .await;
     app.shutdown.cancel();
 }
+
+/// Webhook cursors without an active config (an older version or a crash left them) are
+/// dropped at start; an active config's is kept.
+#[actix_rt::test]
+async fn orphan_webhook_cursors_are_dropped_at_start() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let active = uuid::Uuid::new_v4();
+    let inactive = uuid::Uuid::new_v4();
+    for (id, on) in [(active, true), (inactive, false)] {
+        client
+            .execute(
+                "INSERT INTO webhook_configs (id, endpoint, secret, event_types, active)
+                 VALUES ($1, 'http://127.0.0.1:9/', '{}'::json, '{}', $2)",
+                &[&id, &on],
+            )
+            .await
+            .expect("a config");
+    }
+    for name in [
+        format!("webhook:{active}"),
+        format!("webhook:{inactive}"),
+        format!("webhook:{}", uuid::Uuid::new_v4()),
+    ] {
+        client
+            .execute(
+                "INSERT INTO event_cursors (publisher, position) VALUES ($1, 0)",
+                &[&name],
+            )
+            .await
+            .expect("a cursor");
+    }
+    let app = crate::helpers::spawn_app_on(
+        db,
+        tributary::connectors::registry(&crate::helpers::test_settings()),
+    )
+    .await;
+    let left: Vec<String> = app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT publisher FROM event_cursors WHERE publisher LIKE 'webhook:%'",
+            &[],
+        )
+        .await
+        .expect("cursors")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, [format!("webhook:{active}")]);
+    app.shutdown.cancel();
+}

@@ -166,3 +166,53 @@ async fn a_publisher_starting_at_the_newest_skips_the_past_and_holds_a_cursor() 
     assert_eq!(sink.got.borrow().len(), 1);
     assert!(sink.got.borrow()[0] > head);
 }
+
+/// A save still in flight from a publisher being stopped must not bring back a cursor dropped
+/// meanwhile (a deactivated webhook's): only an existing cursor moves.
+#[actix_rt::test]
+async fn a_late_save_never_recreates_a_dropped_cursor() {
+    use tributary::storage::commands::events::{AdvanceCursor, DropCursor, StartCursor};
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let cursor = |name: &'static str| {
+        let pool = storage.pool().clone();
+        async move { outbox::cursor(&pool, name).await.expect("cursor") }
+    };
+    storage
+        .write(StartCursor {
+            publisher: "p".into(),
+            position: 5,
+        })
+        .await
+        .expect("start");
+    storage
+        .write(StartCursor {
+            publisher: "p".into(),
+            position: 1,
+        })
+        .await
+        .expect("start again");
+    assert_eq!(cursor("p").await, Some(5), "an existing cursor is kept");
+    storage
+        .write(AdvanceCursor {
+            publisher: "p".into(),
+            position: 3,
+        })
+        .await
+        .expect("advance");
+    assert_eq!(cursor("p").await, Some(5), "never moves back");
+    storage
+        .write(DropCursor {
+            publisher: "p".into(),
+        })
+        .await
+        .expect("drop");
+    storage
+        .write(AdvanceCursor {
+            publisher: "p".into(),
+            position: 9,
+        })
+        .await
+        .expect("a late save");
+    assert_eq!(cursor("p").await, None);
+}
