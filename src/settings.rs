@@ -120,8 +120,8 @@ impl Default for NatsSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {
-    /// How long a delivery keeps being retried (exponential backoff with jitter) before it is
-    /// marked failed.
+    /// How long after its event was stored a delivery keeps being retried (exponential
+    /// backoff with jitter) before it is marked failed.
     #[serde(with = "humantime_serde")]
     pub retry_horizon: Duration,
     /// The first retry delay (doubled at each attempt).

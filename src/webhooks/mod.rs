@@ -8,8 +8,9 @@
 //! backoff until the horizon, counted from the event's creation ([`retry`]): the outbox order
 //! (hence each connector's order) holds on every endpoint, and a slow or dead endpoint delays
 //! no other endpoint nor ingestion. It does hold back pruning (its cursor is the slowest) for
-//! at most the horizon: past it, each event behind it fails at its first attempt. The [`manager::WebhookManager`] actor keeps the
-//! running publishers; [`Webhooks`] is the handle the API and the boot use.
+//! at most the horizon: past it, each event behind it fails at its first attempt. The
+//! [`manager::WebhookManager`] actor keeps the running publishers; [`Webhooks`] is the handle
+//! the API and the boot use.
 
 pub mod manager;
 pub mod retry;

@@ -1,5 +1,6 @@
 //! When a failed delivery is tried again, as a pure function of its attempts so far and the
-//! time since its first attempt: exponential backoff with jitter
+//! time since its cycle began (when the event was stored):
+//! exponential backoff with jitter
 //! ([`crate::runtime::policy::exponential_backoff`]) until the next attempt would fall past
 //! the horizon, then the delivery fails (as Formance's `limitRetryWindow` does).
 
@@ -15,7 +16,7 @@ pub struct RetryPolicy {
     pub initial: Duration,
     /// The largest delay.
     pub max: Duration,
-    /// How long after its first attempt a delivery may still be tried.
+    /// How long after its cycle began (the event's creation) a delivery may still be tried.
     pub horizon: Duration,
 }
 
@@ -38,8 +39,8 @@ impl RetryPolicy {
         }
     }
 
-    /// After the `attempts`-th failed attempt (1 for the first), `elapsed` after the first
-    /// one began; `jitter` in 0..1 shortens the delay by up to 20 %.
+    /// After the `attempts`-th failed attempt (1 for the first), `elapsed` after the cycle
+    /// began (the event's creation); `jitter` in 0..1 shortens the delay by up to 20 %.
     pub fn after_failure(&self, attempts: u32, elapsed: Duration, jitter: f64) -> AfterFailure {
         let delay = exponential_backoff(self.initial, self.max, attempts, jitter);
         if elapsed.saturating_add(delay) > self.horizon {
