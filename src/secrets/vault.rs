@@ -227,15 +227,13 @@ impl Vault {
     }
 }
 
+/// Single values sealed with the keyring, each bound to what it belongs to: bank account
+/// numbers and webhook signing secrets.
 impl Vault {
-    /// A bank account's `field` (`accountNumber`, `iban`) as stored: encrypted under the
-    /// current key, bound to the bank account and the field.
+    /// A bank account's `field` as stored: encrypted under the current key, bound to the bank
+    /// account and the field.
     pub fn seal_bank_field(&self, bank_account_id: &str, field: &str, value: &str) -> Value {
-        self.refresh();
-        let keyring = self.keyring();
-        let (kid, key) = keyring.current();
-        let aad = cipher::bank_account_aad(bank_account_id, field);
-        cipher::seal_bound(key, kid, &aad, &Value::String(value.to_string())).to_json()
+        self.seal_text(&cipher::bank_account_aad(bank_account_id, field), value)
     }
 
     /// A bank account's stored `field` in clear, and whether it is under a key other than the
@@ -247,11 +245,51 @@ impl Vault {
         field: &str,
         stored: &Value,
     ) -> Result<(String, bool), SecretsError> {
-        let fail = |problem: String| SecretsError::BankAccount {
+        let aad = cipher::bank_account_aad(bank_account_id, field);
+        self.open_text(&aad, stored, |problem| SecretsError::BankAccount {
             bank_account_id: bank_account_id.to_string(),
             field: field.to_string(),
             problem,
-        };
+        })
+    }
+
+    /// A webhook config's signing secret as stored: encrypted under the current key, bound to
+    /// the config.
+    pub fn seal_webhook_secret(&self, config_id: &str, secret: &str) -> Value {
+        self.seal_text(&cipher::webhook_secret_aad(config_id), secret)
+    }
+
+    /// A webhook config's stored signing secret in clear, and whether it is under a key other
+    /// than the current one. A value that is not encrypted, names a key id the keyring lacks,
+    /// or does not decrypt is an error naming the config.
+    pub fn open_webhook_secret(
+        &self,
+        config_id: &str,
+        stored: &Value,
+    ) -> Result<(String, bool), SecretsError> {
+        let aad = cipher::webhook_secret_aad(config_id);
+        self.open_text(&aad, stored, |problem| SecretsError::WebhookSecret {
+            config_id: config_id.to_string(),
+            problem,
+        })
+    }
+
+    /// One text value encrypted under the current key, bound to `aad` (what it belongs to).
+    fn seal_text(&self, aad: &[u8], text: &str) -> Value {
+        self.refresh();
+        let keyring = self.keyring();
+        let (kid, key) = keyring.current();
+        cipher::seal_bound(key, kid, aad, &Value::String(text.to_string())).to_json()
+    }
+
+    /// One text value sealed by [`Vault::seal_text`] in clear, and whether its key is not the
+    /// current one; `fail` names what the value belongs to in the error.
+    fn open_text(
+        &self,
+        aad: &[u8],
+        stored: &Value,
+        fail: impl Fn(String) -> SecretsError,
+    ) -> Result<(String, bool), SecretsError> {
         let sealed = Sealed::from_json(stored)
             .map_err(&fail)?
             .ok_or_else(|| fail("stored in clear, not encrypted".into()))?;
@@ -267,61 +305,10 @@ impl Vault {
                 self.source.name()
             ))
         })?;
-        let aad = cipher::bank_account_aad(bank_account_id, field);
-        match cipher::open_bound(key, &aad, &sealed) {
+        match cipher::open_bound(key, aad, &sealed) {
             Some(Value::String(text)) => Ok((text, sealed.kid != keyring.current().0)),
             _ => Err(fail(format!(
                 "does not decrypt with key id {:?} from {}: wrong key, or the value was altered or moved",
-                sealed.kid,
-                self.source.name()
-            ))),
-        }
-    }
-}
-
-impl Vault {
-    /// A webhook config's signing secret as stored: encrypted under the current key, bound to
-    /// the config.
-    pub fn seal_webhook_secret(&self, config_id: &str, secret: &str) -> Value {
-        self.refresh();
-        let keyring = self.keyring();
-        let (kid, key) = keyring.current();
-        let aad = cipher::webhook_secret_aad(config_id);
-        cipher::seal_bound(key, kid, &aad, &Value::String(secret.to_string())).to_json()
-    }
-
-    /// A webhook config's stored signing secret in clear, and whether it is under a key other
-    /// than the current one. A value that is not encrypted, names a key id the keyring lacks,
-    /// or does not decrypt is an error naming the config.
-    pub fn open_webhook_secret(
-        &self,
-        config_id: &str,
-        stored: &Value,
-    ) -> Result<(String, bool), SecretsError> {
-        let fail = |problem: String| SecretsError::WebhookSecret {
-            config_id: config_id.to_string(),
-            problem,
-        };
-        let sealed = Sealed::from_json(stored)
-            .map_err(&fail)?
-            .ok_or_else(|| fail("stored in clear, not encrypted".into()))?;
-        let mut keyring = self.keyring();
-        if keyring.get(&sealed.kid).is_none() {
-            self.refresh();
-            keyring = self.keyring();
-        }
-        let key = keyring.get(&sealed.kid).ok_or_else(|| {
-            fail(format!(
-                "key id {:?} is not in {}",
-                sealed.kid,
-                self.source.name()
-            ))
-        })?;
-        let aad = cipher::webhook_secret_aad(config_id);
-        match cipher::open_bound(key, &aad, &sealed) {
-            Some(Value::String(text)) => Ok((text, sealed.kid != keyring.current().0)),
-            _ => Err(fail(format!(
-                "does not decrypt with key id {:?} from {}",
                 sealed.kid,
                 self.source.name()
             ))),
