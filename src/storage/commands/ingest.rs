@@ -110,7 +110,10 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
                i.status, i.amount, i.raw
         FROM upserted u JOIN input i ON i.id = u.id
     )
-    SELECT id, inserted, created_at, initial_amount::text, metadata::text FROM upserted";
+    SELECT id, inserted, created_at,
+           CASE WHEN inserted THEN NULL ELSE initial_amount::text END,
+           CASE WHEN inserted THEN NULL ELSE metadata::text END
+    FROM upserted";
 
 const UPSERT_BALANCES: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -519,14 +522,16 @@ async fn write_payments(
             continue;
         };
         let (i, rows, p) = all[n];
-        if row.get::<_, bool>(1) {
+        let inserted: bool = row.get(1);
+        if inserted {
             reports[i].payments_inserted += 1;
         } else {
             reports[i].payments_updated += 1;
         }
         if events.on {
             // Stored values where an update keeps the first ones: creation time, initial
-            // amount, metadata (which the API may have patched since).
+            // amount, metadata (which the API may have patched since). An insert stored the
+            // input's, which the statement does not send back (no parse on the hot path).
             let metadata: Option<&str> = row.get(4);
             let initial: Option<&str> = row.get(3);
             let payload = SavedPayment {
@@ -545,9 +550,13 @@ async fn write_payments(
                 raw_data: payloads::raw(p.data.raw.as_deref()),
                 initial_amount: payloads::number(initial.unwrap_or(p.data.amount.as_str())),
                 amount: payloads::number(p.data.amount.as_str()),
-                metadata: metadata
-                    .and_then(|m| serde_json::from_str(m).ok())
-                    .unwrap_or_default(),
+                metadata: if inserted {
+                    p.data.metadata.clone()
+                } else {
+                    metadata
+                        .and_then(|m| serde_json::from_str(m).ok())
+                        .unwrap_or_default()
+                },
             };
             events.push(&rows.connector_id, EventType::SavedPayment, &payload);
         }

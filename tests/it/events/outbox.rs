@@ -248,3 +248,38 @@ async fn a_failed_write_leaves_no_event() {
     ingest(&storage, &connector, batch(1, PaymentStatus::Pending)).await;
     assert_eq!(all_events(&storage).await[0].sequence, 1);
 }
+
+/// A payment's event carries the metadata and initial amount as stored: the input's on an
+/// insert, the first ones on an update (ingest never changes them).
+#[actix_rt::test]
+async fn a_payment_event_shows_the_stored_metadata_and_initial_amount() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let connector = keyed_connector(&storage).await;
+    let mut first = batch(1, PaymentStatus::Pending);
+    first.payments[0].metadata = [("k".to_string(), "v1".to_string())].into();
+    first.payments[0].amount = Amount::payment("amount", "100").expect("amount");
+    ingest(&storage, &connector, first).await;
+    let mut second = batch(1, PaymentStatus::Succeeded);
+    second.payments[0].metadata = [("k".to_string(), "v2".to_string())].into();
+    second.payments[0].amount = Amount::payment("amount", "90").expect("amount");
+    ingest(&storage, &connector, second).await;
+    let payments: Vec<Value> = all_events(&storage)
+        .await
+        .iter()
+        .filter(|e| e.event_type == "SAVED_PAYMENT")
+        .map(|e| serde_json::from_str(&e.envelope).expect("JSON"))
+        .collect();
+    assert_eq!(payments.len(), 2);
+    let inserted = &payments[0]["payload"];
+    assert_eq!(inserted["metadata"]["k"], "v1");
+    assert_eq!(inserted["initialAmount"], 100);
+    let updated = &payments[1]["payload"];
+    assert_eq!(
+        updated["metadata"]["k"], "v1",
+        "ingest keeps the first metadata"
+    );
+    assert_eq!(updated["initialAmount"], 100);
+    assert_eq!(updated["amount"], 90);
+    assert_eq!(updated["status"], "SUCCEEDED");
+}
