@@ -230,7 +230,7 @@ async fn insert(
         })
         .await?;
     hooks.reconcile(id).await;
-    tracing::info!(config_id = %id, %endpoint, "webhook config created");
+    tracing::info!(config_id = %id, endpoint = %crate::events::redact_url(&endpoint), "webhook config created");
     let row = load(&state, id).await?;
     Ok(HttpResponse::Ok().json(Data {
         data: config_json(hooks, row)?,

@@ -19,6 +19,34 @@ pub mod publisher;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// A URL as logged and stored in errors: credentials (`nats://user:pass@host`) and the query
+/// (`?token=…`), where secrets travel, are replaced by `***`; the path is kept (it is what tells
+/// endpoints apart).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rfind('@')
+        .map_or(authority, |at| &authority[at + 1..]);
+    let userinfo = if host.len() < authority.len() {
+        "***@"
+    } else {
+        ""
+    };
+    let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
+    let tail = match tail.split_once('?') {
+        Some((path, _)) => format!("{path}?***"),
+        None => tail.to_string(),
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{userinfo}{host}{tail}")
+}
+
 /// The `app` of every envelope.
 pub const APP: &str = "payments";
 /// The `version` of every envelope.
@@ -149,6 +177,28 @@ pub fn outbox_enabled() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_and_queries_in_urls_are_never_shown() {
+        assert_eq!(
+            redact_url("nats://user:pa@ss@host:4222"),
+            "nats://***@host:4222"
+        );
+        assert_eq!(
+            redact_url("nats://token@host:4222/x@y"),
+            "nats://***@host:4222/x@y"
+        );
+        assert_eq!(redact_url("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact_url("host:4222"), "host:4222");
+        assert_eq!(
+            redact_url("https://hooks.example/in/7?token=s3cret&x=1#frag"),
+            "https://hooks.example/in/7?***"
+        );
+        assert_eq!(
+            redact_url("https://u:p@hooks.example?k=v"),
+            "https://***@hooks.example?***"
+        );
+    }
 
     #[test]
     fn types_round_trip_and_serialize_as_formance_names() {

@@ -91,11 +91,7 @@ pub async fn send(client: &Client, request: &Request<'_>) -> Outcome {
         Err(e) => Outcome {
             success: false,
             status_code: 0,
-            error: Some(if e.is_timeout() {
-                format!("timed out: {e}")
-            } else {
-                e.to_string()
-            }),
+            error: Some(failure(e)),
             excerpt: None,
             duration: started.elapsed(),
         },
@@ -111,5 +107,24 @@ pub async fn send(client: &Client, request: &Request<'_>) -> Outcome {
                 duration: started.elapsed(),
             }
         }
+    }
+}
+
+/// What a request that got no answer says in its attempt: the error and its causes ("connection
+/// refused"), without the endpoint's URL, which may carry a token and is in the config anyway.
+fn failure(error: reqwest::Error) -> String {
+    let timed_out = error.is_timeout();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if timed_out {
+        format!("timed out: {text}")
+    } else {
+        text
     }
 }

@@ -411,7 +411,7 @@ async fn a_dead_endpoint_fails_at_the_horizon_and_holds_up_no_other() {
         .port();
     let dead = service
         .create(
-            &format!("http://127.0.0.1:{dead_port}/hooks"),
+            &format!("http://127.0.0.1:{dead_port}/hooks?token=s3cret"),
             json!(["SAVED_PAYMENT"]),
             None,
         )
@@ -460,6 +460,10 @@ async fn a_dead_endpoint_fails_at_the_horizon_and_holds_up_no_other() {
                 .iter()
                 .all(|a| a["statusCode"] == 0 && a["error"].is_string())
         );
+        // The error says why, never the URL (its token).
+        let error = attempts[0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("refused"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
     }
     assert!(most >= 2, "the first event is retried before its horizon");
     service.app.shutdown.cancel();
