@@ -1,10 +1,9 @@
 //! Merging metadata set through the API into a stored row (Formance v1 merges: keys not given
 //! stay). One command for every table whose rows carry client metadata. A bank account's
-//! merge appends its `SAVED_BANK_ACCOUNT` in the same transaction; a payment's none (Formance
-//! v1 publishes nothing for a payment's metadata either).
+//! merge appends its `SAVED_BANK_ACCOUNT` in the same transaction when it changes something; a
+//! payment's none (Formance v1 publishes nothing for a payment's metadata either).
 
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::storage::{StorageError, Tx, WriteCommand};
@@ -31,9 +30,17 @@ const PATCH_PAYMENT: &str = "UPDATE payments
      SET metadata = COALESCE(metadata, '{}'::jsonb) || $2, updated_at = now()
      WHERE id = $1";
 
-const PATCH_BANK_ACCOUNT: &str = "UPDATE bank_accounts
-     SET metadata = COALESCE(metadata, '{}'::jsonb) || $2, updated_at = now()
-     WHERE id = $1";
+/// Changes the row only when the merge changes its metadata (a patch with the values already
+/// there is no change, so it has no event); the second column tells a missing row from that.
+const PATCH_BANK_ACCOUNT: &str = "WITH found AS (
+         SELECT id, COALESCE(metadata, '{}'::jsonb) AS before FROM bank_accounts WHERE id = $1
+         FOR UPDATE
+     ), changed AS (
+         UPDATE bank_accounts b SET metadata = found.before || $2, updated_at = now()
+         FROM found WHERE b.id = found.id AND found.before || $2 <> found.before
+         RETURNING b.id
+     )
+     SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM changed)";
 
 impl WriteCommand for PatchMetadata {
     type Output = ();
@@ -47,28 +54,36 @@ impl WriteCommand for PatchMetadata {
     }
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        let (sql, id, missing): (_, &(dyn ToSql + Sync), _) = match &self.owner {
-            MetadataOwner::Payment(id) => (PATCH_PAYMENT, id, format!("payment {id} not found")),
-            MetadataOwner::BankAccount(id) => (
-                PATCH_BANK_ACCOUNT,
-                id,
-                format!("bank account {id} not found"),
-            ),
-        };
         let context = "updating metadata";
-        let stmt = tx
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| StorageError::db(context, e))?;
-        let n = tx
-            .execute(&stmt, &[id, &self.metadata])
-            .await
-            .map_err(|e| StorageError::db(context, e))?;
-        if n == 0 {
-            return Err(StorageError::NotFound(missing));
-        }
-        if let MetadataOwner::BankAccount(id) = &self.owner {
-            super::bank_accounts::saved(tx, *id).await?;
+        match &self.owner {
+            MetadataOwner::Payment(id) => {
+                let stmt = tx
+                    .prepare_cached(PATCH_PAYMENT)
+                    .await
+                    .map_err(|e| StorageError::db(context, e))?;
+                let n = tx
+                    .execute(&stmt, &[id, &self.metadata])
+                    .await
+                    .map_err(|e| StorageError::db(context, e))?;
+                if n == 0 {
+                    return Err(StorageError::NotFound(format!("payment {id} not found")));
+                }
+            }
+            MetadataOwner::BankAccount(id) => {
+                let row = tx
+                    .query_one(PATCH_BANK_ACCOUNT, &[id, &self.metadata])
+                    .await
+                    .map_err(|e| StorageError::db(context, e))?;
+                let (found, changed): (i64, i64) = (row.get(0), row.get(1));
+                if found == 0 {
+                    return Err(StorageError::NotFound(format!(
+                        "bank account {id} not found"
+                    )));
+                }
+                if changed > 0 {
+                    super::bank_accounts::saved(tx, *id).await?;
+                }
+            }
         }
         Ok(())
     }

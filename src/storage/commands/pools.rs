@@ -2,8 +2,9 @@
 //!
 //! Every change appends its Formance v1 event in the same transaction, in the sequence of no
 //! connector (`''`): `SAVED_POOL` (the pool as it is after the change) on creation, a member
-//! added or removed and a query set; `DELETED_POOL` on deletion. Adding a member already there
-//! or removing a non-member changes nothing, so it has no event.
+//! added or removed and a query set; `DELETED_POOL` on deletion. Adding a member already there,
+//! removing a non-member or setting the query a DYNAMIC pool already has changes nothing, so it
+//! has no event.
 
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
@@ -201,19 +202,31 @@ impl WriteCommand for UpdatePoolQuery {
     type Output = ();
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<(), StorageError> {
-        let n = tx
-            .execute(
-                "UPDATE pools SET query = $2, type = 'DYNAMIC' WHERE id = $1",
+        // Locked, so the comparison and the update see the same row.
+        let row = tx
+            .query_opt(
+                "SELECT type = 'DYNAMIC' AND query = $2 FROM pools WHERE id = $1 FOR UPDATE",
                 &[&self.pool, &self.query],
             )
             .await
-            .map_err(db("updating a pool's query"))?;
-        if n == 0 {
-            return Err(StorageError::NotFound(format!(
-                "pool {} not found",
-                self.pool
-            )));
+            .map_err(db("reading a pool"))?;
+        match row.map(|r| r.get::<_, Option<bool>>(0)) {
+            None => {
+                return Err(StorageError::NotFound(format!(
+                    "pool {} not found",
+                    self.pool
+                )));
+            }
+            // Already DYNAMIC with this very query: nothing changes, no event.
+            Some(Some(true)) => return Ok(()),
+            Some(_) => {}
         }
+        tx.execute(
+            "UPDATE pools SET query = $2, type = 'DYNAMIC' WHERE id = $1",
+            &[&self.pool, &self.query],
+        )
+        .await
+        .map_err(db("updating a pool's query"))?;
         tx.execute(
             "DELETE FROM pool_accounts WHERE pool_id = $1",
             &[&self.pool],

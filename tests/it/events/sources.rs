@@ -219,6 +219,14 @@ async fn a_bank_account_tells_its_creation_forward_and_metadata_numbers_masked()
         )
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
+    // The same values again: nothing changes, no event.
+    let reply = api
+        .patch(
+            &format!("/bank-accounts/{id}/metadata"),
+            &json!({"metadata": {"owner": "bob"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
     // Metadata of an unknown bank account: 404, no event.
     let reply = api
         .patch(
@@ -306,6 +314,14 @@ async fn a_pool_tells_its_creation_members_query_and_deletion() {
         .delete(&format!("/pools/{id}/accounts/{}", accounts[0]))
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
+    let reply = api
+        .patch(
+            &format!("/pools/{id}/query"),
+            &json!({"query": {"$match": {"type": "INTERNAL"}}}),
+        )
+        .await;
+    assert!(reply.status < 300, "{} {}", reply.status, reply.body);
+    // The same query again: nothing changes, no event.
     let reply = api
         .patch(
             &format!("/pools/{id}/query"),
