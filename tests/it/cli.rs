@@ -326,8 +326,14 @@ fn bench(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn the_benchmarks_run_at_smoke_size() {
-    let ingest = bench(&["ingest", "--files", "20", "--lines", "200"]);
+    let ingest = bench(&["ingest", "--files", "20", "--lines", "200", "--rounds", "2"]);
     assert_eq!(ingest["bench"], "ingest");
+    assert_eq!(
+        ingest["files_events_on_vs_off_each_round"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     assert!(
         ingest["files_payments_per_s"].as_f64().unwrap_or(0.0) > 0.0,
         "{ingest}"

@@ -206,8 +206,28 @@ async fn ceilings(pool: &Pool, rows: usize) -> anyhow::Result<(f64, f64)> {
     Ok((batched, single))
 }
 
-/// Runs the scenario.
-pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Result<()> {
+/// One round's rates, payments/s: both cases with the outbox off and on.
+struct Round {
+    files_off: f64,
+    lines_off: f64,
+    files_on: f64,
+    lines_on: f64,
+}
+
+/// The round whose `ratio` is the median (the lower one of an even count).
+fn median_round(rounds: &[Round], ratio: impl Fn(&Round) -> f64) -> &Round {
+    let mut order: Vec<&Round> = rounds.iter().collect();
+    order.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    order[(order.len() - 1) / 2]
+}
+
+/// Runs the scenario: `rounds` rounds of both cases with the outbox off and on.
+pub async fn run(
+    admin_url: String,
+    files: usize,
+    lines: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let (files_dir, lines_dir) = (work.path().join("files"), work.path().join("lines"));
     std::fs::create_dir_all(&files_dir)?;
@@ -227,20 +247,64 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
     }
     age(&big)?;
 
-    // Off first, then on: the outbox's figures pay for whatever the earlier cases left
-    // behind (table growth, autovacuum debt), so the ratio errs against the outbox.
-    let mut service = Service::start_with(&admin_url, |s| s.events.enabled = false).await?;
-    let files_off = time_ingest(&service, "bench-files-off", &files_dir, files, false).await?;
-    let lines_off = time_ingest(&service, "bench-lines-off", &lines_dir, lines, false).await?;
-    service = service.restart_with(|s| s.events.enabled = true).await?;
-    let files_rate = time_ingest(&service, "bench-files", &files_dir, files, true).await?;
-    let lines_rate = time_ingest(&service, "bench-lines", &lines_dir, lines, true).await?;
+    // The two modes alternate — off, on | on, off | off, on … — so that neither always runs
+    // first on a colder machine or always pays for what the earlier cases left behind (table
+    // growth, autovacuum debt); each round gives one on/off ratio per case, and the table
+    // shows the median round.
+    let mut enabled = false;
+    let mut service = Service::start_with(&admin_url, |s| s.events.enabled = enabled).await?;
+    let mut results: Vec<Round> = Vec::new();
+    for round in 0..rounds.max(1) {
+        let mut figures = [(0.0, 0.0); 2]; // [off, on] × (files, lines)
+        for leg in 0..2 {
+            if leg == 1 {
+                enabled = !enabled;
+                service = service.restart_with(|s| s.events.enabled = enabled).await?;
+            }
+            let mode = if enabled { "on" } else { "off" };
+            let files_rate = time_ingest(
+                &service,
+                &format!("bench-files-{mode}-{round}"),
+                &files_dir,
+                files,
+                enabled,
+            )
+            .await?;
+            let lines_rate = time_ingest(
+                &service,
+                &format!("bench-lines-{mode}-{round}"),
+                &lines_dir,
+                lines,
+                enabled,
+            )
+            .await?;
+            figures[usize::from(enabled)] = (files_rate, lines_rate);
+        }
+        let round = Round {
+            files_off: figures[0].0,
+            lines_off: figures[0].1,
+            files_on: figures[1].0,
+            lines_on: figures[1].1,
+        };
+        eprintln!(
+            "round {}: files on/off {:.3}, lines on/off {:.3}",
+            results.len() + 1,
+            round.files_on / round.files_off,
+            round.lines_on / round.lines_off
+        );
+        results.push(round);
+    }
     service.stop().await;
     let pool = service.pool.clone();
     let (batched, single) = ceilings(&pool, lines.max(files)).await?;
 
+    let files_round = median_round(&results, |r| r.files_on / r.files_off);
+    let lines_round = median_round(&results, |r| r.lines_on / r.lines_off);
+    let (files_rate, files_off) = (files_round.files_on, files_round.files_off);
+    let (lines_rate, lines_off) = (lines_round.lines_on, lines_round.lines_off);
     println!(
-        "| case | payments/s | batched ceiling | ours / ceiling | single-row rate | ours / single-row | events off, payments/s | on / off |"
+        "| case | payments/s | batched ceiling | ours / ceiling | single-row rate | ours / single-row | events off, payments/s | on / off (median of {}) |",
+        results.len()
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (case, rate, off) in [
@@ -262,16 +326,25 @@ pub async fn run(admin_url: String, files: usize, lines: usize) -> anyhow::Resul
             rate / off
         );
     }
+    let ratios = |f: fn(&Round) -> f64| -> Vec<f64> {
+        results
+            .iter()
+            .map(|r| (f(r) * 1000.0).round() / 1000.0)
+            .collect()
+    };
     println!(
         "{}",
         json!({
             "bench": "ingest",
             "files": files, "files_payments_per_s": files_rate.round(),
             "lines": lines, "lines_payments_per_s": lines_rate.round(),
+            "rounds": results.len(),
             "files_events_off_payments_per_s": files_off.round(),
             "lines_events_off_payments_per_s": lines_off.round(),
             "files_events_on_vs_off": files_rate / files_off,
             "lines_events_on_vs_off": lines_rate / lines_off,
+            "files_events_on_vs_off_each_round": ratios(|r| r.files_on / r.files_off),
+            "lines_events_on_vs_off_each_round": ratios(|r| r.lines_on / r.lines_off),
             "batched_ceiling_rows_per_s": batched.round(),
             "single_row_rows_per_s": single.round(),
             "files_vs_ceiling": files_rate / batched, "lines_vs_ceiling": lines_rate / batched,

@@ -6,7 +6,8 @@
 //! committed for (a) N single-payment files and (b) one JSON Lines file of N payments; then
 //! measures, on the same database, the same rows written by a plain client with 1,000-row
 //! multi-row upserts (the batched ceiling) and one row per transaction; both cases run with the
-//! outbox off, then on (`events.enabled`), for the ratio. Prints a table and one JSON line.
+//! outbox off and on (`events.enabled`), in alternating order over `--rounds`, for the ratio.
+//! Prints a table and one JSON line.
 //! `… -- latency` the latency distribution of single requests on three routes;
 //! `… -- api` measures `GET /payments?pageSize=100` latency under an open loop;
 //! `… -- query` filtered pages (query language, sort) with their plans;
@@ -79,6 +80,10 @@ enum Scenario {
         /// Lines of the JSON Lines file.
         #[arg(long, default_value_t = 300_000)]
         lines: usize,
+        /// Rounds of both cases with the outbox off and on, in alternating order; the table
+        /// shows the median round's on/off ratio.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Events to a local NATS JetStream (it starts `nats-server -js`): a backlog of N
     /// payments' events drained, then N more published while they are ingested.
@@ -115,7 +120,11 @@ fn main() -> anyhow::Result<()> {
     };
     actix_rt::System::new().block_on(async move {
         match cli.scenario {
-            Scenario::Ingest { files, lines } => ingest::run(admin_url, files, lines).await,
+            Scenario::Ingest {
+                files,
+                lines,
+                rounds,
+            } => ingest::run(admin_url, files, lines, rounds).await,
             Scenario::Api {
                 payments,
                 seconds,
