@@ -1,5 +1,5 @@
 //! `/api/webhooks/configs`: webhook endpoints, managed through the Formance Webhooks v1 API
-//! as `formance-sdk-python`'s `webhooks_v1` speaks it (insert, list, delete, activate,
+//! as `formance-sdk-python`'s `webhooks_v1` speaks it (insert, list, update, delete, activate,
 //! deactivate, change secret, test). Writes go through the storage actor; starting and
 //! stopping each config's publisher through [`Webhooks`]. Differences from Formance are in
 //! docs/api.md#webhooks.
@@ -16,8 +16,8 @@ use super::error::ApiError;
 use super::extract::{JsonObject, Params, kind};
 use super::{AppState, Data, RouteEntry};
 use crate::storage::commands::webhooks::{
-    ChangeWebhookSecret, CreateWebhookConfig, DeleteWebhookConfig, DeliveryKey,
-    SetWebhookConfigActive,
+    CreateWebhookConfig, DeleteWebhookConfig, DeliveryKey, SetWebhookConfigActive,
+    UpdateWebhookConfig,
 };
 use crate::storage::queries::webhooks::{self as queries, ConfigRow};
 use crate::webhooks::{Webhooks, normalize_event_type, signing, sink};
@@ -30,6 +30,7 @@ pub fn routes() -> Vec<RouteEntry> {
     vec![
         (Method::POST, "/configs", web::to(insert)),
         (Method::GET, "/configs", web::to(list)),
+        (Method::PUT, "/configs/{id}", web::to(update)),
         (Method::DELETE, "/configs/{id}", web::to(delete)),
         (Method::GET, "/configs/{id}/test", web::to(test)),
         (Method::PUT, "/configs/{id}/activate", web::to(activate)),
@@ -271,6 +272,47 @@ async fn list(
     }))
 }
 
+/// Changes a config's endpoint and event types, and its secret when one is given (Formance
+/// sets whatever the body holds; here a missing secret keeps the current one rather than
+/// leaving the config unsigned). Answers 200 with no body, as Formance does. The next event
+/// its publisher handles follows the change; its place in the outbox and its active state stay.
+#[utoipa::path(put, path = "/api/webhooks/configs/{id}", tag = "webhooks",
+    operation_id = "updateConfig",
+    request_body(content = Object, example = json!({"endpoint": "https://example.com/hooks",
+        "eventTypes": ["payments.saved_payment"]})),
+    responses((status = 200, description = "Updated")))]
+async fn update(
+    state: web::Data<AppState>,
+    hooks: web::Data<Webhooks>,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let id = config_id(&path.into_inner())?;
+    let body = body.0;
+    refuse_unknown(&body, &["endpoint", "secret", "eventTypes"])?;
+    let endpoint = endpoint(body.get("endpoint"))?;
+    let event_types = event_types(body.get("eventTypes"))?;
+    let secret = match body.get("secret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        given => Some(secret(given)?),
+    };
+    let hooks = webhooks(&hooks);
+    let update = UpdateWebhookConfig {
+        id,
+        endpoint: Some(endpoint.clone()),
+        event_types: Some(event_types),
+        secret: secret.map(|s| hooks.vault.seal_webhook_secret(&id.to_string(), &s)),
+    };
+    if !state.storage.write(update).await? {
+        return Err(ApiError::not_found(format!(
+            "webhook config {id} not found"
+        )));
+    }
+    tracing::info!(config_id = %id, endpoint = %crate::events::redact_url(&endpoint), "webhook config updated");
+    Ok(HttpResponse::Ok().finish())
+}
+
 /// Deletes a config: its publisher stops; its deliveries stay listed.
 #[utoipa::path(delete, path = "/api/webhooks/configs/{id}", tag = "webhooks",
     operation_id = "deleteConfig",
@@ -361,7 +403,11 @@ async fn change_secret(
     let sealed = hooks.vault.seal_webhook_secret(&id.to_string(), &secret);
     if !state
         .storage
-        .write(ChangeWebhookSecret { id, secret: sealed })
+        .write(UpdateWebhookConfig {
+            id,
+            secret: Some(sealed),
+            ..Default::default()
+        })
         .await?
     {
         return Err(ApiError::not_found(format!(

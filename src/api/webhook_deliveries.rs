@@ -8,15 +8,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
-use super::extract::Params;
+use super::extract::{JsonObject, Params};
 use super::webhook_configs::config_id;
 use super::{AppState, Data, RouteEntry};
 use crate::storage::commands::webhooks::DeliveryKey;
-use crate::storage::queries::webhooks::{self as queries, AttemptRow, DeliveryFilter, DeliveryRow};
+use crate::storage::queries::webhooks::{
+    self as queries, AttemptRow, ConfigRow, DeliveryFilter, DeliveryRow,
+};
 use crate::webhooks::{Webhooks, sink};
 
 /// The delivery routes (literal segments before parameters).
@@ -25,6 +28,7 @@ pub fn routes() -> Vec<RouteEntry> {
         (Method::GET, "/deliveries", web::to(list)),
         (Method::GET, "/deliveries/{id}", web::to(get)),
         (Method::GET, "/deliveries/{id}/attempts", web::to(attempts)),
+        (Method::POST, "/deliveries/replay", web::to(replay_many)),
         (Method::POST, "/deliveries/{id}/replay", web::to(replay)),
     ]
 }
@@ -233,8 +237,13 @@ async fn list(state: web::Data<AppState>, params: Params) -> Result<HttpResponse
         )));
     }
     let filter = DeliveryFilter {
-        config_id: params.get("configId").map(config_id).transpose()?,
-        status,
+        config_ids: params
+            .get("configId")
+            .map(config_id)
+            .transpose()?
+            .into_iter()
+            .collect(),
+        statuses: status.into_iter().collect(),
         created_from: params.time("createdAtFrom")?,
         created_to: params.time("createdAtTo")?,
     };
@@ -298,6 +307,54 @@ async fn attempts(
     }))
 }
 
+/// Sends `delivery` to `config` once, now, and records the attempt as a new replay
+/// generation: a success makes it `succeeded`; a failure leaves a `pending` delivery to its
+/// retries (a replay never ends them early) and a `failed` or `succeeded` one as it was.
+async fn replay_one(
+    state: &AppState,
+    hooks: &Webhooks,
+    config: &ConfigRow,
+    delivery: DeliveryRow,
+) -> Result<(), ApiError> {
+    let key = DeliveryKey {
+        id: delivery.id,
+        config_id: delivery.config_id,
+        event_id: delivery.event_id,
+        event_type: delivery.event_type,
+        connector_id: delivery.connector_id,
+        sequence: delivery.sequence,
+        payload: delivery.payload,
+    };
+    let internal = |e: crate::events::publisher::SinkError| ApiError::new(ErrorCode::Internal, e.0);
+    let outcome = sink::attempt(&hooks.client, &hooks.vault, config, &key, false)
+        .await
+        .map_err(internal)?;
+    let (status, next_at) = if outcome.success {
+        (sink::SUCCEEDED, None)
+    } else if delivery.status == sink::PENDING {
+        (sink::PENDING, delivery.next_attempt_at)
+    } else if delivery.status == sink::SUCCEEDED {
+        (sink::SUCCEEDED, None)
+    } else {
+        (sink::FAILED, None)
+    };
+    sink::record(
+        &state.storage,
+        config,
+        &key,
+        &outcome,
+        status,
+        next_at,
+        delivery.cycle_started_at.unwrap_or_else(Utc::now),
+        true,
+    )
+    .await
+    .map_err(internal)?;
+    tracing::info!(delivery_id = %key.id, config_id = %config.id, event_id = %key.event_id,
+        status_code = outcome.status_code, status, "webhook delivery replayed");
+    Ok(())
+}
+
 /// Sends a delivery again now, once, to its config's current endpoint with its current
 /// secret, whatever its status; the attempt is recorded (a new replay generation). A success
 /// makes the delivery `succeeded`; a failure leaves a `pending` (still retried) or
@@ -313,13 +370,7 @@ async fn replay(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = delivery_id(&path.into_inner())?;
-    if let Some(key) = req.headers().get("idempotency-key")
-        && key.len() > 255
-    {
-        return Err(ApiError::validation(
-            "Idempotency-Key must not exceed 255 characters",
-        ));
-    }
+    idempotency_key(&req)?;
     let db = state.storage.pool();
     let delivery = queries::delivery(db, id)
         .await?
@@ -332,46 +383,269 @@ async fn replay(
                 delivery.config_id
             ))
         })?;
-    let key = DeliveryKey {
-        id,
-        config_id: delivery.config_id,
-        event_id: delivery.event_id,
-        event_type: delivery.event_type,
-        connector_id: delivery.connector_id,
-        sequence: delivery.sequence,
-        payload: delivery.payload,
-    };
-    let internal = |e: crate::events::publisher::SinkError| ApiError::new(ErrorCode::Internal, e.0);
-    let outcome = sink::attempt(&hooks.client, &hooks.vault, &config, &key, false)
-        .await
-        .map_err(internal)?;
-    // A failed replay of a delivery still being retried leaves it to its retries (and its
-    // next attempt time): a replay never ends the automatic retries early.
-    let (status, next_at) = if outcome.success {
-        (sink::SUCCEEDED, None)
-    } else if delivery.status == sink::PENDING {
-        (sink::PENDING, delivery.next_attempt_at)
-    } else {
-        (sink::FAILED, None)
-    };
-    sink::record(
-        &state.storage,
-        &config,
-        &key,
-        &outcome,
-        status,
-        next_at,
-        delivery.cycle_started_at.unwrap_or_else(Utc::now),
-        true,
-    )
-    .await
-    .map_err(internal)?;
-    tracing::info!(delivery_id = %id, config_id = %config.id, event_id = %key.event_id,
-        status_code = outcome.status_code, status, "webhook delivery replayed");
+    replay_one(&state, &hooks, &config, delivery).await?;
     let row = queries::delivery(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("webhook delivery {id} not found")))?;
     Ok(HttpResponse::Ok().json(Data {
         data: delivery_json(row, true),
+    }))
+}
+
+/// Formance requires an `Idempotency-Key` on replays; Tributary accepts one (its replays are
+/// explicit re-sends, safe to repeat) and only checks Formance's length bound.
+fn idempotency_key(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.headers().get("idempotency-key") {
+        Some(key) if key.len() > 255 => Err(ApiError::validation(
+            "Idempotency-Key must not exceed 255 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The longest window a bulk replay may cover (Formance's bound).
+const MAX_REPLAY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
+/// Formance's `ReplayDeliveriesResult`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayResultJson {
+    /// Failed deliveries of the page, sent again.
+    replayed: i64,
+    /// Pending deliveries of the page (still being retried), sent now instead of at their
+    /// next retry.
+    expedited: i64,
+    /// Deliveries of the page whose config was deleted: nothing to send them to.
+    skipped: i64,
+    has_more: bool,
+    /// The `cursor` of the next page (the same filters and `createdAtTo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+    /// The window's end: the one given, or the time of the first page's call.
+    created_at_to: DateTime<Utc>,
+}
+
+/// A delivery's place in a bulk replay's order: its creation time and id.
+type ReplayKey = (DateTime<Utc>, Uuid);
+
+/// Where a bulk replay's page ends: the last delivery's key and the window's end.
+fn replay_cursor(after: ReplayKey, to: DateTime<Utc>) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "replay:{}|{}|{}",
+        after.0.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        after.1,
+        to.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    ))
+}
+
+/// The key and window end of a [`replay_cursor`].
+fn parse_replay_cursor(token: &str) -> Result<(ReplayKey, DateTime<Utc>), ApiError> {
+    let time = |t: &str| {
+        DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| {
+            let mut parts = text.strip_prefix("replay:")?.split('|');
+            let at = time(parts.next()?)?;
+            let id = Uuid::parse_str(parts.next()?).ok()?;
+            let to = time(parts.next()?)?;
+            Some(((at, id), to))
+        })
+        .ok_or_else(|| ApiError::validation(format!("cursor {token:?} is not valid")))
+}
+
+/// An RFC 3339 time field of a JSON body.
+fn body_time(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| ApiError::validation(format!("{name} must be an RFC 3339 time: {e}"))),
+        Some(other) => Err(ApiError::validation(format!(
+            "{name} must be an RFC 3339 time string, not {other}"
+        ))),
+    }
+}
+
+/// A string-array field of a JSON body (absent: empty).
+fn body_strings(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Vec<String>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::validation(format!("{name} must be an array of strings, got {v}"))
+                })
+            })
+            .collect(),
+        Some(other) => Err(ApiError::validation(format!(
+            "{name} must be an array of strings, not {other}"
+        ))),
+    }
+}
+
+/// Replays a page of failed or pending deliveries created in a window (Formance's bulk
+/// replay): `createdAtFrom` (required), `createdAtTo` (default: now, returned so the next pages
+/// use the same window; at most 90 days), `configIds`, `statuses` (`failed`, `pending`; default
+/// both), `pageSize` (1 to 1000, default 1000), `cursor` (the previous page's `nextCursor`).
+/// The page's deliveries are sent again in the background, oldest first, each as a replay of
+/// one delivery does; the answer counts them at once. The replays are not durable: a restart
+/// before they are sent leaves the rest as they were, to be replayed again.
+#[utoipa::path(post, path = "/api/webhooks/deliveries/replay", tag = "webhooks",
+    operation_id = "replayDeliveries",
+    request_body(content = Object, example = json!({"createdAtFrom": "2026-01-01T00:00:00Z",
+        "statuses": ["failed"]})),
+    responses((status = 200, description = "What the page holds", body = Data<ReplayResultJson>)))]
+async fn replay_many(
+    state: web::Data<AppState>,
+    hooks: web::Data<Webhooks>,
+    req: HttpRequest,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    idempotency_key(&req)?;
+    let body = body.0;
+    const KNOWN: [&str; 6] = [
+        "createdAtFrom",
+        "createdAtTo",
+        "configIds",
+        "statuses",
+        "pageSize",
+        "cursor",
+    ];
+    if let Some(field) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::validation(format!(
+            "unknown field {field:?} (known: {})",
+            KNOWN.join(", ")
+        )));
+    }
+    let from = body_time(&body, "createdAtFrom")?
+        .ok_or_else(|| ApiError::validation("createdAtFrom is required"))?;
+    let statuses = body_strings(&body, "statuses")?;
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| *s != sink::FAILED && *s != sink::PENDING)
+    {
+        return Err(ApiError::validation(format!(
+            "statuses: a bulk replay only takes failed and pending, not {bad:?}"
+        )));
+    }
+    let statuses = if statuses.is_empty() {
+        vec![sink::FAILED.to_string(), sink::PENDING.to_string()]
+    } else {
+        statuses
+    };
+    let config_ids = body_strings(&body, "configIds")?
+        .iter()
+        .map(|id| {
+            Uuid::parse_str(id)
+                .map_err(|_| ApiError::validation(format!("configIds must hold UUIDs, not {id:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let size = match body.get("pageSize") {
+        None | Some(Value::Null) => 1000,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "pageSize must be an integer from 1 to 1000, not {v}"
+                ))
+            })?,
+    };
+    let cursor = match body.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) if token.is_empty() => None,
+        Some(Value::String(token)) => Some(parse_replay_cursor(token)?),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "cursor must be a string, not {other}"
+            )));
+        }
+    };
+    let to = body_time(&body, "createdAtTo")?
+        .or(cursor.map(|(_, to)| to))
+        .unwrap_or_else(Utc::now);
+    if to < from || to - from > MAX_REPLAY_WINDOW {
+        return Err(ApiError::validation(
+            "createdAtFrom to createdAtTo must be a positive window of at most 90 days",
+        ));
+    }
+    let filter = DeliveryFilter {
+        config_ids,
+        statuses,
+        created_from: Some(from),
+        created_to: Some(to),
+    };
+    let db = state.storage.pool();
+    let mut rows =
+        queries::deliveries_after(db, &filter, cursor.map(|(after, _)| after), size + 1).await?;
+    let has_more = rows.len() as i64 > size;
+    rows.truncate(size as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|r| replay_cursor((r.created_at, r.id), to)))
+        .flatten();
+
+    let mut configs: std::collections::HashMap<Uuid, Option<ConfigRow>> = Default::default();
+    let (mut replayed, mut expedited, mut skipped) = (0, 0, 0);
+    let mut sends = Vec::with_capacity(rows.len());
+    for row in rows {
+        let config = match configs.get(&row.config_id) {
+            Some(known) => known.clone(),
+            None => {
+                let config = queries::config(db, row.config_id).await?;
+                configs.insert(row.config_id, config.clone());
+                config
+            }
+        };
+        match config {
+            None => skipped += 1,
+            Some(config) => {
+                if row.status == sink::PENDING {
+                    expedited += 1;
+                } else {
+                    replayed += 1;
+                }
+                sends.push((config, row));
+            }
+        }
+    }
+    let (background_state, background_hooks) = (state.clone(), hooks.clone());
+    actix_rt::spawn(async move {
+        for (config, row) in sends {
+            let id = row.id;
+            if let Err(error) = replay_one(&background_state, &background_hooks, &config, row).await
+            {
+                tracing::warn!(delivery_id = %id, config_id = %config.id, error = %error.message,
+                    "a bulk replay could not send a delivery");
+            }
+        }
+    });
+    tracing::info!(
+        replayed,
+        expedited,
+        skipped,
+        "webhook deliveries replayed in bulk"
+    );
+    Ok(HttpResponse::Ok().json(Data {
+        data: ReplayResultJson {
+            replayed,
+            expedited,
+            skipped,
+            has_more,
+            next_cursor,
+            created_at_to: to,
+        },
     }))
 }

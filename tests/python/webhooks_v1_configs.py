@@ -10,6 +10,7 @@ TRIBUTARY_DUMMYPAY_DIR, an empty directory under DUMMY-PAY's allowed roots.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -158,6 +159,37 @@ def run(report: Report) -> None:
     again = [r for r in receiver.received if r["id"] == event["id"]]
     expect(len(again) == 2 and again[1]["verified"] == [1], f"the replay: {again!r}")
     report.ok("replay_delivery", replayed.status)
+
+    # A bulk replay of the window's failed and pending deliveries: there are none (the one
+    # delivery succeeded), and the answer tells the window it used.
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    bulk = hooks.replay_deliveries(request={
+        "idempotency_key": "bulk-1",
+        "replay_deliveries_request": {"created_at_from": since, "config_ids": [config.id]},
+    }).replay_deliveries_response.data
+    expect(bulk.replayed == 0 and bulk.expedited == 0 and bulk.skipped == 0
+           and not bulk.has_more and bulk.next_cursor is None and bulk.created_at_to > since,
+           f"replay_deliveries: {bulk!r}")
+    report.ok("replay_deliveries", f"replayed {bulk.replayed}")
+
+    # ---- an update: a new endpoint gets the next event, signed with the current secret --------
+    moved = Receiver()
+    moved.secrets = [NEW_SECRET]
+    hooks.update_config(request={"id": config.id, "config_user": w.ConfigUser(
+        endpoint=moved.url, event_types=["payments.saved_payment"])})
+    updated = hooks.get_many_configs(request={"id": config.id}).configs_response.cursor.data
+    expect(len(updated) == 1 and updated[0].endpoint == moved.url
+           and updated[0].secret == NEW_SECRET and updated[0].active,
+           f"update_config: {updated!r}")
+    drop_payment(env("TRIBUTARY_DUMMYPAY_DIR"), "sdk-hook-2")
+    second = eventually("the event at the new endpoint", DEADLINE_S, lambda: next(
+        (r for r in moved.received if r["test"] == "false"), None))
+    expect(second["body"]["payload"]["reference"] == "sdk-hook-2" and second["verified"] == [0],
+           f"after the update: {second!r}")
+    expect(not any(r["body"].get("payload", {}).get("reference") == "sdk-hook-2"
+                   for r in receiver.received if r["test"] == "false"),
+           "the old endpoint got nothing after the update")
+    report.ok("update_config", moved.url)
 
     # ---- switches and deletion -----------------------------------------------------------------
     off = hooks.deactivate_config(request={"id": config.id}).config_response.data

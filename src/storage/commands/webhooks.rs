@@ -115,26 +115,36 @@ impl WriteCommand for SetWebhookConfigActive {
     }
 }
 
-/// Replaces a config's signing secret (sealed); answers whether it exists.
-#[derive(Debug, Clone)]
-pub struct ChangeWebhookSecret {
+/// Changes a config's endpoint, event types and secret (`PUT /configs/{id}`; a secret change
+/// alone is `PUT /configs/{id}/secret/change`); a field left `None` keeps its value. Its
+/// publisher reads the config before each event, so the next event follows the change.
+/// Answers whether the config exists.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateWebhookConfig {
     /// The config.
     pub id: Uuid,
+    /// The new endpoint.
+    pub endpoint: Option<String>,
+    /// The new event types (Formance's form).
+    pub event_types: Option<Vec<String>>,
     /// The new sealed secret.
-    pub secret: Value,
+    pub secret: Option<Value>,
 }
 
-impl WriteCommand for ChangeWebhookSecret {
+impl WriteCommand for UpdateWebhookConfig {
     type Output = bool;
 
     async fn apply(&self, tx: &Tx<'_>) -> Result<bool, StorageError> {
         let n = tx
             .execute(
-                "UPDATE webhook_configs SET secret = $2, updated_at = now() WHERE id = $1",
-                &[&self.id, &self.secret],
+                "UPDATE webhook_configs SET endpoint = COALESCE($2, endpoint),
+                     event_types = COALESCE($3, event_types), secret = COALESCE($4, secret),
+                     updated_at = now()
+                 WHERE id = $1",
+                &[&self.id, &self.endpoint, &self.event_types, &self.secret],
             )
             .await
-            .map_err(|e| StorageError::db("changing a webhook secret", e))?;
+            .map_err(|e| StorageError::db("updating a webhook config", e))?;
         Ok(n > 0)
     }
 }

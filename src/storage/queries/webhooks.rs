@@ -157,18 +157,23 @@ pub async fn deliveries_by_id(pool: &Pool, ids: &[Uuid]) -> Result<Vec<DeliveryR
     Ok(rows.iter().map(delivery_row).collect())
 }
 
-/// What a deliveries listing selects.
+/// What a deliveries listing (or a bulk replay) selects.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    /// Only this config's.
-    pub config_id: Option<Uuid>,
-    /// Only those in this status.
-    pub status: Option<String>,
+    /// Only these configs' (none: every config's).
+    pub config_ids: Vec<Uuid>,
+    /// Only those in one of these statuses (none: any).
+    pub statuses: Vec<String>,
     /// Created at or after.
     pub created_from: Option<DateTime<Utc>>,
     /// Created before.
     pub created_to: Option<DateTime<Utc>>,
 }
+
+const FILTERED: &str = "(cardinality($1::uuid[]) = 0 OR config_id = ANY($1))
+     AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+     AND ($3::timestamptz IS NULL OR created_at >= $3)
+     AND ($4::timestamptz IS NULL OR created_at < $4)";
 
 /// Deliveries, newest first: `limit` of them after skipping `offset`.
 pub async fn deliveries(
@@ -180,21 +185,52 @@ pub async fn deliveries(
     let context = "listing webhook deliveries";
     let client = client(pool, context).await?;
     let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} WHERE ($1::uuid IS NULL OR config_id = $1)
-         AND ($2::text IS NULL OR status = $2)
-         AND ($3::timestamptz IS NULL OR created_at >= $3)
-         AND ($4::timestamptz IS NULL OR created_at < $4)
+        "SELECT {DELIVERY_COLUMNS} WHERE {FILTERED}
          ORDER BY created_at DESC, id DESC OFFSET $5 LIMIT $6"
     );
     let rows = query(
         &client,
         &sql,
         &[
-            &filter.config_id,
-            &filter.status,
+            &filter.config_ids,
+            &filter.statuses,
             &filter.created_from,
             &filter.created_to,
             &offset,
+            &limit,
+        ],
+        context,
+    )
+    .await?;
+    Ok(rows.iter().map(delivery_row).collect())
+}
+
+/// Deliveries, oldest first, after `after` (a `(created_at, id)` key): a bulk replay's page,
+/// which stays in place while the replays move deliveries out of the filter.
+pub async fn deliveries_after(
+    pool: &Pool,
+    filter: &DeliveryFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StorageError> {
+    let context = "selecting webhook deliveries to replay";
+    let client = client(pool, context).await?;
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} WHERE {FILTERED}
+         AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::uuid))
+         ORDER BY created_at, id LIMIT $7"
+    );
+    let (at, id) = after.unzip();
+    let rows = query(
+        &client,
+        &sql,
+        &[
+            &filter.config_ids,
+            &filter.statuses,
+            &filter.created_from,
+            &filter.created_to,
+            &at,
+            &id,
             &limit,
         ],
         context,

@@ -31,6 +31,8 @@ async fn formance_python_sdk_manages_webhook_configs_end_to_end() {
             "get_delivery_attempts",
             "change_config_secret",
             "replay_delivery",
+            "replay_deliveries",
+            "update_config",
             "deactivate_config",
             "activate_config",
             "delete_config",
@@ -41,7 +43,8 @@ async fn formance_python_sdk_manages_webhook_configs_end_to_end() {
     assert_eq!(result["deleteAgain"]["status"], 404, "{run}");
     assert_eq!(result["deleteAgain"]["errorCode"], "NOT_FOUND", "{run}");
     let client = service.app.db.client().await;
-    // Deleted: the config and its cursor are gone; its delivery and attempts stay.
+    // Deleted: the config and its cursor are gone; its deliveries (one before the update, one
+    // after) and their attempts (the second one's, and the first one's and its replay) stay.
     let count = |sql: &'static str| {
         let client = &client;
         async move {
@@ -57,8 +60,8 @@ async fn formance_python_sdk_manages_webhook_configs_end_to_end() {
         count("SELECT count(*) FROM event_cursors WHERE publisher LIKE 'webhook:%'").await,
         0
     );
-    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 1);
-    assert_eq!(count("SELECT count(*) FROM webhook_attempts").await, 2);
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 2);
+    assert_eq!(count("SELECT count(*) FROM webhook_attempts").await, 3);
     // The secret was stored sealed, never in clear.
     let config_id = result["configID"].as_str().expect("configID");
     assert!(!config_id.is_empty());
