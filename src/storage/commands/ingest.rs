@@ -33,7 +33,7 @@
 //! `SAVED_BANK_ACCOUNT`), appended to the outbox by one statement per round in the same
 //! transaction; a no-op re-ingest writes no row, so no event.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
@@ -491,27 +491,49 @@ async fn write_payments(
         .iter()
         .map(|(_, _, p)| metadata_json(&p.data.metadata))
         .collect();
-    let written = tx
-        .query(
-            &stmt,
-            &[
-                &ids,
-                &connectors,
-                &refs,
-                &types,
-                &statuses,
-                &schemes,
-                &assets,
-                &amounts,
-                &sources,
-                &destinations,
-                &created,
-                &raws,
-                &metadata,
-            ],
-        )
-        .await
-        .map_err(db(context))?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        &ids,
+        &connectors,
+        &refs,
+        &types,
+        &statuses,
+        &schemes,
+        &assets,
+        &amounts,
+        &sources,
+        &destinations,
+        &created,
+        &raws,
+        &metadata,
+    ];
+    let upsert = tx.query(&stmt, &params);
+    // Every payment's event, built as if it were inserted while the database runs the upsert
+    // (the actor would otherwise wait for it, then build): the outbox then costs ingestion
+    // little more than its own insert. An update's event is rebuilt below from the values it
+    // keeps; the events of rows that did not change are dropped.
+    let (on, date) = (events.on, events.date);
+    let candidates = async move {
+        let mut built = Vec::with_capacity(if on { all.len() } else { 0 });
+        if on {
+            for (n, (_, rows, p)) in all.iter().enumerate() {
+                if n % 64 == 63 {
+                    // Lets the connection task send the upsert early, then share the thread.
+                    tokio::task::yield_now().await;
+                }
+                built.push(Some(payment_event(
+                    date,
+                    rows,
+                    p,
+                    p.data.created_at,
+                    None,
+                    None,
+                )));
+            }
+        }
+        built
+    };
+    let (written, mut candidates) = futures::join!(upsert, candidates);
+    let written = written.map_err(db(context))?;
     let owner: HashMap<&str, usize> = all
         .iter()
         .enumerate()
@@ -528,40 +550,61 @@ async fn write_payments(
         } else {
             reports[i].payments_updated += 1;
         }
-        if events.on {
-            // Stored values where an update keeps the first ones: creation time, initial
-            // amount, metadata (which the API may have patched since). An insert stored the
-            // input's, which the statement does not send back (no parse on the hot path).
-            let metadata: Option<&str> = row.get(4);
-            let initial: Option<&str> = row.get(3);
-            let payload = SavedPayment {
-                id: p.id.clone(),
-                reference: p.data.reference.clone(),
-                created_at: row.get(2),
-                connector_id: rows.connector_id.clone(),
-                provider: rows.provider.to_string(),
-                payment_type: p.data.payment_type.as_str().to_string(),
-                status: p.data.status.as_str().to_string(),
-                scheme: p.data.scheme.as_str().to_string(),
-                asset: p.data.asset.clone(),
-                source_account_id: p.source.clone(),
-                destination_account_id: p.destination.clone(),
-                links: SavedPayment::links_for(p.source.as_deref(), p.destination.as_deref()),
-                raw_data: payloads::raw(p.data.raw.as_deref()),
-                initial_amount: payloads::number(initial.unwrap_or(p.data.amount.as_str())),
-                amount: payloads::number(p.data.amount.as_str()),
-                metadata: if inserted {
-                    p.data.metadata.clone()
-                } else {
-                    metadata
-                        .and_then(|m| serde_json::from_str(m).ok())
-                        .unwrap_or_default()
-                },
-            };
-            events.push(&rows.connector_id, EventType::SavedPayment, &payload);
+        if !on {
+            continue;
         }
+        let event = if inserted {
+            candidates[n].take()
+        } else {
+            // Stored values where an update keeps the first ones: creation time, initial
+            // amount, metadata (which the API may have patched since).
+            let metadata: Option<&str> = row.get(4);
+            let metadata = metadata
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default();
+            Some(payment_event(
+                date,
+                rows,
+                p,
+                row.get(2),
+                row.get(3),
+                Some(metadata),
+            ))
+        };
+        events.list.extend(event);
     }
     Ok(())
+}
+
+/// A payment's `SAVED_PAYMENT`: the input's values, with the stored creation time, initial
+/// amount and metadata where an update keeps them (`None`: the input's, as an insert stores).
+fn payment_event(
+    date: DateTime<Utc>,
+    rows: &Rows<'_>,
+    p: &PaymentRow<'_>,
+    created_at: DateTime<Utc>,
+    initial_amount: Option<&str>,
+    metadata: Option<BTreeMap<String, String>>,
+) -> NewEvent {
+    let payload = SavedPayment {
+        id: p.id.clone(),
+        reference: p.data.reference.clone(),
+        created_at,
+        connector_id: rows.connector_id.clone(),
+        provider: rows.provider.to_string(),
+        payment_type: p.data.payment_type.as_str().to_string(),
+        status: p.data.status.as_str().to_string(),
+        scheme: p.data.scheme.as_str().to_string(),
+        asset: p.data.asset.clone(),
+        source_account_id: p.source.clone(),
+        destination_account_id: p.destination.clone(),
+        links: SavedPayment::links_for(p.source.as_deref(), p.destination.as_deref()),
+        raw_data: payloads::raw(p.data.raw.as_deref()),
+        initial_amount: payloads::number(initial_amount.unwrap_or(p.data.amount.as_str())),
+        amount: payloads::number(p.data.amount.as_str()),
+        metadata: metadata.unwrap_or_else(|| p.data.metadata.clone()),
+    };
+    NewEvent::new(&rows.connector_id, EventType::SavedPayment, date, &payload)
 }
 
 async fn write_balances(
