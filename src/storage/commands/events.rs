@@ -29,7 +29,7 @@ const APPEND: &str = "WITH counts AS (
     INSERT INTO events (id, connector_id, sequence, type, envelope)
     SELECT i.id, i.connector_id,
            (SELECT c.last_sequence FROM counts c WHERE c.connector_id = i.connector_id) - i.after,
-           i.type, i.envelope::json
+           i.type, i.envelope
     FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[])
         AS i(id, connector_id, after, type, envelope)";
 

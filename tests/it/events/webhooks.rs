@@ -857,8 +857,8 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
     let repeated: Vec<String> = client
         .query(
             "SELECT envelope::text FROM events WHERE type = 'SAVED_PAYMENT'
-             AND (envelope->'payload'->>'reference') IN (
-                 SELECT envelope->'payload'->>'reference' FROM events
+             AND (envelope::json->'payload'->>'reference') IN (
+                 SELECT envelope::json->'payload'->>'reference' FROM events
                  WHERE type = 'SAVED_PAYMENT' GROUP BY 1 HAVING count(*) > 1)
              ORDER BY position",
             &[],
