@@ -274,8 +274,9 @@ async fn list(
 
 /// Changes a config's endpoint and event types, and its secret when one is given (Formance
 /// sets whatever the body holds; here a missing secret keeps the current one rather than
-/// leaving the config unsigned). Answers 200 with no body, as Formance does. The next event
-/// its publisher handles follows the change; its place in the outbox and its active state stay.
+/// leaving the config unsigned). Answers 200 with no body, as Formance does. The publisher
+/// reads the config before each attempt, so the next one follows the change (a delivery being
+/// retried goes on at the new endpoint); its place in the outbox and its active state stay.
 #[utoipa::path(put, path = "/api/webhooks/configs/{id}", tag = "webhooks",
     operation_id = "updateConfig",
     request_body(content = Object, example = json!({"endpoint": "https://example.com/hooks",

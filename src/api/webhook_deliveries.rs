@@ -329,12 +329,13 @@ async fn replay_one(
     let outcome = sink::attempt(&hooks.client, &hooks.vault, config, &key, false)
         .await
         .map_err(internal)?;
+    // What the delivery becomes is settled by the database against the stored row (the sink
+    // may have moved it on since `delivery` was read): a success makes it `succeeded`; a
+    // failure changes nothing but the attempt count (RecordAttempt).
     let (status, next_at) = if outcome.success {
         (sink::SUCCEEDED, None)
     } else if delivery.status == sink::PENDING {
         (sink::PENDING, delivery.next_attempt_at)
-    } else if delivery.status == sink::SUCCEEDED {
-        (sink::SUCCEEDED, None)
     } else {
         (sink::FAILED, None)
     };
@@ -390,6 +391,23 @@ async fn replay(
     Ok(HttpResponse::Ok().json(Data {
         data: delivery_json(row, true),
     }))
+}
+
+/// One delivery of a bulk replay, read again when its turn comes (the sends run one after
+/// another, long after the page was read): a delivery that succeeded meanwhile is left alone,
+/// and the config's current endpoint and secret are used; a config deleted meanwhile skips it.
+async fn replay_again(state: &AppState, hooks: &Webhooks, id: Uuid) -> Result<(), ApiError> {
+    let db = state.storage.pool();
+    let Some(delivery) = queries::delivery(db, id).await? else {
+        return Ok(());
+    };
+    if delivery.status == sink::SUCCEEDED {
+        return Ok(());
+    }
+    let Some(config) = queries::config(db, delivery.config_id).await? else {
+        return Ok(());
+    };
+    replay_one(state, hooks, &config, delivery).await
 }
 
 /// Formance requires an `Idempotency-Key` on replays; Tributary accepts one (its replays are
@@ -611,23 +629,21 @@ async fn replay_many(
         };
         match config {
             None => skipped += 1,
-            Some(config) => {
+            Some(_) => {
                 if row.status == sink::PENDING {
                     expedited += 1;
                 } else {
                     replayed += 1;
                 }
-                sends.push((config, row));
+                sends.push(row.id);
             }
         }
     }
     let (background_state, background_hooks) = (state.clone(), hooks.clone());
     actix_rt::spawn(async move {
-        for (config, row) in sends {
-            let id = row.id;
-            if let Err(error) = replay_one(&background_state, &background_hooks, &config, row).await
-            {
-                tracing::warn!(delivery_id = %id, config_id = %config.id, error = %error.message,
+        for id in sends {
+            if let Err(error) = replay_again(&background_state, &background_hooks, id).await {
+                tracing::warn!(delivery_id = %id, error = %error.message,
                     "a bulk replay could not send a delivery");
             }
         }

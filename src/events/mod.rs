@@ -23,6 +23,11 @@ use serde::Serialize;
 /// (`?token=…`), where secrets travel, are replaced by `***`; the path is kept (it is what tells
 /// endpoints apart).
 pub fn redact_url(url: &str) -> String {
+    // A server list (`nats://a:4222,nats://b:4222`) is redacted server by server.
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -197,6 +202,10 @@ mod tests {
         assert_eq!(
             redact_url("https://u:p@hooks.example?k=v"),
             "https://***@hooks.example?***"
+        );
+        assert_eq!(
+            redact_url("nats://u:p@h1:4222,nats://v:q@h2:4222"),
+            "nats://***@h1:4222,nats://***@h2:4222"
         );
     }
 

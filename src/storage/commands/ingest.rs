@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
 use super::events::append;
@@ -520,14 +520,9 @@ async fn write_payments(
                     // Lets the connection task send the upsert early, then share the thread.
                     tokio::task::yield_now().await;
                 }
-                built.push(Some(payment_event(
-                    date,
-                    rows,
-                    p,
-                    p.data.created_at,
-                    None,
-                    None,
-                )));
+                // As stored: PostgreSQL keeps microseconds.
+                let created_at = p.data.created_at.trunc_subsecs(6);
+                built.push(Some(payment_event(date, rows, p, created_at, None, None)));
             }
         }
         built

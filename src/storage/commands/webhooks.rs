@@ -117,7 +117,7 @@ impl WriteCommand for SetWebhookConfigActive {
 
 /// Changes a config's endpoint, event types and secret (`PUT /configs/{id}`; a secret change
 /// alone is `PUT /configs/{id}/secret/change`); a field left `None` keeps its value. Its
-/// publisher reads the config before each event, so the next event follows the change.
+/// publisher reads the config before each attempt, so the next attempt follows the change.
 /// Answers whether the config exists.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateWebhookConfig {
@@ -210,7 +210,10 @@ pub struct RecordAttempt {
     pub duration_millis: i64,
     /// The start of the answer's body.
     pub response_excerpt: Option<String>,
-    /// The delivery's status after it: `pending`, `succeeded` or `failed`.
+    /// The delivery's status after it: `pending`, `succeeded` or `failed`. Decided by the
+    /// database where the stored row may have moved on since it was read: `succeeded` stays;
+    /// a failed replay leaves the status, the next attempt and the cycle as they are (the
+    /// sink's retries go on, or a failed delivery stays failed).
     pub status: &'static str,
     /// When the next attempt is due (status `pending`).
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -222,12 +225,16 @@ const UPSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries AS d (id, config_i
         event_type, connector_id, sequence, payload, status, attempt_count, replay_generation,
         cycle_started_at, next_attempt_at, last_attempt_at, last_status_code, last_error)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, $9, $10, now(), NULLIF($11, 0), $12)
-    ON CONFLICT (id) DO UPDATE SET status = CASE WHEN d.status = 'succeeded'
-            THEN d.status ELSE EXCLUDED.status END,
+    ON CONFLICT (id) DO UPDATE SET status = CASE WHEN d.status = 'succeeded' THEN d.status
+            WHEN $13 AND EXCLUDED.status <> 'succeeded' THEN d.status
+            ELSE EXCLUDED.status END,
         attempt_count = d.attempt_count + 1,
         replay_generation = d.replay_generation + CASE WHEN $13 THEN 1 ELSE 0 END,
-        cycle_started_at = EXCLUDED.cycle_started_at,
-        next_attempt_at = EXCLUDED.next_attempt_at, last_attempt_at = now(),
+        cycle_started_at = CASE WHEN $13 THEN d.cycle_started_at
+            ELSE EXCLUDED.cycle_started_at END,
+        next_attempt_at = CASE WHEN d.status = 'succeeded' OR EXCLUDED.status = 'succeeded'
+            THEN NULL WHEN $13 THEN d.next_attempt_at ELSE EXCLUDED.next_attempt_at END,
+        last_attempt_at = now(),
         last_status_code = EXCLUDED.last_status_code, last_error = EXCLUDED.last_error,
         updated_at = now()
     RETURNING attempt_count, replay_generation";

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use futures::future::join_all;
 use serde_json::Value;
 use tributary::ids::ConnectorKey;
@@ -257,6 +257,8 @@ async fn a_payment_event_shows_the_stored_metadata_and_initial_amount() {
     let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
     let connector = keyed_connector(&storage).await;
     let mut first = batch(1, PaymentStatus::Pending);
+    // Nanoseconds in, microseconds stored: both events show the stored time.
+    first.payments[0].created_at += chrono::TimeDelta::nanoseconds(123_456_789);
     first.payments[0].metadata = [("k".to_string(), "v1".to_string())].into();
     first.payments[0].amount = Amount::payment("amount", "100").expect("amount");
     ingest(&storage, &connector, first).await;
@@ -272,6 +274,18 @@ async fn a_payment_event_shows_the_stored_metadata_and_initial_amount() {
         .collect();
     assert_eq!(payments.len(), 2);
     let inserted = &payments[0]["payload"];
+    let stored: DateTime<Utc> = db
+        .client()
+        .await
+        .query_one("SELECT created_at FROM payments", &[])
+        .await
+        .expect("stored")
+        .get(0);
+    for event in &payments {
+        let at: DateTime<Utc> =
+            serde_json::from_value(event["payload"]["createdAt"].clone()).expect("createdAt");
+        assert_eq!(at, stored, "{event}");
+    }
     assert_eq!(inserted["metadata"]["k"], "v1");
     assert_eq!(inserted["initialAmount"], 100);
     let updated = &payments[1]["payload"];

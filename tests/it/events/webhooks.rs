@@ -947,3 +947,98 @@ async fn secrets_are_sealed_at_rest_and_follow_a_key_rotation() {
     assert_eq!(listed["cursor"]["data"][0]["secret"], secret);
     service.app.shutdown.cancel();
 }
+
+/// A replay decides the delivery's state against the stored row, not the one it read before
+/// sending (the sink may have moved it on meanwhile): a failed replay changes nothing but the
+/// attempt count; a success is final.
+#[actix_rt::test]
+async fn a_failed_replay_never_overrides_what_the_sink_stored_meanwhile() {
+    use tributary::storage::StorageHandle;
+    use tributary::storage::commands::webhooks::{DeliveryKey, RecordAttempt};
+
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 100, Duration::ZERO);
+    let key = DeliveryKey {
+        id: uuid::Uuid::new_v4(),
+        config_id: uuid::Uuid::new_v4(),
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "payments.saved_payment".into(),
+        connector_id: "c".into(),
+        sequence: 1,
+        payload: "{}".into(),
+    };
+    let started = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let record =
+        |status: &'static str, replay: bool, next: Option<chrono::DateTime<chrono::Utc>>| {
+            RecordAttempt {
+                delivery: key.clone(),
+                replay,
+                attempt_id: uuid::Uuid::new_v4(),
+                endpoint: "http://127.0.0.1:9/hooks".into(),
+                outcome: if status == "succeeded" {
+                    "succeeded"
+                } else {
+                    "retryable_failure"
+                },
+                status_code: if status == "succeeded" { 200 } else { 500 },
+                error: None,
+                duration_millis: 1,
+                response_excerpt: None,
+                status,
+                next_attempt_at: next,
+                cycle_started_at: if replay { chrono::Utc::now() } else { started },
+            }
+        };
+    let state = || async {
+        let row = db
+            .client()
+            .await
+            .query_one(
+                "SELECT status, next_attempt_at IS NULL, attempt_count, replay_generation,
+                        cycle_started_at = $1
+                 FROM webhook_deliveries",
+                &[&started],
+            )
+            .await
+            .expect("delivery");
+        (
+            row.get::<_, String>(0),
+            row.get::<_, bool>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, i32>(3),
+            row.get::<_, bool>(4),
+        )
+    };
+    let soon = Some(chrono::Utc::now() + chrono::TimeDelta::minutes(5));
+    // The sink gave up; a replay that read it while still pending then fails.
+    storage
+        .write(record("failed", false, None))
+        .await
+        .expect("sink");
+    storage
+        .write(record("pending", true, soon))
+        .await
+        .expect("replay");
+    assert_eq!(state().await, ("failed".into(), true, 2, 1, true));
+    // The sink retries it (pending, a next attempt due); a replay that read it failed fails.
+    storage
+        .write(record("pending", false, soon))
+        .await
+        .expect("sink");
+    storage
+        .write(record("failed", true, None))
+        .await
+        .expect("replay");
+    assert_eq!(state().await, ("pending".into(), false, 4, 2, true));
+    // A successful replay is final: nothing after it downgrades it or schedules it again.
+    storage
+        .write(record("succeeded", true, None))
+        .await
+        .expect("replay");
+    storage
+        .write(record("pending", false, soon))
+        .await
+        .expect("sink");
+    assert_eq!(state().await.0, "succeeded");
+    assert!(state().await.1, "no next attempt after a success");
+}
