@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
 use super::extract::{JsonObject, Params};
-use super::webhook_configs::config_id;
+use super::webhook_configs::{config_id, refuse_unknown};
 use super::{AppState, Data, RouteEntry};
 use crate::storage::commands::webhooks::DeliveryKey;
 use crate::storage::queries::webhooks::{
@@ -534,20 +534,17 @@ async fn replay_many(
 ) -> Result<HttpResponse, ApiError> {
     idempotency_key(&req)?;
     let body = body.0;
-    const KNOWN: [&str; 6] = [
-        "createdAtFrom",
-        "createdAtTo",
-        "configIds",
-        "statuses",
-        "pageSize",
-        "cursor",
-    ];
-    if let Some(field) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::validation(format!(
-            "unknown field {field:?} (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
+    refuse_unknown(
+        &body,
+        &[
+            "createdAtFrom",
+            "createdAtTo",
+            "configIds",
+            "statuses",
+            "pageSize",
+            "cursor",
+        ],
+    )?;
     let from = body_time(&body, "createdAtFrom")?
         .ok_or_else(|| ApiError::validation("createdAtFrom is required"))?;
     let statuses = body_strings(&body, "statuses")?;

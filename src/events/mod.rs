@@ -12,6 +12,7 @@
 //! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
 
 pub mod nats;
+pub mod packed;
 pub mod payloads;
 pub mod pruner;
 pub mod publisher;
@@ -136,6 +137,9 @@ pub struct NewEvent {
     pub event_type: EventType,
     /// The serialized envelope, sent as is by every publisher.
     pub envelope: String,
+    /// Its stored form ([`packed`]), made where the event is built: a payment's while the
+    /// database runs the payments' upsert, off the single writer's critical path.
+    pub stored: Vec<u8>,
 }
 
 impl NewEvent {
@@ -153,11 +157,13 @@ impl NewEvent {
             event_type,
             payload,
         };
+        // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
+        let envelope = serde_json::to_string(&envelope).unwrap_or_default();
         Self {
             connector_id: connector_id.into(),
             event_type,
-            // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
-            envelope: serde_json::to_string(&envelope).unwrap_or_default(),
+            stored: packed::pack(&envelope),
+            envelope,
         }
     }
 }
