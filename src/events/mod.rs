@@ -12,7 +12,6 @@
 //! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
 
 pub mod nats;
-pub mod packed;
 pub mod payloads;
 pub mod pruner;
 pub mod publisher;
@@ -137,9 +136,6 @@ pub struct NewEvent {
     pub event_type: EventType,
     /// The serialized envelope, sent as is by every publisher.
     pub envelope: String,
-    /// Its stored form ([`packed`]), made where the event is built: a payment's while the
-    /// database runs the payments' upsert, off the single writer's critical path.
-    pub stored: Vec<u8>,
 }
 
 impl NewEvent {
@@ -157,13 +153,11 @@ impl NewEvent {
             event_type,
             payload,
         };
-        // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
-        let envelope = serde_json::to_string(&envelope).unwrap_or_default();
         Self {
             connector_id: connector_id.into(),
             event_type,
-            stored: packed::pack(&envelope),
-            envelope,
+            // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
+            envelope: serde_json::to_string(&envelope).unwrap_or_default(),
         }
     }
 }

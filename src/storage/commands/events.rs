@@ -30,7 +30,7 @@ const APPEND: &str = "WITH counts AS (
     SELECT i.id, i.connector_id,
            (SELECT c.last_sequence FROM counts c WHERE c.connector_id = i.connector_id) - i.after,
            i.type, i.envelope
-    FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::bytea[])
+    FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[])
         AS i(id, connector_id, after, type, envelope)";
 
 /// Appends `events` to the outbox in `tx`, in order; nothing when the outbox is switched off
@@ -57,7 +57,7 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::new_v4()).collect();
     let connectors: Vec<&str> = events.iter().map(|e| e.connector_id.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let envelopes: Vec<&[u8]> = events.iter().map(|e| e.stored.as_slice()).collect();
+    let envelopes: Vec<&str> = events.iter().map(|e| e.envelope.as_str()).collect();
     tx.execute(
         &stmt,
         &[

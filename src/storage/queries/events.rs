@@ -32,28 +32,24 @@ pub async fn after(pool: &Pool, after: i64, limit: i64) -> Result<Vec<StoredEven
     let client = client(pool, context).await?;
     let rows = query(
         &client,
-        "SELECT position, id, connector_id, sequence, type, envelope, created_at
+        "SELECT position, id, connector_id, sequence, type, envelope::text, created_at
          FROM events WHERE position > $1 ORDER BY position LIMIT $2",
         &[&after, &limit],
         context,
     )
     .await?;
-    rows.iter()
-        .map(|r| {
-            let position: i64 = r.get(0);
-            let envelope = crate::events::packed::unpack(r.get(5))
-                .map_err(|e| StorageError::Internal(format!("outbox event {position}: {e}")))?;
-            Ok(StoredEvent {
-                position,
-                id: r.get(1),
-                connector_id: r.get(2),
-                sequence: r.get(3),
-                event_type: r.get(4),
-                envelope,
-                created_at: r.get(6),
-            })
+    Ok(rows
+        .iter()
+        .map(|r| StoredEvent {
+            position: r.get(0),
+            id: r.get(1),
+            connector_id: r.get(2),
+            sequence: r.get(3),
+            event_type: r.get(4),
+            envelope: r.get(5),
+            created_at: r.get(6),
         })
-        .collect()
+        .collect())
 }
 
 /// Where `publisher` got to, if it has a cursor.
