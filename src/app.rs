@@ -247,16 +247,16 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled (or, with `handle_signals`, until SIGINT
-    /// or SIGTERM), then stops accepting requests and, at the same time, stops every task run
+    /// Serves until the shutdown token is cancelled (or, with `signals`, until SIGINT or
+    /// SIGTERM), then stops accepting requests and, at the same time, stops every task run
     /// (statuses untouched), lets in-flight requests finish and drains the storage actor.
-    pub async fn run_until_stopped(self, handle_signals: bool) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, signals: Option<ShutdownSignals>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let token = self.shutdown.clone();
-        if handle_signals {
+        if let Some(mut signals) = signals {
             let token = token.clone();
             actix_rt::spawn(async move {
-                wait_for_signal().await;
+                signals.recv().await;
                 token.cancel();
             });
         }
@@ -282,18 +282,30 @@ impl Application {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
+/// SIGINT and SIGTERM, listened for from the moment this is made: `serve` makes it before it
+/// starts the embedded PostgreSQL and builds the service, so that a signal during boot is
+/// acted upon (a graceful stop) once the service is up instead of killing the process midway
+/// and leaving its PostgreSQL running.
+pub struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Starts listening; must run inside the runtime that will wait for them.
+    pub fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM since [`ShutdownSignals::listen`].
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::Application;
+use crate::app::{Application, ShutdownSignals};
 use crate::settings::{DEFAULT_CONFIG_PATH, Settings};
 use crate::storage::embedded::{EmbeddedConfig, EmbeddedPostgres};
 use crate::storage::{database, migrate, tls};
@@ -148,10 +148,14 @@ fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Listening from the first moment, before the embedded PostgreSQL starts: a SIGTERM during
+    // boot then stops the service gracefully once it is up, instead of killing it midway.
+    let system = actix_rt::System::new();
+    let signals = system.block_on(async { ShutdownSignals::listen() })?;
     let settings_ref = &settings;
-    with_database(settings_ref, |url| async move {
+    with_database_on(system, settings_ref, |url| async move {
         let app = Application::build(settings_ref, &url).await?;
-        app.run_until_stopped(true).await?;
+        app.run_until_stopped(Some(signals)).await?;
         Ok(())
     })
 }
@@ -228,6 +232,20 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    with_database_on(actix_rt::System::new(), settings, body)
+}
+
+/// [`with_database`] on an actix System made beforehand (`serve` listens for signals in it
+/// before the embedded PostgreSQL starts).
+fn with_database_on<F, Fut>(
+    system: actix_rt::SystemRunner,
+    settings: &Settings,
+    body: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let embedded = if settings.uses_embedded_database() {
         if settings.database.tls() != Default::default() {
             tracing::warn!(
@@ -255,7 +273,7 @@ where
         None => settings.database.url.clone(),
     };
     let admin_url = embedded.as_ref().map(|s| s.url("postgres"));
-    let result = actix_rt::System::new().block_on(async move {
+    let result = system.block_on(async move {
         if let Some(admin_url) = admin_url {
             database::ensure_database(&admin_url, EMBEDDED_DATABASE).await?;
         }

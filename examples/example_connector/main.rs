@@ -7,7 +7,7 @@ mod connector;
 
 use std::sync::Arc;
 
-use tributary::app::Application;
+use tributary::app::{Application, ShutdownSignals};
 use tributary::sdk::SystemClock;
 use tributary::settings::Settings;
 
@@ -21,8 +21,9 @@ fn main() -> anyhow::Result<()> {
     let registry =
         tributary::connectors::registry(&settings).with(Arc::new(connector::ExampleLoader));
     actix_rt::System::new().block_on(async move {
+        let signals = ShutdownSignals::listen()?;
         let app = Application::build_with(&settings, &url, registry, Arc::new(SystemClock)).await?;
-        app.run_until_stopped(true).await?;
+        app.run_until_stopped(Some(signals)).await?;
         Ok(())
     })
 }

@@ -827,7 +827,7 @@ async fn without_auth_a_public_address_is_refused_unless_allowed() {
     .await
     .expect("allowed explicitly");
     let shutdown = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let running = actix_rt::spawn(app.run_until_stopped(None));
     shutdown.cancel();
     running.await.expect("join").expect("stopped");
 }

@@ -43,7 +43,7 @@ async fn start(
         }
     };
     let token = app.shutdown_token();
-    Ok((token, actix_rt::spawn(app.run_until_stopped(false))))
+    Ok((token, actix_rt::spawn(app.run_until_stopped(None))))
 }
 
 /// Boots the service, lets it reconcile, and shuts it down.

@@ -308,7 +308,7 @@ pub async fn spawn_app_configured(
     .expect("build app");
     let base = format!("http://127.0.0.1:{}/api/payments", app.port());
     let shutdown = app.shutdown_token();
-    actix_rt::spawn(app.run_until_stopped(false));
+    actix_rt::spawn(app.run_until_stopped(None));
     TestApp { base, db, shutdown }
 }
 

@@ -113,7 +113,7 @@ impl Service {
         let app = Application::build(&settings, url).await.expect("build");
         let root = format!("http://127.0.0.1:{}", app.port());
         let stop = app.shutdown_token();
-        actix_rt::spawn(app.run_until_stopped(false));
+        actix_rt::spawn(app.run_until_stopped(None));
         let http = awc::Client::builder()
             .timeout(Duration::from_secs(10))
             .finish();

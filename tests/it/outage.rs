@@ -139,7 +139,7 @@ async fn ingestion_survives_a_database_outage_with_every_payment_once() {
     let root = format!("http://127.0.0.1:{}", app.port());
     let base = format!("{root}/api/payments");
     let stop = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let running = actix_rt::spawn(app.run_until_stopped(None));
     let http = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
@@ -298,7 +298,7 @@ async fn terminated_database_sessions_are_replaced_without_losing_a_payment() {
     let app = Application::build(&settings, &db.url).await.expect("build");
     let base = format!("http://127.0.0.1:{}/api/payments", app.port());
     let stop = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let running = actix_rt::spawn(app.run_until_stopped(None));
     let http = awc::Client::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let reply = http

@@ -145,7 +145,7 @@ impl Service {
             .arg(&self.data_dir)
             .args(["--bind", &format!("127.0.0.1:{}", self.port)])
             .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "warn,tributary::app=info")
+            .env("RUST_LOG", "warn,tributary::app=info,tributary::cli=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"))
@@ -344,4 +344,45 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
             "expected_payments": total,
         })
     );
+}
+
+/// A SIGTERM while the service boots (its embedded PostgreSQL just started, migrations and the
+/// listener still to come) stops it gracefully once it is up: exit 0, "stopped" logged, its
+/// PostgreSQL stopped. Before the signals were listened for from the start, the default action
+/// killed the process there and left its PostgreSQL running.
+#[test]
+fn a_sigterm_during_boot_stops_the_service_gracefully() {
+    let dir = tempfile::Builder::new()
+        .prefix("tributary-sigterm-boot-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // The embedded PostgreSQL runs as `postgres` when we are root: it must traverse this.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(&config, "").expect("config");
+    let service = Service {
+        data_dir: dir.path().join("data"),
+        config,
+        port: free_port(),
+    };
+    let log = dir.path().join("boot.log");
+    let mut child = service.start(&log);
+    let _kill = KillOnDrop(child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("embedded PostgreSQL started") {
+            break;
+        }
+        alive(&mut child, &log);
+        assert!(Instant::now() < deadline, "no embedded PostgreSQL:\n{text}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    service.terminate(&mut child, &log);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("stopped"), "no graceful stop:\n{text}");
 }

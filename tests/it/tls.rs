@@ -304,7 +304,7 @@ async fn verify_full_starts_the_service_and_every_backend_of_it_is_encrypted() {
         "every backend of the service uses TLS: {backends:?}"
     );
     let shutdown = app.shutdown_token();
-    let running = actix_rt::spawn(app.run_until_stopped(false));
+    let running = actix_rt::spawn(app.run_until_stopped(None));
     shutdown.cancel();
     running.await.expect("join").expect("stopped");
 }

@@ -85,7 +85,7 @@ impl Service {
             pool: app.storage().pool().clone(),
             storage: app.storage().clone(),
             stop: app.shutdown_token(),
-            running: Some(actix_rt::spawn(app.run_until_stopped(false))),
+            running: Some(actix_rt::spawn(app.run_until_stopped(None))),
         })
     }
 
