@@ -163,14 +163,13 @@ impl Params {
 
     /// A timestamp parameter (RFC 3339).
     pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-        self.get(name)
-            .map(|v| {
-                chrono::DateTime::parse_from_rfc3339(v)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .map_err(|e| {
-                        ApiError::validation(format!("{name} must be an RFC 3339 time: {e}"))
-                    })
-            })
-            .transpose()
+        self.get(name).map(|v| rfc3339(name, v)).transpose()
     }
+}
+
+/// The RFC 3339 time `text` of the parameter or field `name`; a 400 naming it otherwise.
+pub fn rfc3339(name: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ApiError::validation(format!("{name} must be an RFC 3339 time: {e}")))
 }

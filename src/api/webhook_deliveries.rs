@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
-use super::extract::{JsonObject, Params};
+use super::extract::{JsonObject, Params, rfc3339};
 use super::webhook_configs::{config_id, refuse_unknown};
 use super::{AppState, Data, RouteEntry};
 use crate::storage::commands::webhooks::DeliveryKey;
@@ -331,13 +331,14 @@ async fn replay_one(
         .map_err(internal)?;
     // What the delivery becomes is settled by the database against the stored row (the sink
     // may have moved it on since `delivery` was read): a success makes it `succeeded`; a
-    // failure changes nothing but the attempt count (RecordAttempt).
-    let (status, next_at) = if outcome.success {
-        (sink::SUCCEEDED, None)
+    // failure changes nothing but the attempt count, keeping the stored status, next attempt
+    // and cycle (RecordAttempt). `status` here only names the attempt's outcome.
+    let status = if outcome.success {
+        sink::SUCCEEDED
     } else if delivery.status == sink::PENDING {
-        (sink::PENDING, delivery.next_attempt_at)
+        sink::PENDING
     } else {
-        (sink::FAILED, None)
+        sink::FAILED
     };
     sink::record(
         &state.storage,
@@ -345,8 +346,8 @@ async fn replay_one(
         &key,
         &outcome,
         status,
-        next_at,
-        delivery.cycle_started_at.unwrap_or_else(Utc::now),
+        None,
+        Utc::now(),
         true,
     )
     .await
@@ -484,9 +485,7 @@ fn body_time(
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| ApiError::validation(format!("{name} must be an RFC 3339 time: {e}"))),
+        Some(Value::String(text)) => rfc3339(name, text).map(Some),
         Some(other) => Err(ApiError::validation(format!(
             "{name} must be an RFC 3339 time string, not {other}"
         ))),

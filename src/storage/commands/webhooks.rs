@@ -27,13 +27,11 @@ async fn cursor_at_head(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
 
 /// Drops the cursor of a config that stops being active (deactivated or deleted).
 async fn drop_cursor(tx: &Tx<'_>, id: Uuid) -> Result<(), StorageError> {
-    tx.execute(
-        "DELETE FROM event_cursors WHERE publisher = $1",
-        &[&crate::webhooks::publisher_name(id)],
-    )
+    super::events::DropCursor {
+        publisher: crate::webhooks::publisher_name(id),
+    }
+    .apply(tx)
     .await
-    .map_err(|e| StorageError::db("dropping a webhook cursor", e))?;
-    Ok(())
 }
 
 /// Drops every webhook cursor whose config is gone or inactive (left by a version or a crash
