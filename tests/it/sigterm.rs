@@ -138,6 +138,11 @@ impl Service {
                 cmd.env_remove(key);
             }
         }
+        // Its embedded PostgreSQL runs as `postgres` when we are root and must be able to
+        // resolve its working directory: the test's own (mode 0755), not the caller's.
+        if let Some(dir) = self.data_dir.parent() {
+            cmd.current_dir(dir);
+        }
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config)
