@@ -7,6 +7,11 @@
 //! order and mark their progress durably, so an event survives a crash between the commit
 //! and the publishing, which Formance's publish-after-commit does not.
 //!
+//! Most events are stored as their serialized envelope. A payment's (`SAVED_PAYMENT`, the
+//! bulk of ingestion) is stored by reference to the adjustment row its change writes anyway
+//! ([`Stored::PaymentChange`]) and built when read, so the single writer does not serialize
+//! and write the payment twice.
+//!
 //! The wire format is Formance Payments v1's: the envelope of go-libs' `publish.EventMessage`
 //! (`date`, `app`, `version`, `type`, `payload`) around the payloads of the v1 `messages`
 //! package ([`payloads`]), so a consumer written for Formance reads ours unchanged.
@@ -127,15 +132,45 @@ struct Envelope<'a, P: Serialize> {
     payload: &'a P,
 }
 
-/// An event about to be appended to the outbox, its envelope already serialized.
+/// `payload` in the v1 envelope dated `date`: the one serialization of every event, whether
+/// built when the change is written or, for a payment's, when it is read back.
+pub fn envelope(event_type: EventType, date: DateTime<Utc>, payload: &impl Serialize) -> String {
+    let envelope = Envelope {
+        date,
+        app: APP,
+        version: VERSION,
+        event_type,
+        payload,
+    };
+    // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+/// What the outbox row of an event holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// The serialized envelope, sent as is by every publisher.
+    Envelope(String),
+    /// A payment's change (`SAVED_PAYMENT`) by reference: the adjustment row the change wrote
+    /// and the fields a later change could overwrite; the envelope is built when read
+    /// (migration V16), so ingestion does not write the payment a second time.
+    PaymentChange {
+        /// The change's row in `payment_adjustments`.
+        adjustment_id: i64,
+        /// [`payloads::PaymentState`] as JSON.
+        state: String,
+    },
+}
+
+/// An event about to be appended to the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// The connector it belongs to (its sequence); empty for events of no connector.
     pub connector_id: String,
     /// Its type.
     pub event_type: EventType,
-    /// The serialized envelope, sent as is by every publisher.
-    pub envelope: String,
+    /// Its envelope, or what it is built from.
+    pub stored: Stored,
 }
 
 impl NewEvent {
@@ -146,18 +181,27 @@ impl NewEvent {
         date: DateTime<Utc>,
         payload: &impl Serialize,
     ) -> Self {
-        let envelope = Envelope {
-            date,
-            app: APP,
-            version: VERSION,
-            event_type,
-            payload,
-        };
         Self {
             connector_id: connector_id.into(),
             event_type,
-            // Payloads are plain structs of strings, numbers and maps: serializing cannot fail.
-            envelope: serde_json::to_string(&envelope).unwrap_or_default(),
+            stored: Stored::Envelope(envelope(event_type, date, payload)),
+        }
+    }
+
+    /// A payment's `SAVED_PAYMENT`, by reference to the adjustment its change wrote.
+    pub fn payment_change(
+        connector_id: impl Into<String>,
+        adjustment_id: i64,
+        state: &payloads::PaymentState,
+    ) -> Self {
+        Self {
+            connector_id: connector_id.into(),
+            event_type: EventType::SavedPayment,
+            // A struct of strings and a string map: serializing cannot fail.
+            stored: Stored::PaymentChange {
+                adjustment_id,
+                state: serde_json::to_string(state).unwrap_or_default(),
+            },
         }
     }
 }
@@ -236,8 +280,8 @@ mod tests {
             },
         );
         assert_eq!(
-            event.envelope,
-            r#"{"date":"2026-11-30T01:02:03.500Z","app":"payments","version":"v1","type":"CONNECTOR_RESET","payload":{"createdAt":"2026-11-30T01:02:03.500Z","connectorId":"c1"}}"#
+            event.stored,
+            Stored::Envelope(r#"{"date":"2026-11-30T01:02:03.500Z","app":"payments","version":"v1","type":"CONNECTOR_RESET","payload":{"createdAt":"2026-11-30T01:02:03.500Z","connectorId":"c1"}}"#.into())
         );
     }
 

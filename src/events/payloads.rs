@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// A JSON value already serialized: an amount (a number of any size) or raw provider data.
@@ -78,6 +78,72 @@ impl SavedPayment {
             .chain(destination.map(|id| link("destination_account", id)))
             .collect();
         (!links.is_empty()).then_some(links)
+    }
+}
+
+/// The fields of a `SAVED_PAYMENT` that a later change (or a metadata patch) could
+/// overwrite, kept in the outbox row of a payment's event stored by reference; the rest is
+/// read back from rows that never change ([`PaymentChange`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentState {
+    pub scheme: String,
+    pub asset: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A payment change as its adjustment row and the payment's unchanging fields hold it.
+#[derive(Debug, Clone)]
+pub struct PaymentChange {
+    pub payment_id: String,
+    pub connector_id: String,
+    pub reference: String,
+    pub payment_type: String,
+    pub created_at: DateTime<Utc>,
+    /// Decimal text, as stored.
+    pub initial_amount: String,
+    /// The status the change set.
+    pub status: String,
+    /// The amount the change set, decimal text.
+    pub amount: String,
+    /// The provider's raw data of the change, JSON text.
+    pub raw: Option<String>,
+}
+
+impl SavedPayment {
+    /// The payload of `change`, with the fields `state` kept as they were at the change.
+    pub fn of_change(change: PaymentChange, state: PaymentState) -> Self {
+        // Every stored connector id decodes; the provider is part of it.
+        let provider = crate::ids::ConnectorKey::parse(&change.connector_id)
+            .map(|key| key.provider)
+            .unwrap_or_default();
+        let links = Self::links_for(
+            state.source_account_id.as_deref(),
+            state.destination_account_id.as_deref(),
+        );
+        Self {
+            id: change.payment_id,
+            reference: change.reference,
+            created_at: change.created_at,
+            connector_id: change.connector_id,
+            provider,
+            payment_type: change.payment_type,
+            status: change.status,
+            scheme: state.scheme,
+            asset: state.asset,
+            source_account_id: state.source_account_id,
+            destination_account_id: state.destination_account_id,
+            links,
+            raw_data: raw(change.raw.as_deref()),
+            initial_amount: number(&change.initial_amount),
+            amount: number(&change.amount),
+            metadata: state.metadata,
+        }
     }
 }
 

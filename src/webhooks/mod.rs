@@ -52,7 +52,7 @@ pub fn normalize_event_type(given: &str) -> Option<String> {
 
 /// The body sent for an outbox envelope: the envelope byte for byte, except its `type`,
 /// which Formance's webhooks service rewrites to its own form (`payments.saved_payment`).
-/// The envelope is written by [`crate::events::NewEvent`] with `type` before `payload`, so the
+/// The envelope is written by [`crate::events::envelope`] with `type` before `payload`, so the
 /// first `"type":"…"` is the envelope's own.
 pub fn body_of(envelope: &str, event_type: &str) -> String {
     let from = format!("\"type\":\"{event_type}\"");

@@ -117,6 +117,8 @@ const DELETE_OWNED: &str = "WITH
     DELETE FROM tasks WHERE connector_id = $1";
 
 async fn delete_owned(tx: &Tx<'_>, connector_id: &str) -> Result<(), StorageError> {
+    // Its payment events still in the outbox refer to the rows about to go.
+    events::write_out_payment_changes(tx, connector_id).await?;
     tx.execute(DELETE_OWNED, &[&connector_id])
         .await
         .map_err(|e| StorageError::db("deleting a connector's data", e))?;

@@ -4,12 +4,15 @@
 //! [`append`] is not a command of its own: a command that changes something calls it with its
 //! own transaction, so the change and its event commit or roll back together. One statement
 //! appends a whole round of events and hands out each connector's next sequence numbers.
+//! [`write_out_payment_changes`] turns a connector's payment events stored by reference into
+//! envelopes before a reset or uninstall deletes what they refer to.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::events::{NewEvent, outbox_enabled};
+use crate::events::{NewEvent, Stored, outbox_enabled};
+use crate::storage::queries::events::{PAYMENT_CHANGES_OF_CONNECTOR, stored_event};
 use crate::storage::{StorageError, Tx, WriteCommand};
 
 // `counts` bumps each connector's counter once by its number of events and answers its new
@@ -26,12 +29,14 @@ const APPEND: &str = "WITH counts AS (
             + EXCLUDED.last_sequence
         RETURNING connector_id, last_sequence
     )
-    INSERT INTO events (id, connector_id, sequence, type, envelope)
+    INSERT INTO events (id, connector_id, sequence, type, envelope, adjustment_id,
+                        payment_state)
     SELECT i.id, i.connector_id,
            (SELECT c.last_sequence FROM counts c WHERE c.connector_id = i.connector_id) - i.after,
-           i.type, i.envelope
-    FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[])
-        AS i(id, connector_id, after, type, envelope)";
+           i.type, i.envelope, i.adjustment_id, i.payment_state
+    FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
+                $9::text[])
+        AS i(id, connector_id, after, type, envelope, adjustment_id, payment_state)";
 
 /// Appends `events` to the outbox in `tx`, in order; nothing when the outbox is switched off
 /// (`events.enabled = false`) or there is nothing to append.
@@ -57,7 +62,23 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::new_v4()).collect();
     let connectors: Vec<&str> = events.iter().map(|e| e.connector_id.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let envelopes: Vec<&str> = events.iter().map(|e| e.envelope.as_str()).collect();
+    let (mut envelopes, mut adjustments, mut states) = (
+        Vec::with_capacity(events.len()),
+        Vec::with_capacity(events.len()),
+        Vec::with_capacity(events.len()),
+    );
+    for event in events {
+        let (envelope, adjustment, state) = match &event.stored {
+            Stored::Envelope(envelope) => (Some(envelope.as_str()), None, None),
+            Stored::PaymentChange {
+                adjustment_id,
+                state,
+            } => (None, Some(*adjustment_id), Some(state.as_str())),
+        };
+        envelopes.push(envelope);
+        adjustments.push(adjustment);
+        states.push(state);
+    }
     tx.execute(
         &stmt,
         &[
@@ -68,11 +89,52 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
             &after,
             &types,
             &envelopes,
+            &adjustments,
+            &states,
         ],
     )
     .await
     .map_err(|e| StorageError::db(context, e))?;
     Ok(())
+}
+
+const WRITE_OUT: &str = "UPDATE events SET envelope = u.envelope, adjustment_id = NULL,
+        payment_state = NULL
+    FROM unnest($1::bigint[], $2::text[]) AS u(position, envelope)
+    WHERE events.position = u.position";
+
+/// Writes out the envelope of every event of `connector_id` stored by reference to a payment
+/// change, in `tx`: a reset or uninstall calls it before it deletes the payments and
+/// adjustments those events refer to, so every event keeps its content until it is pruned.
+/// Its cost is one pass over the outbox plus one envelope per such event still in it.
+pub async fn write_out_payment_changes(
+    tx: &Tx<'_>,
+    connector_id: &str,
+) -> Result<(), StorageError> {
+    const CHUNK: i64 = 1_000;
+    let context = "writing out the envelopes of a connector's payment events";
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                PAYMENT_CHANGES_OF_CONNECTOR,
+                &[&connector_id, &after, &CHUNK],
+            )
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let (positions, envelopes): (Vec<i64>, Vec<String>) = rows
+            .iter()
+            .filter_map(stored_event)
+            .map(|e| (e.position, e.envelope))
+            .unzip();
+        tx.execute(WRITE_OUT, &[&positions, &envelopes])
+            .await
+            .map_err(|e| StorageError::db(context, e))?;
+    }
 }
 
 /// Records that `publisher` is done with every event up to `position` (never moves back).

@@ -31,18 +31,20 @@
 //! Every row the statements report as written (inserted, or changed) gets its Formance event
 //! (`SAVED_ACCOUNT`, `SAVED_PAYMENT`, `SAVED_BALANCE`; a bank account with a new link its
 //! `SAVED_BANK_ACCOUNT`), appended to the outbox by one statement per round in the same
-//! transaction; a no-op re-ingest writes no row, so no event.
+//! transaction; a no-op re-ingest writes no row, so no event. A payment's event refers to the
+//! adjustment row its change writes (its envelope is built when read, see
+//! [`crate::events::Stored`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::events::append;
 use super::rounds::rounds;
 use super::snapshots::saved_bank_account;
-use crate::events::payloads::{self, SavedAccount, SavedBalance, SavedPayment};
+use crate::events::payloads::{self, PaymentState, SavedAccount, SavedBalance};
 use crate::events::{EventType, NewEvent, outbox_enabled};
 use crate::ids::{AccountKey, ConnectorKey, PaymentKey};
 use crate::sdk::ingest::{AccountData, BalanceData, Batch, IngestReport, PaymentData};
@@ -102,18 +104,17 @@ const UPSERT_PAYMENTS: &str = "WITH input AS (
               IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.amount, EXCLUDED.asset,
                                 EXCLUDED.scheme, EXCLUDED.source_account_id,
                                 EXCLUDED.destination_account_id)
-        RETURNING id, (xmax = 0) AS inserted, created_at, initial_amount, metadata
+        RETURNING id, (xmax = 0) AS inserted, metadata
     ),
     adjusted AS (
         INSERT INTO payment_adjustments (payment_id, reference, created_at, status, amount, raw)
         SELECT i.id, i.reference, CASE WHEN u.inserted THEN i.created_at ELSE now() END,
                i.status, i.amount, i.raw
         FROM upserted u JOIN input i ON i.id = u.id
+        RETURNING id, payment_id
     )
-    SELECT id, inserted, created_at,
-           CASE WHEN inserted THEN NULL ELSE initial_amount::text END,
-           CASE WHEN inserted THEN NULL ELSE metadata::text END
-    FROM upserted";
+    SELECT u.id, u.inserted, a.id, CASE WHEN u.inserted THEN NULL ELSE u.metadata::text END
+    FROM upserted u JOIN adjusted a ON a.payment_id = u.id";
 
 const UPSERT_BALANCES: &str = "WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -150,7 +151,7 @@ const PUT_STORE: &str = "INSERT INTO connector_kv (connector_id, key, value)
     SELECT c, k, v FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS i(c, k, v)
     ON CONFLICT (connector_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
 
-fn metadata_json(m: &std::collections::BTreeMap<String, String>) -> Option<String> {
+fn metadata_json(m: &BTreeMap<String, String>) -> Option<String> {
     (!m.is_empty()).then(|| serde_json::to_string(m).unwrap_or_default())
 }
 
@@ -506,29 +507,7 @@ async fn write_payments(
         &raws,
         &metadata,
     ];
-    let upsert = tx.query(&stmt, &params);
-    // Every payment's event, built as if it were inserted while the database runs the upsert
-    // (the actor would otherwise wait for it, then build): the outbox then costs ingestion
-    // little more than its own insert. An update's event is rebuilt below from the values it
-    // keeps; the events of rows that did not change are dropped.
-    let (on, date) = (events.on, events.date);
-    let candidates = async move {
-        let mut built = Vec::with_capacity(if on { all.len() } else { 0 });
-        if on {
-            for (n, (_, rows, p)) in all.iter().enumerate() {
-                if n % 64 == 63 {
-                    // Lets the connection task send the upsert early, then share the thread.
-                    tokio::task::yield_now().await;
-                }
-                // As stored: PostgreSQL keeps microseconds.
-                let created_at = p.data.created_at.trunc_subsecs(6);
-                built.push(Some(payment_event(date, rows, p, created_at, None, None)));
-            }
-        }
-        built
-    };
-    let (written, mut candidates) = futures::join!(upsert, candidates);
-    let written = written.map_err(db(context))?;
+    let written = tx.query(&stmt, &params).await.map_err(db(context))?;
     let owner: HashMap<&str, usize> = all
         .iter()
         .enumerate()
@@ -545,61 +524,30 @@ async fn write_payments(
         } else {
             reports[i].payments_updated += 1;
         }
-        if !on {
+        if !events.on {
             continue;
         }
-        let event = if inserted {
-            candidates[n].take()
-        } else {
-            // Stored values where an update keeps the first ones: creation time, initial
-            // amount, metadata (which the API may have patched since).
-            let metadata: Option<&str> = row.get(4);
-            let metadata = metadata
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default();
-            Some(payment_event(
-                date,
-                rows,
-                p,
-                row.get(2),
-                row.get(3),
-                Some(metadata),
-            ))
+        // The event refers to the change's adjustment row; the fields a later change could
+        // overwrite are kept with it. An update keeps the stored metadata (the API may have
+        // patched it since), an insert stores the input's.
+        let metadata = match row.get::<_, Option<&str>>(3) {
+            Some(stored) => serde_json::from_str(stored).unwrap_or_default(),
+            None => p.data.metadata.clone(),
         };
-        events.list.extend(event);
+        let state = PaymentState {
+            scheme: p.data.scheme.as_str().to_string(),
+            asset: p.data.asset.clone(),
+            source_account_id: p.source.clone(),
+            destination_account_id: p.destination.clone(),
+            metadata,
+        };
+        events.list.push(NewEvent::payment_change(
+            &rows.connector_id,
+            row.get(2),
+            &state,
+        ));
     }
     Ok(())
-}
-
-/// A payment's `SAVED_PAYMENT`: the input's values, with the stored creation time, initial
-/// amount and metadata where an update keeps them (`None`: the input's, as an insert stores).
-fn payment_event(
-    date: DateTime<Utc>,
-    rows: &Rows<'_>,
-    p: &PaymentRow<'_>,
-    created_at: DateTime<Utc>,
-    initial_amount: Option<&str>,
-    metadata: Option<BTreeMap<String, String>>,
-) -> NewEvent {
-    let payload = SavedPayment {
-        id: p.id.clone(),
-        reference: p.data.reference.clone(),
-        created_at,
-        connector_id: rows.connector_id.clone(),
-        provider: rows.provider.to_string(),
-        payment_type: p.data.payment_type.as_str().to_string(),
-        status: p.data.status.as_str().to_string(),
-        scheme: p.data.scheme.as_str().to_string(),
-        asset: p.data.asset.clone(),
-        source_account_id: p.source.clone(),
-        destination_account_id: p.destination.clone(),
-        links: SavedPayment::links_for(p.source.as_deref(), p.destination.as_deref()),
-        raw_data: payloads::raw(p.data.raw.as_deref()),
-        initial_amount: payloads::number(initial_amount.unwrap_or(p.data.amount.as_str())),
-        amount: payloads::number(p.data.amount.as_str()),
-        metadata: metadata.unwrap_or_else(|| p.data.metadata.clone()),
-    };
-    NewEvent::new(&rows.connector_id, EventType::SavedPayment, date, &payload)
 }
 
 async fn write_balances(

@@ -12,8 +12,9 @@ use tributary::sdk::ingest::{
     Scheme,
 };
 use tributary::storage::StorageHandle;
-use tributary::storage::commands::connectors::WipeConnectorData;
+use tributary::storage::commands::connectors::{DeleteConnector, WipeConnectorData};
 use tributary::storage::commands::ingest::IngestBatch;
+use tributary::storage::commands::metadata::{MetadataOwner, PatchMetadata};
 use tributary::storage::queries::events as outbox;
 
 use crate::helpers::TestDb;
@@ -296,4 +297,111 @@ async fn a_payment_event_shows_the_stored_metadata_and_initial_amount() {
     assert_eq!(updated["initialAmount"], 100);
     assert_eq!(updated["amount"], 90);
     assert_eq!(updated["status"], "SUCCEEDED");
+}
+
+/// The envelopes of every event (id → envelope), as publishers read them.
+async fn envelopes(storage: &StorageHandle) -> std::collections::HashMap<uuid::Uuid, String> {
+    all_events(storage)
+        .await
+        .into_iter()
+        .map(|e| (e.id, e.envelope))
+        .collect()
+}
+
+async fn by_reference(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM events WHERE adjustment_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// A payment's event is stored by reference to its change's adjustment and built when read:
+/// it reads the same bytes after later changes of the payment, a metadata patch, a reset and
+/// an uninstall (which write the envelopes out before deleting what they refer to; more than
+/// one chunk of them here).
+#[actix_rt::test]
+async fn a_payment_event_reads_the_same_after_changes_a_patch_a_reset_and_an_uninstall() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    let connector = keyed_connector(&storage).await;
+    let mut first = batch(1_500, PaymentStatus::Pending);
+    first.payments[0].metadata = [("k".to_string(), "v1".to_string())].into();
+    ingest(&storage, &connector, first).await;
+    let before = envelopes(&storage).await;
+    assert_eq!(before.len(), 1_502);
+    assert_eq!(
+        by_reference(&db).await,
+        1_500,
+        "payments' events by reference"
+    );
+
+    // Every payment changes: new status, scheme, asset and accounts.
+    let mut second = batch(1_500, PaymentStatus::Succeeded);
+    for p in &mut second.payments {
+        p.scheme = Scheme::Sepa;
+        p.asset = "USD/2".into();
+        p.source_account = Some("acc".into());
+    }
+    ingest(&storage, &connector, second).await;
+    let payment_id = all_events(&storage)
+        .await
+        .iter()
+        .find(|e| e.event_type == "SAVED_PAYMENT")
+        .map(|e| serde_json::from_str::<Value>(&e.envelope).expect("JSON")["payload"]["id"].clone())
+        .and_then(|id| id.as_str().map(str::to_string))
+        .expect("a payment id");
+    storage
+        .write(PatchMetadata {
+            owner: MetadataOwner::Payment(payment_id),
+            metadata: serde_json::json!({"k": "patched"}),
+        })
+        .await
+        .expect("patch");
+    type Envelopes = std::collections::HashMap<uuid::Uuid, String>;
+    let unchanged = |before: &Envelopes, now: &Envelopes, stage: &str| {
+        for (id, envelope) in before {
+            assert_eq!(now.get(id), Some(envelope), "after {stage}");
+        }
+    };
+    let changed = envelopes(&storage).await;
+    unchanged(&before, &changed, "changes and a patch");
+    let updates: Vec<Value> = all_events(&storage)
+        .await
+        .iter()
+        .filter(|e| !before.contains_key(&e.id) && e.event_type == "SAVED_PAYMENT")
+        .map(|e| serde_json::from_str(&e.envelope).expect("JSON"))
+        .collect();
+    assert_eq!(updates.len(), 1_500);
+    let update = &updates[0]["payload"];
+    assert_eq!(update["status"], "SUCCEEDED");
+    assert_eq!(update["scheme"], "sepa");
+    assert_eq!(update["asset"], "USD/2");
+    assert_eq!(update["links"][0]["name"], "source_account");
+    assert_eq!(
+        update["metadata"]["k"], "v1",
+        "the metadata of the change's time"
+    );
+
+    storage
+        .write(WipeConnectorData { id: connector.id() })
+        .await
+        .expect("reset");
+    assert_eq!(by_reference(&db).await, 0, "written out by the reset");
+    let reset = envelopes(&storage).await;
+    unchanged(&changed, &reset, "a reset");
+
+    ingest(&storage, &connector, batch(2, PaymentStatus::Pending)).await;
+    let installed = envelopes(&storage).await;
+    assert_eq!(by_reference(&db).await, 2);
+    storage
+        .write(DeleteConnector { id: connector.id() })
+        .await
+        .expect("uninstall");
+    assert_eq!(by_reference(&db).await, 0, "written out by the uninstall");
+    unchanged(&installed, &envelopes(&storage).await, "an uninstall");
 }

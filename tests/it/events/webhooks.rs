@@ -1104,7 +1104,9 @@ async fn interleaved_activations_and_deactivations_end_in_the_state_last_written
         eventually("the payment stored", Duration::from_secs(20), || async {
             service
                 .count(&format!(
-                    "SELECT count(*) FROM events WHERE type = 'SAVED_PAYMENT' AND envelope LIKE '%\"{reference}\"%'"
+                    "SELECT count(*) FROM events e
+                     JOIN payment_adjustments a ON a.id = e.adjustment_id
+                     JOIN payments p ON p.id = a.payment_id WHERE p.reference = '{reference}'"
                 ))
                 .await
                 == 1
