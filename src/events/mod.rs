@@ -21,7 +21,7 @@ pub mod payloads;
 pub mod pruner;
 pub mod publisher;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 /// A URL as logged and stored in errors: credentials (`nats://user:pass@host`) and the query
@@ -169,6 +169,9 @@ pub struct NewEvent {
     pub connector_id: String,
     /// Its type.
     pub event_type: EventType,
+    /// The envelope's `date`, in microseconds (as PostgreSQL keeps it): stored as the row's
+    /// `created_at`, from which an envelope built when read takes its `date`.
+    pub date: DateTime<Utc>,
     /// Its envelope, or what it is built from.
     pub stored: Stored,
 }
@@ -181,22 +184,27 @@ impl NewEvent {
         date: DateTime<Utc>,
         payload: &impl Serialize,
     ) -> Self {
+        let date = date.trunc_subsecs(6);
         Self {
             connector_id: connector_id.into(),
             event_type,
+            date,
             stored: Stored::Envelope(envelope(event_type, date, payload)),
         }
     }
 
-    /// A payment's `SAVED_PAYMENT`, by reference to the adjustment its change wrote.
+    /// A payment's `SAVED_PAYMENT` dated `date`, by reference to the adjustment its change
+    /// wrote.
     pub fn payment_change(
         connector_id: impl Into<String>,
+        date: DateTime<Utc>,
         adjustment_id: i64,
         state: &payloads::PaymentState,
     ) -> Self {
         Self {
             connector_id: connector_id.into(),
             event_type: EventType::SavedPayment,
+            date: date.trunc_subsecs(6),
             // A struct of strings and a string map: serializing cannot fail.
             stored: Stored::PaymentChange {
                 adjustment_id,

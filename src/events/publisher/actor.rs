@@ -128,11 +128,11 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
         step = match step {
             Step::Read { after, limit } => {
                 match outbox::after(storage.pool(), after, limit).await {
-                    Ok(events) => {
-                        full = events.len() as i64 == limit;
-                        batch = events;
+                    Ok(page) => {
+                        full = page.full;
+                        batch = page.events;
                         record_backlog(&storage, name, after, &batch, full).await;
-                        reader.read_done(batch.last().map(|e| e.position))
+                        reader.read_done(page.last)
                     }
                     Err(error) => {
                         tracing::warn!(publisher = name, %error, "publisher cannot read the outbox");

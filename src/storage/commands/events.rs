@@ -9,10 +9,11 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::events::{NewEvent, Stored, outbox_enabled};
-use crate::storage::queries::events::{PAYMENT_CHANGES_OF_CONNECTOR, stored_event};
+use crate::storage::queries::events::{AT_POSITIONS, stored_event};
 use crate::storage::{StorageError, Tx, WriteCommand};
 
 // `counts` bumps each connector's counter once by its number of events and answers its new
@@ -30,13 +31,14 @@ const APPEND: &str = "WITH counts AS (
         RETURNING connector_id, last_sequence
     )
     INSERT INTO events (id, connector_id, sequence, type, envelope, adjustment_id,
-                        payment_state)
+                        payment_state, created_at)
     SELECT i.id, i.connector_id,
            (SELECT c.last_sequence FROM counts c WHERE c.connector_id = i.connector_id) - i.after,
-           i.type, i.envelope, i.adjustment_id, i.payment_state
+           i.type, i.envelope, i.adjustment_id, i.payment_state, i.created_at
     FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
-                $9::text[])
-        AS i(id, connector_id, after, type, envelope, adjustment_id, payment_state)";
+                $9::text[], $10::timestamptz[])
+        AS i(id, connector_id, after, type, envelope, adjustment_id, payment_state,
+             created_at)";
 
 /// Appends `events` to the outbox in `tx`, in order; nothing when the outbox is switched off
 /// (`events.enabled = false`) or there is nothing to append.
@@ -62,6 +64,7 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::new_v4()).collect();
     let connectors: Vec<&str> = events.iter().map(|e| e.connector_id.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let dates: Vec<DateTime<Utc>> = events.iter().map(|e| e.date).collect();
     let (mut envelopes, mut adjustments, mut states) = (
         Vec::with_capacity(events.len()),
         Vec::with_capacity(events.len()),
@@ -91,12 +94,16 @@ pub async fn append(tx: &Tx<'_>, events: &[NewEvent]) -> Result<(), StorageError
             &envelopes,
             &adjustments,
             &states,
+            &dates,
         ],
     )
     .await
     .map_err(|e| StorageError::db(context, e))?;
     Ok(())
 }
+
+const REFERRING: &str = "SELECT position FROM events
+    WHERE connector_id = $1 AND adjustment_id IS NOT NULL";
 
 const WRITE_OUT: &str = "UPDATE events SET envelope = u.envelope, adjustment_id = NULL,
         payment_state = NULL
@@ -106,26 +113,24 @@ const WRITE_OUT: &str = "UPDATE events SET envelope = u.envelope, adjustment_id 
 /// Writes out the envelope of every event of `connector_id` stored by reference to a payment
 /// change, in `tx`: a reset or uninstall calls it before it deletes the payments and
 /// adjustments those events refer to, so every event keeps its content until it is pruned.
-/// Its cost is one pass over the outbox plus one envelope per such event still in it.
+/// Its cost: one scan of the outbox (only its primary key is indexed, see V11), then one
+/// envelope built and one row rewritten per such event still in it.
 pub async fn write_out_payment_changes(
     tx: &Tx<'_>,
     connector_id: &str,
 ) -> Result<(), StorageError> {
-    const CHUNK: i64 = 1_000;
     let context = "writing out the envelopes of a connector's payment events";
-    let mut after = 0i64;
-    loop {
-        let rows = tx
-            .query(
-                PAYMENT_CHANGES_OF_CONNECTOR,
-                &[&connector_id, &after, &CHUNK],
-            )
-            .await
-            .map_err(|e| StorageError::db(context, e))?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = last.get(0);
+    let db = |e| StorageError::db(context, e);
+    let positions: Vec<i64> = tx
+        .query(REFERRING, &[&connector_id])
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for chunk in positions.chunks(1_000) {
+        let rows = tx.query(AT_POSITIONS, &[&chunk]).await.map_err(db)?;
+        // A reference to rows already gone (only a hand-made deletion) stays as it is.
         let (positions, envelopes): (Vec<i64>, Vec<String>) = rows
             .iter()
             .filter_map(stored_event)
@@ -133,8 +138,9 @@ pub async fn write_out_payment_changes(
             .unzip();
         tx.execute(WRITE_OUT, &[&positions, &envelopes])
             .await
-            .map_err(|e| StorageError::db(context, e))?;
+            .map_err(db)?;
     }
+    Ok(())
 }
 
 /// Records that `publisher` is done with every event up to `position` (never moves back).

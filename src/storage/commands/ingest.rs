@@ -508,6 +508,9 @@ async fn write_payments(
         &metadata,
     ];
     let written = tx.query(&stmt, &params).await.map_err(db(context))?;
+    // The events of the written rows in input order (the order the statement returns them in
+    // is the plan's), so a connector's payments keep their order in its sequence.
+    let mut changes: Vec<(usize, NewEvent)> = Vec::new();
     let owner: HashMap<&str, usize> = all
         .iter()
         .enumerate()
@@ -529,10 +532,13 @@ async fn write_payments(
         }
         // The event refers to the change's adjustment row; the fields a later change could
         // overwrite are kept with it. An update keeps the stored metadata (the API may have
-        // patched it since), an insert stores the input's.
-        let metadata = match row.get::<_, Option<&str>>(3) {
-            Some(stored) => serde_json::from_str(stored).unwrap_or_default(),
-            None => p.data.metadata.clone(),
+        // patched it since; none stored is none), an insert stores the input's.
+        let metadata = if inserted {
+            p.data.metadata.clone()
+        } else {
+            row.get::<_, Option<&str>>(3)
+                .and_then(|stored| serde_json::from_str(stored).ok())
+                .unwrap_or_default()
         };
         let state = PaymentState {
             scheme: p.data.scheme.as_str().to_string(),
@@ -541,12 +547,13 @@ async fn write_payments(
             destination_account_id: p.destination.clone(),
             metadata,
         };
-        events.list.push(NewEvent::payment_change(
-            &rows.connector_id,
-            row.get(2),
-            &state,
-        ));
+        let event = NewEvent::payment_change(&rows.connector_id, events.date, row.get(2), &state);
+        changes.push((n, event));
     }
+    changes.sort_unstable_by_key(|(n, _)| *n);
+    events
+        .list
+        .extend(changes.into_iter().map(|(_, event)| event));
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub struct StoredEvent {
     /// The serialized Formance envelope (built here for a payment's event stored by
     /// reference: the same bytes at every read).
     pub envelope: String,
-    /// When it was appended.
+    /// Its date (the envelope's `date`), set by the service when it is appended.
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,17 +50,14 @@ macro_rules! select_events {
 
 const AFTER: &str = select_events!("WHERE e.position > $1 ORDER BY e.position LIMIT $2");
 
-/// Up to `$3` of connector `$1`'s events stored by reference after position `$2`, in order
-/// (one pass along the primary key): what a reset or uninstall writes out before it deletes
-/// the rows they refer to.
-pub(crate) const PAYMENT_CHANGES_OF_CONNECTOR: &str = select_events!(
-    "WHERE e.position > $2 AND e.connector_id = $1 AND e.adjustment_id IS NOT NULL
-     ORDER BY e.position LIMIT $3"
-);
+/// The events at positions `$1` (any order): what a reset or uninstall writes out, after
+/// finding the positions of its connector's events stored by reference in one scan.
+pub(crate) const AT_POSITIONS: &str = select_events!("WHERE e.position = ANY($1)");
 
 /// An event as [`select_events`] reads it, its envelope built when it is stored by
 /// reference; `None` for a reference to rows that are gone, which only a hand-made deletion
-/// can cause (a reset or uninstall writes the envelopes out first): it is logged and skipped.
+/// can cause (a reset or uninstall writes the envelopes out first): it is logged and skipped,
+/// and [`Page::last`] still moves a publisher past it.
 pub(crate) fn stored_event(r: &Row) -> Option<StoredEvent> {
     let position = r.get(0);
     let connector_id: String = r.get(2);
@@ -108,12 +105,28 @@ fn payment_change_envelope(r: &Row, connector_id: &str, date: DateTime<Utc>) -> 
     Some(envelope(EventType::SavedPayment, date, &payload))
 }
 
+/// What one read of the outbox found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The events, in order.
+    pub events: Vec<StoredEvent>,
+    /// The last position read, even when its event was skipped ([`stored_event`]): a
+    /// publisher's cursor moves past it.
+    pub last: Option<i64>,
+    /// The read hit its limit: more may be waiting.
+    pub full: bool,
+}
+
 /// Up to `limit` events after position `after`, in order.
-pub async fn after(pool: &Pool, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StorageError> {
+pub async fn after(pool: &Pool, after: i64, limit: i64) -> Result<Page, StorageError> {
     let context = "reading the outbox";
     let client = client(pool, context).await?;
     let rows = query(&client, AFTER, &[&after, &limit], context).await?;
-    Ok(rows.iter().filter_map(stored_event).collect())
+    Ok(Page {
+        events: rows.iter().filter_map(stored_event).collect(),
+        last: rows.last().map(|r| r.get(0)),
+        full: rows.len() as i64 == limit,
+    })
 }
 
 /// Where `publisher` got to, if it has a cursor.

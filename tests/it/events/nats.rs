@@ -169,6 +169,7 @@ async fn outbox_ids(db: &TestDb) -> HashSet<String> {
     outbox::after(&db.pool(), 0, 1_000_000)
         .await
         .expect("the outbox")
+        .events
         .iter()
         .map(|e| e.id.to_string())
         .collect()

@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::join_all;
 use serde_json::Value;
-use tributary::ids::ConnectorKey;
+use tributary::events::payloads::{self, SavedPayment};
+use tributary::events::{EventType, NewEvent, Stored};
+use tributary::ids::{AccountKey, ConnectorKey, PaymentKey};
 use tributary::sdk::ingest::{
     AccountData, AccountType, Amount, BalanceData, Batch, PaymentData, PaymentStatus, PaymentType,
     Scheme,
@@ -74,6 +76,7 @@ async fn all_events(storage: &StorageHandle) -> Vec<outbox::StoredEvent> {
     outbox::after(storage.pool(), 0, 100_000)
         .await
         .expect("read the outbox")
+        .events
 }
 
 fn types(events: &[outbox::StoredEvent]) -> Vec<&str> {
@@ -320,40 +323,105 @@ async fn by_reference(db: &TestDb) -> i64 {
         .get(0)
 }
 
+/// The `SAVED_PAYMENT` events of `connector`'s payment `reference`, in order.
+fn payment_events(
+    events: &[outbox::StoredEvent],
+    connector: &ConnectorKey,
+    reference: &str,
+) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e.event_type == "SAVED_PAYMENT" && e.connector_id == connector.id())
+        .map(|e| serde_json::from_str::<Value>(&e.envelope).expect("JSON"))
+        .filter(|e| e["payload"]["reference"] == reference)
+        .collect()
+}
+
 /// A payment's event is stored by reference to its change's adjustment and built when read:
-/// it reads the same bytes after later changes of the payment, a metadata patch, a reset and
-/// an uninstall (which write the envelopes out before deleting what they refer to; more than
-/// one chunk of them here).
+/// byte for byte what the event built at the change would be; the same bytes after later
+/// changes of the payment, a metadata patch, a reset and an uninstall (which write the
+/// envelopes out before deleting what they refer to; more than one chunk of them here, and
+/// another connector's left as they are).
 #[actix_rt::test]
 async fn a_payment_event_reads_the_same_after_changes_a_patch_a_reset_and_an_uninstall() {
     let db = TestDb::new().await;
     let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
     let connector = keyed_connector(&storage).await;
+    let other = keyed_connector(&storage).await;
     let mut first = batch(1_500, PaymentStatus::Pending);
     first.payments[0].metadata = [("k".to_string(), "v1".to_string())].into();
-    ingest(&storage, &connector, first).await;
+    ingest(&storage, &connector, first.clone()).await;
+    ingest(&storage, &other, batch(2, PaymentStatus::Pending)).await;
     let before = envelopes(&storage).await;
-    assert_eq!(before.len(), 1_502);
+    assert_eq!(before.len(), 1_502 + 4);
     assert_eq!(
         by_reference(&db).await,
-        1_500,
+        1_502,
         "payments' events by reference"
     );
 
-    // Every payment changes: new status, scheme, asset and accounts.
+    // Byte for byte the envelope built at the change (dated as stored).
+    let stored = all_events(&storage).await;
+    let event = stored
+        .iter()
+        .find(|e| e.event_type == "SAVED_PAYMENT" && e.connector_id == connector.id())
+        .expect("a payment event");
+    let input = &first.payments[0];
+    let account = |reference: &str| {
+        AccountKey {
+            connector: connector.clone(),
+            reference: reference.into(),
+        }
+        .id()
+    };
+    let eager = SavedPayment {
+        id: PaymentKey {
+            connector: connector.clone(),
+            reference: input.reference.clone(),
+            payment_type: input.payment_type.as_str().into(),
+        }
+        .id(),
+        reference: input.reference.clone(),
+        created_at: input.created_at,
+        connector_id: connector.id(),
+        provider: connector.provider.clone(),
+        payment_type: input.payment_type.as_str().into(),
+        status: input.status.as_str().into(),
+        scheme: input.scheme.as_str().into(),
+        asset: input.asset.clone(),
+        source_account_id: None,
+        destination_account_id: Some(account("acc")),
+        links: SavedPayment::links_for(None, Some(&account("acc"))),
+        raw_data: payloads::raw(input.raw.as_deref()),
+        initial_amount: payloads::number(input.amount.as_str()),
+        amount: payloads::number(input.amount.as_str()),
+        metadata: input.metadata.clone(),
+    };
+    let built = NewEvent::new(
+        connector.id(),
+        EventType::SavedPayment,
+        event.created_at,
+        &eager,
+    );
+    assert_eq!(built.stored, Stored::Envelope(event.envelope.clone()));
+
+    // Every payment changes: new status, amount, raw data, scheme, asset and accounts; p1,
+    // stored without metadata, comes with some (ingest keeps none).
     let mut second = batch(1_500, PaymentStatus::Succeeded);
     for p in &mut second.payments {
         p.scheme = Scheme::Sepa;
         p.asset = "USD/2".into();
         p.source_account = Some("acc".into());
+        p.amount = Amount::payment("amount", "77").expect("amount");
+        p.raw = Some(format!(r#"{{"second":"{}"}}"#, p.reference));
     }
+    second.payments[1].metadata = [("new".to_string(), "x".to_string())].into();
     ingest(&storage, &connector, second).await;
-    let payment_id = all_events(&storage)
-        .await
-        .iter()
-        .find(|e| e.event_type == "SAVED_PAYMENT")
-        .map(|e| serde_json::from_str::<Value>(&e.envelope).expect("JSON")["payload"]["id"].clone())
-        .and_then(|id| id.as_str().map(str::to_string))
+    let events = all_events(&storage).await;
+    let p0 = payment_events(&events, &connector, "p0");
+    let payment_id = p0[0]["payload"]["id"]
+        .as_str()
+        .map(str::to_string)
         .expect("a payment id");
     storage
         .write(PatchMetadata {
@@ -370,15 +438,18 @@ async fn a_payment_event_reads_the_same_after_changes_a_patch_a_reset_and_an_uni
     };
     let changed = envelopes(&storage).await;
     unchanged(&before, &changed, "changes and a patch");
-    let updates: Vec<Value> = all_events(&storage)
-        .await
-        .iter()
-        .filter(|e| !before.contains_key(&e.id) && e.event_type == "SAVED_PAYMENT")
-        .map(|e| serde_json::from_str(&e.envelope).expect("JSON"))
-        .collect();
-    assert_eq!(updates.len(), 1_500);
-    let update = &updates[0]["payload"];
+    let events = all_events(&storage).await;
+    let p0 = payment_events(&events, &connector, "p0");
+    assert_eq!(p0.len(), 2);
+    let (inserted, update) = (&p0[0]["payload"], &p0[1]["payload"]);
+    assert_eq!(inserted["status"], "PENDING");
+    assert_eq!(inserted["rawData"]["i"], 0);
     assert_eq!(update["status"], "SUCCEEDED");
+    assert_eq!(update["amount"], 77);
+    let exact = r#""initialAmount":123456789012345678901234567890,"amount":77,"#;
+    let updates = events.iter().filter(|e| e.envelope.contains(exact)).count();
+    assert_eq!(updates, 1_500, "the initial amount kept, exact");
+    assert_eq!(update["rawData"]["second"], "p0");
     assert_eq!(update["scheme"], "sepa");
     assert_eq!(update["asset"], "USD/2");
     assert_eq!(update["links"][0]["name"], "source_account");
@@ -386,22 +457,32 @@ async fn a_payment_event_reads_the_same_after_changes_a_patch_a_reset_and_an_uni
         update["metadata"]["k"], "v1",
         "the metadata of the change's time"
     );
+    let p1 = payment_events(&events, &connector, "p1");
+    assert_eq!(
+        p1[1]["payload"]["metadata"],
+        serde_json::json!({}),
+        "none stored"
+    );
 
     storage
         .write(WipeConnectorData { id: connector.id() })
         .await
         .expect("reset");
-    assert_eq!(by_reference(&db).await, 0, "written out by the reset");
+    assert_eq!(
+        by_reference(&db).await,
+        2,
+        "the reset wrote out its connector's events, not the other's"
+    );
     let reset = envelopes(&storage).await;
     unchanged(&changed, &reset, "a reset");
 
     ingest(&storage, &connector, batch(2, PaymentStatus::Pending)).await;
     let installed = envelopes(&storage).await;
-    assert_eq!(by_reference(&db).await, 2);
+    assert_eq!(by_reference(&db).await, 4);
     storage
         .write(DeleteConnector { id: connector.id() })
         .await
         .expect("uninstall");
-    assert_eq!(by_reference(&db).await, 0, "written out by the uninstall");
+    assert_eq!(by_reference(&db).await, 2, "written out by the uninstall");
     unchanged(&installed, &envelopes(&storage).await, "an uninstall");
 }

@@ -858,6 +858,7 @@ async fn a_thousand_files_reach_every_active_endpoint_once_in_connector_order() 
         tributary::storage::queries::events::after(&service.app.db.pool(), 0, 1_000_000)
             .await
             .expect("the outbox")
+            .events
             .iter()
             .filter(|e| e.event_type == "SAVED_PAYMENT")
             .map(|e| serde_json::from_str(&e.envelope).expect("JSON"))
