@@ -62,7 +62,8 @@ fn batch(n: usize, status: PaymentStatus) -> Batch {
     batch
 }
 
-async fn ingest(storage: &StorageHandle, connector: &ConnectorKey, batch: Batch) {
+/// Writes `batch` for `connector` through the storage actor.
+pub(super) async fn ingest(storage: &StorageHandle, connector: &ConnectorKey, batch: Batch) {
     storage
         .write(IngestBatch {
             connector: connector.clone(),

@@ -224,7 +224,6 @@ async fn a_late_save_never_recreates_a_dropped_cursor() {
 #[actix_rt::test]
 async fn events_whose_rows_are_gone_are_skipped_and_the_cursor_passes_them() {
     use tributary::sdk::ingest::{Amount, Batch, PaymentData, PaymentStatus, PaymentType, Scheme};
-    use tributary::storage::commands::ingest::IngestBatch;
 
     let db = TestDb::new().await;
     let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
@@ -245,13 +244,7 @@ async fn events_whose_rows_are_gone_are_skipped_and_the_cursor_passes_them() {
             metadata: Default::default(),
         });
     }
-    storage
-        .write(IngestBatch {
-            connector: connector.clone(),
-            batch,
-        })
-        .await
-        .expect("ingest");
+    super::outbox::ingest(&storage, &connector, batch).await;
     assert_eq!(positions(&storage).await.len(), 3);
     db.client()
         .await
