@@ -1,13 +1,15 @@
 //! The publisher actor: performs the [`Reader`]'s steps — outbox reads on the pool, the sink,
 //! cursor writes through the storage actor, waits — one after the other in one future owned
 //! by the actor, so stopping the actor stops the loop. Its mailbox takes one message: stop.
+//! One overlap: while a full batch (a backlog) is delivered, the next page is read ahead, and
+//! the next read step takes it when it starts where that page does.
 
 use actix::prelude::*;
 
 use super::machine::{Reader, ReaderLimits, Step};
 use super::{Sink, StartAt};
 use crate::storage::commands::events::{AdvanceCursor, StartCursor};
-use crate::storage::queries::events::{self as outbox, StoredEvent};
+use crate::storage::queries::events::{self as outbox, Page, StoredEvent};
 use crate::storage::{StorageError, StorageHandle};
 
 /// How a publisher is named, where it starts and how it reads.
@@ -123,14 +125,24 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
     let mut reader = Reader::new(cursor, options.limits);
     let mut batch: Vec<StoredEvent> = Vec::new();
     let mut full = false;
+    // The page after a full batch, read while that batch is delivered: (where it starts, it).
+    let mut prefetched: Option<(i64, Page)> = None;
+    let mut last_read: Option<i64> = None;
     let mut step = reader.start();
     loop {
         step = match step {
             Step::Read { after, limit } => {
-                match outbox::after(storage.pool(), after, limit).await {
+                let read = match prefetched.take() {
+                    // Still what a read now would start with: the outbox only grows at its
+                    // end (positions in commit order), and nothing after a cursor is pruned.
+                    Some((at, page)) if at == after => Ok(page),
+                    _ => outbox::after(storage.pool(), after, limit).await,
+                };
+                match read {
                     Ok(page) => {
                         full = page.full;
                         batch = page.events;
+                        last_read = page.last;
                         record_backlog(&storage, name, after, &batch, full).await;
                         reader.read_done(page.last)
                     }
@@ -140,7 +152,15 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
                     }
                 }
             }
-            Step::Deliver => match sink.deliver(&batch).await {
+            Step::Deliver => match deliver_and_prefetch(
+                sink.as_mut(),
+                &batch,
+                &storage,
+                (full, last_read, options.limits.batch),
+                &mut prefetched,
+            )
+            .await
+            {
                 Ok(()) => {
                     metrics::counter!("tributary_events_published_total", "publisher" => name.to_string())
                         .increment(batch.len() as u64);
@@ -175,6 +195,27 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
             }
         };
     }
+}
+
+/// Delivers `batch`; when it was a full page (a backlog), reads the next page meanwhile into
+/// `prefetched`, so the outbox query and the envelopes built from it overlap the sink's work.
+async fn deliver_and_prefetch(
+    sink: &mut dyn Sink,
+    batch: &[StoredEvent],
+    storage: &StorageHandle,
+    (full, last, limit): (bool, Option<i64>, i64),
+    prefetched: &mut Option<(i64, Page)>,
+) -> Result<(), super::SinkError> {
+    let Some(next) = last.filter(|_| full) else {
+        return sink.deliver(batch).await;
+    };
+    let (delivered, page) = futures::join!(
+        sink.deliver(batch),
+        outbox::after(storage.pool(), next, limit)
+    );
+    // A failed read is read again when its turn comes.
+    *prefetched = page.ok().map(|page| (next, page));
+    delivered
 }
 
 /// The backlog gauge: events after the cursor at this read (the outbox head when the batch

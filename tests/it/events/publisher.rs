@@ -272,3 +272,48 @@ async fn events_whose_rows_are_gone_are_skipped_and_the_cursor_passes_them() {
     .await;
     assert_eq!(*sink.got.borrow(), resets);
 }
+
+/// A sink that appends `more` events (resets) during its first delivery, while the publisher
+/// reads the next page ahead.
+struct AppendingRecorder {
+    recorder: Recorder,
+    storage: StorageHandle,
+    more: Rc<RefCell<usize>>,
+}
+
+impl Sink for AppendingRecorder {
+    fn deliver<'a>(
+        &'a mut self,
+        events: &'a [StoredEvent],
+    ) -> LocalBoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let more = std::mem::take(&mut *self.more.borrow_mut());
+            append(&self.storage, more).await;
+            self.recorder.deliver(events).await
+        })
+    }
+}
+
+/// Events committed while a full batch is delivered (and the next page read ahead) arrive
+/// in order, each once, whichever read sees them first.
+#[actix_rt::test]
+async fn events_appended_during_a_delivery_arrive_in_order_once() {
+    let db = TestDb::new().await;
+    let storage = StorageHandle::start(db.pool(), 1000, Duration::ZERO);
+    append(&storage, 7).await;
+    let recorder = Recorder::default();
+    let sink = AppendingRecorder {
+        recorder: recorder.clone(),
+        storage: storage.clone(),
+        more: Rc::new(RefCell::new(5)),
+    };
+    let _publisher = Publisher::start(storage.clone(), sink, options("ahead", StartAt::Oldest));
+    eventually("every event delivered", Duration::from_secs(10), || {
+        let got = recorder.got.clone();
+        async move { got.borrow().len() >= 12 }
+    })
+    .await;
+    let all = positions(&storage).await;
+    assert_eq!(all.len(), 12);
+    assert_eq!(*recorder.got.borrow(), all, "in order, each once");
+}
