@@ -56,7 +56,7 @@ pub struct Application {
     storage: StorageHandle,
     runtime: Runtime,
     shutdown: CancellationToken,
-    _instance_lock: InstanceLock,
+    instance_lock: InstanceLock,
     _refresher: crate::monitoring::tasks::Refresher,
 }
 
@@ -222,7 +222,7 @@ impl Application {
             storage,
             runtime,
             shutdown,
-            _instance_lock: instance_lock,
+            instance_lock,
             _refresher: refresher,
         })
     }
@@ -249,7 +249,8 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled (or, with `signals`, until SIGINT or
     /// SIGTERM), then stops accepting requests and, at the same time, stops every task run
-    /// (statuses untouched), lets in-flight requests finish and drains the storage actor.
+    /// (statuses untouched), lets in-flight requests finish, drains the storage actor and
+    /// gives back the instance lock.
     pub async fn run_until_stopped(self, signals: Option<ShutdownSignals>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let token = self.shutdown.clone();
@@ -261,7 +262,7 @@ impl Application {
             });
         }
         // Never run beside another process that took the database during an outage.
-        let lost = self._instance_lock.lost();
+        let lost = self.instance_lock.lost();
         let on_lost = token.clone();
         actix_rt::spawn(async move {
             lost.cancelled().await;
@@ -277,6 +278,8 @@ impl Application {
         self.server.await?;
         let _ = stopped.await;
         self.storage.drain().await;
+        // Last: the database is free for the next instance once this returns.
+        self.instance_lock.release().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -22,16 +22,26 @@ const RETAKE_EVERY: Duration = Duration::from_secs(1);
 /// The lock connection's application name (visible in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "tributary-instance-lock";
 
-/// Held while the service runs; dropping it ends the session and frees the lock.
+/// Held while the service runs; [`InstanceLock::release`] gives it back (a graceful stop),
+/// dropping it ends the session, which frees the lock a moment later.
 pub struct InstanceLock {
     keeper: JoinHandle<()>,
     lost: CancellationToken,
+    release: CancellationToken,
 }
 
 impl InstanceLock {
     /// Cancelled if, after losing its connection, the lock was found taken by another process.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
+    }
+
+    /// Unlocks and ends the session, returning once the lock is free: a service started on
+    /// the same database right after a graceful stop is not refused. (Dropping the session
+    /// alone frees it only when the server notices the closed connection.)
+    pub async fn release(mut self) {
+        self.release.cancel();
+        let _ = (&mut self.keeper).await;
     }
 }
 
@@ -44,7 +54,7 @@ impl Drop for InstanceLock {
 /// A session holding the lock: the client, and the task driving its connection (which ends
 /// when the connection does).
 struct Session {
-    _client: tokio_postgres::Client,
+    client: tokio_postgres::Client,
     connection: JoinHandle<()>,
 }
 
@@ -65,19 +75,35 @@ async fn take(url: &str) -> Result<Session, StorageError> {
     if !locked {
         return Err(StorageError::AlreadyRunning);
     }
-    Ok(Session {
-        _client: client,
-        connection,
-    })
+    Ok(Session { client, connection })
 }
 
-/// Keeps the lock: waits for the session to end, then takes the lock again.
-async fn keep(url: String, mut session: Session, lost: CancellationToken) {
+/// Keeps the lock: waits for the session to end, then takes the lock again; on `release`,
+/// unlocks and returns.
+async fn keep(
+    url: String,
+    mut session: Session,
+    lost: CancellationToken,
+    release: CancellationToken,
+) {
     loop {
-        let _ = (&mut session.connection).await;
+        tokio::select! {
+            _ = &mut session.connection => {}
+            _ = release.cancelled() => {
+                // Failing, the session's end frees it all the same.
+                let _ = session
+                    .client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&INSTANCE_LOCK])
+                    .await;
+                return;
+            }
+        }
         tracing::warn!("instance lock session ended; taking the lock again");
         session = loop {
-            tokio::time::sleep(RETAKE_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(RETAKE_EVERY) => {}
+                _ = release.cancelled() => return,
+            }
             match take(&url).await {
                 Ok(session) => {
                     tracing::info!("instance lock taken again");
@@ -99,7 +125,16 @@ async fn keep(url: String, mut session: Session, lost: CancellationToken) {
 /// Takes the instance lock, or fails with [`StorageError::AlreadyRunning`].
 pub async fn acquire(url: &str) -> Result<InstanceLock, StorageError> {
     let session = take(url).await?;
-    let lost = CancellationToken::new();
-    let keeper = tokio::spawn(keep(url.to_string(), session, lost.clone()));
-    Ok(InstanceLock { keeper, lost })
+    let (lost, release) = (CancellationToken::new(), CancellationToken::new());
+    let keeper = tokio::spawn(keep(
+        url.to_string(),
+        session,
+        lost.clone(),
+        release.clone(),
+    ));
+    Ok(InstanceLock {
+        keeper,
+        lost,
+        release,
+    })
 }

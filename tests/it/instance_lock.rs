@@ -93,3 +93,36 @@ async fn the_lock_is_taken_again_after_its_session_is_cut() {
     ));
     assert!(!lock.lost().is_cancelled());
 }
+
+/// A graceful stop gives the lock back before it returns: the next instance on the same
+/// database starts at once (before, the lock went with the session, a moment after the
+/// connection closed, and an immediate restart could be refused).
+#[actix_rt::test]
+async fn a_stopped_application_frees_the_database_at_once() {
+    let db = TestDb::new().await;
+    let admin = db.client().await;
+    let held = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND a.application_name = $1
+                   AND a.datname = current_database()",
+                &[&instance_lock::APPLICATION_NAME],
+            )
+            .await
+            .expect("pg_locks")
+            .get::<_, i64>(0)
+    };
+    for _ in 0..3 {
+        let app = Application::build(&test_settings(), &db.url)
+            .await
+            .expect("an instance starts right after the previous one stopped");
+        assert_eq!(held().await, 1);
+        app.shutdown_token().cancel();
+        app.run_until_stopped(None).await.expect("stopped");
+        assert_eq!(held().await, 0, "the lock is free when the stop returns");
+    }
+    let lock = instance_lock::acquire(&db.url).await.expect("the lock");
+    lock.release().await;
+    assert_eq!(held().await, 0, "a released lock is free at once");
+}

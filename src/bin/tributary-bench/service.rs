@@ -10,7 +10,7 @@ use tributary::app::Application;
 use tributary::sdk::SystemClock;
 use tributary::settings::Settings;
 use tributary::storage::database::with_dbname;
-use tributary::storage::{Pool, StorageHandle, database, instance_lock};
+use tributary::storage::{Pool, StorageHandle, database};
 
 /// A minimal blocking HTTP/1.0 request with an optional JSON body (keeps the bench free of an
 /// HTTP client dependency). Returns the status and the body.
@@ -94,36 +94,9 @@ impl Service {
         let mut old = self;
         old.stop().await;
         old.pool.close();
-        old.instance_lock_released().await?;
         let mut settings = base_settings(&old.db)?;
         edit(&mut settings);
         Self::build(&old.admin_url, std::mem::take(&mut old.db), &settings).await
-    }
-
-    /// Waits until the stopped service's instance lock is gone: its session ends when its
-    /// connection closes, which the server notices a moment later, and a service started
-    /// before that refuses to run beside it.
-    async fn instance_lock_released(&self) -> anyhow::Result<()> {
-        let admin = database::connect(&self.admin_url, 1, Duration::from_secs(10))?;
-        let client = admin.get().await?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let held: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = $1 AND application_name = $2",
-                    &[&self.db, &instance_lock::APPLICATION_NAME],
-                )
-                .await?
-                .get(0);
-            if held == 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("the instance lock of {} is still held after 30 s", self.db);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// Stops the service (the pool stays usable for ceiling measurements).
