@@ -181,21 +181,27 @@ impl Service {
     }
 }
 
-#[test]
-fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once() {
-    let files = env_usize("TRIBUTARY_SIGTERM_FILES", 250);
-    let lines = env_usize("TRIBUTARY_SIGTERM_LINES", 200);
-    let total = (files * lines) as i64;
+/// A directory for one service run, under /tmp: the embedded PostgreSQL runs as `postgres`
+/// when we are root, so it must be able to traverse it.
+fn service_dir(prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
-        .prefix("tributary-sigterm-")
+        .prefix(prefix)
         .tempdir_in("/tmp")
         .expect("tempdir");
-    // The embedded PostgreSQL runs as `postgres` when we are root: it must traverse this.
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
+    dir
+}
+
+#[test]
+fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once() {
+    let files = env_usize("TRIBUTARY_SIGTERM_FILES", 250);
+    let lines = env_usize("TRIBUTARY_SIGTERM_LINES", 200);
+    let total = (files * lines) as i64;
+    let dir = service_dir("tributary-sigterm-");
     let inbox = dir.path().join("files");
     std::fs::create_dir_all(&inbox).expect("mkdir");
     // Modified in the past, so that the first poll takes every file.
@@ -357,16 +363,7 @@ fn sigterm_under_load_exits_fast_keeps_statuses_and_resumes_every_payment_once()
 /// killed the process there and left its PostgreSQL running.
 #[test]
 fn a_sigterm_during_boot_stops_the_service_gracefully() {
-    let dir = tempfile::Builder::new()
-        .prefix("tributary-sigterm-boot-")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    // The embedded PostgreSQL runs as `postgres` when we are root: it must traverse this.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let dir = service_dir("tributary-sigterm-boot-");
     let config = dir.path().join("tributary.toml");
     std::fs::write(&config, "").expect("config");
     let service = Service {

@@ -125,9 +125,10 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
     let mut reader = Reader::new(cursor, options.limits);
     let mut batch: Vec<StoredEvent> = Vec::new();
     let mut full = false;
-    // The page after a full batch, read while that batch is delivered: (where it starts, it).
+    // After a full batch (a backlog), where the next page starts: it is read while the batch
+    // is delivered, and kept as (where it starts, it) for the next read step.
+    let mut read_ahead: Option<i64> = None;
     let mut prefetched: Option<(i64, Page)> = None;
-    let mut last_read: Option<i64> = None;
     let mut step = reader.start();
     loop {
         step = match step {
@@ -142,7 +143,7 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
                     Ok(page) => {
                         full = page.full;
                         batch = page.events;
-                        last_read = page.last;
+                        read_ahead = page.last.filter(|_| page.full);
                         record_backlog(&storage, name, after, &batch, full).await;
                         reader.read_done(page.last)
                     }
@@ -156,7 +157,7 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
                 sink.as_mut(),
                 &batch,
                 &storage,
-                (full, last_read, options.limits.batch),
+                read_ahead.map(|at| (at, options.limits.batch)),
                 &mut prefetched,
             )
             .await
@@ -197,16 +198,17 @@ async fn run(mut sink: Box<dyn Sink>, storage: StorageHandle, options: Publisher
     }
 }
 
-/// Delivers `batch`; when it was a full page (a backlog), reads the next page meanwhile into
-/// `prefetched`, so the outbox query and the envelopes built from it overlap the sink's work.
+/// Delivers `batch`; with `ahead` (where the next page starts, its size), reads that page
+/// meanwhile into `prefetched`, so the outbox query and the envelopes built from it overlap
+/// the sink's work.
 async fn deliver_and_prefetch(
     sink: &mut dyn Sink,
     batch: &[StoredEvent],
     storage: &StorageHandle,
-    (full, last, limit): (bool, Option<i64>, i64),
+    ahead: Option<(i64, i64)>,
     prefetched: &mut Option<(i64, Page)>,
 ) -> Result<(), super::SinkError> {
-    let Some(next) = last.filter(|_| full) else {
+    let Some((next, limit)) = ahead else {
         return sink.deliver(batch).await;
     };
     let (delivered, page) = futures::join!(
